@@ -1,0 +1,59 @@
+"""`evodevo` command line: thin wrappers over the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from evodevo.config import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="evodevo", description="Open-ended evo-devo in a continuous Craftax world.")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    run = sub.add_parser("run", help="start a new run")
+    run.add_argument("--config", default="configs/default.yaml", help="YAML preset (default: configs/default.yaml)")
+    run.add_argument("--run-dir", required=True, help="directory for config, checkpoints, lifetimes and TensorBoard")
+    run.add_argument("--steps", type=int, required=True, help="simulation steps (each advances every slot once)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a config key (repeatable)")
+
+    res = sub.add_parser("resume", help="continue a run from its latest checkpoint")
+    res.add_argument("run_dir", help="the run directory")
+    res.add_argument("--steps", type=int, required=True, help="further simulation steps to run")
+    res.add_argument("--set", dest="overrides", action="append", default=[], metavar="run.KEY=VALUE",
+                     help="override a run.* key (repeatable)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from evodevo.world.checkpoint import CheckpointError
+    from evodevo.world.runner import RunDirError, Runner
+
+    if args.steps < 0:
+        print("evodevo: error: --steps must be >= 0", file=sys.stderr)
+        return 2
+    try:
+        if args.verb == "run":
+            from evodevo import config
+
+            cfg = config.load(args.config, args.overrides)
+            runner = Runner.create(args.run_dir, cfg)
+        else:
+            runner = Runner.load(args.run_dir, args.overrides)
+        try:
+            finished = runner.advance(args.steps)
+        finally:
+            runner.close()
+    except (ConfigError, RunDirError, CheckpointError) as e:
+        print(f"evodevo: error: {e}", file=sys.stderr)
+        return 2
+    if finished:
+        print(f"Run at step {runner.step}; outputs in {args.run_dir}")
+    return 0 if finished else 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

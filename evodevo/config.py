@@ -1,0 +1,203 @@
+"""One typed configuration for a run.
+
+Every field carries a one-line doc and, where values can be impossible, a check.
+YAML presets in configs/ override the defaults here; `--set section.key=value`
+overrides a preset. Unknown keys, wrong types and impossible values raise
+`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad configuration: the message names the key and what to do."""
+
+
+def _f(default, doc: str, check: Callable[[Any], bool] | None = None, need: str = ""):
+    return field(default=default, metadata={"doc": doc, "check": check, "need": need})
+
+
+def _pos(x):
+    return x > 0
+
+
+def _nonneg(x):
+    return x >= 0
+
+
+def _unit(x):
+    return 0.0 <= x <= 1.0
+
+
+ENVS = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1")
+AGENT_KINDS = ("random", "transformer")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    env: str = _f(ENVS[0], "Craftax env name (symbolic only)", lambda x: x in ENVS, f"one of {ENVS}")
+    n_slots: int = _f(64, "agent slots = Craftax worlds, one agent each", _pos, "> 0")
+    max_age: int = _f(10000, "an agent dies of old age at this many steps", _pos, "> 0")
+    immortal: bool = _f(False, "benchmark/test switch: nobody dies of health, lava or old age")
+    spawn_clear_radius: int = _f(6, "hostile mobs and projectiles this close (Chebyshev) to a newborn are removed", _nonneg, ">= 0")
+
+
+@dataclass(frozen=True)
+class AgentsConfig:
+    kind: str = _f("random", "agent kind", lambda x: x in AGENT_KINDS, f"one of {AGENT_KINDS}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    chunk_steps: int = _f(250, "simulation steps per jitted chunk (host I/O happens between chunks)", _pos, "> 0")
+    checkpoint_every: int = _f(10000, "steps between checkpoints (also one at the end and on Ctrl-C)", _pos, "> 0")
+    keep_checkpoints: int = _f(3, "number of most recent checkpoints kept", _pos, "> 0")
+    recent_lives: int = _f(500, "window of most recent finished lives for lifespan/achievement statistics", _pos, "> 0")
+    progress: bool = _f(True, "show a progress bar")
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = _f(0, "random seed: same seed and config give the same run")
+    world: WorldConfig = field(default_factory=WorldConfig, metadata={"doc": "the continuous Craftax world"})
+    agents: AgentsConfig = field(default_factory=AgentsConfig, metadata={"doc": "the agents"})
+    run: RunConfig = field(default_factory=RunConfig, metadata={"doc": "the host loop and its outputs"})
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _is_section(tp) -> bool:
+    return dataclasses.is_dataclass(tp)
+
+
+def _coerce(key: str, value, tp):
+    """Check `value` against the field type `tp`; ints are accepted for floats."""
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    else:  # pragma: no cover - only the types above are used
+        raise TypeError(f"unsupported config type {tp} for {key}")
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls, data: dict, prefix: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key '{prefix[:-1] or '<root>'}': expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for name, f in names.items():
+        key = prefix + name
+        tp = hints[name]
+        if _is_section(tp):
+            kwargs[name] = _build(tp, data.get(name, {}) or {}, key + ".")
+            continue
+        if name not in data:
+            continue
+        value = _coerce(key, data[name], tp)
+        check = f.metadata.get("check")
+        if check is not None and not check(value):
+            raise ConfigError(f"config key '{key}': {value!r} is impossible, need {f.metadata['need']}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _cross_checks(cfg: Config) -> None:
+    """Constraints that involve more than one key."""
+    del cfg  # none yet; later sections add theirs here
+
+
+def from_dict(data: dict) -> Config:
+    cfg = _build(Config, data or {}, "")
+    _cross_checks(cfg)
+    return cfg
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'section.key=value' -> (['section', 'key'], yaml-parsed value)."""
+    if "=" not in text:
+        raise ConfigError(f"--set '{text}': expected section.key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set '{text}': empty key")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    data = _deep_copy(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set '{text}': '{part}' is not a section")
+        node[path[-1]] = value
+    return data
+
+
+def _deep_copy(d):
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in (d or {}).items()}
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist; pass --config configs/default.yaml or another preset")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {e}".splitlines()[0]) from None
+    return data or {}
+
+
+def load(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    data = read_yaml(path) if path is not None else {}
+    return from_dict(apply_overrides(data, list(overrides)))
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def field_docs(cls=Config, prefix: str = "") -> dict[str, str]:
+    """Flat 'section.key' -> doc for every leaf field (used by tests and docs)."""
+    out = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if _is_section(hints[f.name]):
+            out.update(field_docs(hints[f.name], prefix + f.name + "."))
+        else:
+            out[prefix + f.name] = f.metadata["doc"]
+    return out

@@ -1,0 +1,65 @@
+"""Checkpoints of a run's whole SimState with orbax-checkpoint (atomic, keep last k)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: the message says what to do."""
+
+
+class Checkpoints:
+    def __init__(self, directory: Path, keep: int):
+        self.directory = Path(directory).absolute()
+        self.manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False),
+            item_names=("state", "meta"),
+        )
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state, meta: dict) -> None:
+        if step in self.manager.all_steps():
+            return
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            force=True,
+        )
+        self.manager.wait_until_finished()
+
+    def restore(self, template, step: int | None = None):
+        """Restore (state, meta) shaped like `template` (a SimState from a fresh init)."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise CheckpointError(f"no checkpoint in {self.directory}; start the run with `evodevo run` instead")
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), template)
+        try:
+            restored = self.manager.restore(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
+            )
+        except Exception as e:  # orbax raises many types for corrupt or mismatched trees
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(
+                f"checkpoint {self.directory / str(step)} cannot be restored into this configuration "
+                f"({type(e).__name__}: {first[:200]}); it is corrupt or from an incompatible config/version"
+            ) from None
+        state = restored.state
+        for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(abstract)):
+            if got.shape != want.shape or got.dtype != want.dtype:
+                raise CheckpointError(
+                    f"checkpoint {self.directory / str(step)} holds {got.shape}/{got.dtype} where this config "
+                    f"needs {want.shape}/{want.dtype}: it is from an incompatible config/version"
+                )
+        return state, dict(restored.meta), step
+
+    def close(self):
+        self.manager.close()

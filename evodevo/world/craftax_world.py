@@ -1,0 +1,238 @@
+"""The continuous Craftax world: N worlds, one per agent slot, generated once, never reset.
+
+Craftax has no respawn. `ContinuousWorld.respawn` revives a slot's player with the
+fresh stats of that world's first player (kept from generation as `newborn`) while
+the map, mobs, plants and placed blocks persist. A newborn is placed on the nearest
+free walkable tile to the world's original spawn point, and hostile mobs and
+projectiles near it are removed: otherwise the mob that killed the parent kills the
+child within ~14 steps (NOTES-craftax.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from evodevo.config import WorldConfig
+
+# Craftax's own timestep limit must never end a life; day/night keeps cycling.
+NEVER = 2**31 - 1
+
+
+class Cause(IntEnum):
+    """Why a life ended. 0 means the slot's agent is still alive."""
+
+    alive = 0
+    health = 1  # Craftax: player_health <= 0
+    lava = 2  # Craftax-Classic: standing on lava
+    old_age = 3  # age >= world.max_age
+    broken = 4  # non-finite parameters or losses (learning agents)
+    won = 5  # full Craftax: the final boss was beaten
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [c.name for c in cls if c != cls.alive]
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What differs between Craftax-Classic and full Craftax for a continuous world."""
+
+    player_fields: tuple[str, ...]  # reset to the newborn's values at respawn
+    hostile_in_mob_map: tuple[str, ...]  # hostile mob groups that occupy mob_map
+    projectiles: tuple[str, ...]  # hostile projectiles (not in mob_map)
+    spawn_blocks: tuple[int, ...]  # block types a newborn may stand on
+    levels: bool  # map and mobs have a leading level axis
+    achievements: tuple[str, ...]  # lower-case achievement names, in Craftax order
+
+
+def _classic_spec(env_name: str):
+    from craftax.craftax_classic.constants import Achievement, BlockType
+    from craftax.craftax_classic.envs.craftax_symbolic_env import CraftaxClassicSymbolicEnvNoAutoReset
+
+    spec = EnvSpec(
+        player_fields=(
+            "player_direction", "player_health", "player_food", "player_drink", "player_energy",
+            "is_sleeping", "player_recover", "player_hunger", "player_thirst", "player_fatigue",
+            "inventory", "achievements",
+        ),
+        hostile_in_mob_map=("zombies", "skeletons"),
+        projectiles=("arrows",),
+        spawn_blocks=(BlockType.GRASS.value, BlockType.SAND.value, BlockType.PATH.value),
+        levels=False,
+        achievements=tuple(a.name.lower() for a in Achievement),
+    )
+    return CraftaxClassicSymbolicEnvNoAutoReset(), spec
+
+
+def _full_spec(env_name: str):
+    from craftax.craftax.constants import Achievement, BlockType
+    from craftax.craftax.envs.craftax_symbolic_env import CraftaxSymbolicEnvNoAutoReset
+
+    spec = EnvSpec(
+        player_fields=(
+            "player_level", "player_direction", "player_health", "player_food", "player_drink",
+            "player_energy", "player_mana", "is_sleeping", "is_resting", "player_recover",
+            "player_hunger", "player_thirst", "player_fatigue", "player_recover_mana", "player_xp",
+            "player_dexterity", "player_strength", "player_intelligence", "inventory",
+            "learned_spells", "sword_enchantment", "bow_enchantment", "armour_enchantments",
+            "achievements",
+        ),
+        hostile_in_mob_map=("melee_mobs", "ranged_mobs"),
+        projectiles=("mob_projectiles",),
+        spawn_blocks=(BlockType.GRASS.value, BlockType.SAND.value, BlockType.PATH.value),
+        levels=True,
+        achievements=tuple(a.name.lower() for a in Achievement),
+    )
+    return CraftaxSymbolicEnvNoAutoReset(), spec
+
+
+_ENVS = {
+    "Craftax-Classic-Symbolic-v1": _classic_spec,
+    "Craftax-Symbolic-v1": _full_spec,
+}
+
+
+@struct.dataclass
+class WorldState:
+    env: object  # batched Craftax EnvState, leading axis = slot
+    obs: jax.Array  # [N, obs_dim] symbolic observation of each slot
+    newborn: object  # batched player fields (incl. position) of each world's first player
+
+
+def strong_dtypes(tree):
+    """Cast weak-typed leaves to their strong dtype (Craftax's reset leaves some weak)."""
+    return jax.tree.map(lambda x: jnp.asarray(x, dtype=jnp.asarray(x).dtype), tree)
+
+
+class ContinuousWorld:
+    """N never-resetting Craftax worlds. All methods are pure and jittable."""
+
+    def __init__(self, cfg: WorldConfig):
+        self.cfg = cfg
+        self.env, self.spec = _ENVS[cfg.env](cfg.env)
+        self.params = self.env.default_params.replace(max_timesteps=NEVER)
+        self.n = cfg.n_slots
+        self.num_actions = self.env.num_actions
+        self.obs_dim = int(self.env.observation_space(self.params).shape[0])
+        self.achievement_names = self.spec.achievements
+
+    # ------------------------------------------------------------------ init
+
+    def init(self, key) -> WorldState:
+        keys = jax.random.split(key, self.n)
+        obs, env = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys, self.params)
+        env = strong_dtypes(env)
+        # Own copies: the chunk donates its input, and a buffer may be donated only once.
+        newborn = jax.tree.map(jnp.copy, self._player(env))
+        newborn["player_position"] = jnp.copy(env.player_position)
+        return WorldState(env=env, obs=strong_dtypes(obs), newborn=newborn)
+
+    def _player(self, env) -> dict:
+        return {name: getattr(env, name) for name in self.spec.player_fields}
+
+    # ------------------------------------------------------------------ step
+
+    def step(self, ws: WorldState, actions, key):
+        """Advance every slot once. Returns (world, cause[N]) with Craftax's own deaths."""
+        keys = jax.random.split(key, self.n)
+        obs, env, _reward, _done, _info = jax.vmap(self.env.step_env, in_axes=(0, 0, 0, None))(
+            keys, ws.env, actions, self.params
+        )
+        # Craftax's extrinsic reward is discarded on purpose: agents learn from curiosity only.
+        return ws.replace(env=env, obs=obs), self.craftax_death(env)
+
+    def craftax_death(self, env):
+        """Cause per slot of a Craftax game-over, ignoring the timestep limit."""
+        cause = jnp.where(env.player_health <= 0, Cause.health, Cause.alive)
+        if not self.spec.levels:
+            pos = env.player_position
+            on_lava = env.map[jnp.arange(self.n), pos[:, 0], pos[:, 1]] == _lava_value()
+            cause = jnp.where((cause == Cause.alive) & on_lava, Cause.lava, cause)
+        else:
+            from craftax.craftax.game_logic import has_beaten_boss
+
+            won = jax.vmap(has_beaten_boss, in_axes=(0, None))(env, self.env.static_env_params)
+            cause = jnp.where((cause == Cause.alive) & won, Cause.won, cause)
+        if self.cfg.immortal:
+            cause = jnp.zeros_like(cause)
+        return cause.astype(jnp.int32)
+
+    # ------------------------------------------------------------------ respawn
+
+    def respawn(self, ws: WorldState, mask) -> WorldState:
+        """Revive the players of slots where `mask` is True; the worlds persist."""
+
+        def revive(env, newborn):
+            fresh = env.replace(**{k: v for k, v in newborn.items() if k != "player_position"})
+            pos = self._spawn_position(fresh, newborn["player_position"])
+            fresh = fresh.replace(player_position=pos)
+            return self._clear_hostiles(fresh, pos)
+
+        def do(ws):
+            revived = jax.vmap(revive)(ws.env, ws.newborn)
+            env = jax.tree.map(
+                lambda new, old: jnp.where(mask.reshape((-1,) + (1,) * (old.ndim - 1)), new, old),
+                revived, ws.env,
+            )
+            obs = jax.vmap(self.env.get_obs)(env)
+            return ws.replace(env=env, obs=jnp.where(mask[:, None], obs, ws.obs))
+
+        return jax.lax.cond(mask.any(), do, lambda ws: ws, ws)
+
+    def _ground(self, env):
+        return (env.map[0], env.mob_map[0]) if self.spec.levels else (env.map, env.mob_map)
+
+    def _spawn_position(self, env, origin):
+        """Nearest free walkable tile to the world's original spawn point."""
+        ground, mobs = self._ground(env)
+        free = jnp.isin(ground, jnp.asarray(self.spec.spawn_blocks)) & ~mobs
+        h, w = ground.shape
+        ii, jj = jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij")
+        dist = jnp.abs(ii - origin[0]) + jnp.abs(jj - origin[1])
+        flat = jnp.argmin(jnp.where(free, dist, h + w + 1))
+        return jnp.stack([flat // w, flat % w]).astype(origin.dtype)
+
+    def _clear_hostiles(self, env, pos):
+        r = self.cfg.spawn_clear_radius
+        mob_map = env.mob_map
+        updates = {}
+        for name in self.spec.hostile_in_mob_map + self.spec.projectiles:
+            mobs = getattr(env, name)
+            near = (jnp.abs(mobs.position - pos).max(axis=-1) <= r) & mobs.mask
+            if self.spec.levels:  # only the ground level, where newborns spawn
+                near = near & (jnp.arange(near.shape[0])[:, None] == 0)
+            if name in self.spec.hostile_in_mob_map:
+                # Free the cells of removed mobs; other entries are routed out of bounds and dropped.
+                rows = jnp.where(near, mobs.position[..., 0], mob_map.shape[-2])
+                cols = mobs.position[..., 1]
+                if self.spec.levels:
+                    lvl = jnp.broadcast_to(jnp.arange(near.shape[0])[:, None], near.shape)
+                    mob_map = mob_map.at[lvl, rows, cols].set(False, mode="drop")
+                else:
+                    mob_map = mob_map.at[rows, cols].set(False, mode="drop")
+            updates[name] = mobs.replace(mask=mobs.mask & ~near)
+        return env.replace(mob_map=mob_map, **updates)
+
+    # ------------------------------------------------------------------ reading
+
+    def position(self, ws: WorldState):
+        """[N, 2] player positions (row, col) in map cells."""
+        return ws.env.player_position
+
+    def map_size(self) -> tuple[int, int]:
+        return tuple(self.env.static_env_params.map_size)
+
+    def achievements(self, ws: WorldState):
+        """[N, A] bool: achievements unlocked in the current life of each slot."""
+        return ws.env.achievements.astype(bool)
+
+
+def _lava_value() -> int:
+    from craftax.craftax_classic.constants import BlockType
+
+    return BlockType.LAVA.value
