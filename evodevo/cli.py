@@ -24,11 +24,22 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("--steps", type=int, required=True, help="further simulation steps to run")
     res.add_argument("--set", dest="overrides", action="append", default=[], metavar="run.KEY=VALUE",
                      help="override a run.* key (repeatable)")
+
+    view = sub.add_parser("view", help="watch a run's agents in a pygame window")
+    view.add_argument("run_dir", help="the run directory")
+    view.add_argument("--checkpoint", default=None, metavar="STEP|latest",
+                      help="show a checkpoint's state instead of the live snapshot")
+    view.add_argument("--screenshot", default=None, metavar="PNG",
+                      help="render one frame to this PNG and exit (no window needed)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.verb == "view":
+        from evodevo.viewer.app import main as view_main
+
+        return view_main(args)
     from evodevo.world.checkpoint import CheckpointError
     from evodevo.world.runner import RunDirError, Runner
 

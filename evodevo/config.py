@@ -62,6 +62,8 @@ class RunConfig:
     keep_checkpoints: int = _f(3, "number of most recent checkpoints kept", _pos, "> 0")
     recent_lives: int = _f(500, "window of most recent finished lives for lifespan/achievement statistics", _pos, "> 0")
     progress: bool = _f(True, "show a progress bar")
+    snapshot: bool = _f(True, "write a live snapshot for `evodevo view` (atomically, between chunks)")
+    snapshot_every_s: float = _f(1.0, "minimum seconds between live snapshots", _pos, "> 0")
 
 
 @dataclass(frozen=True)

@@ -139,6 +139,11 @@ class Runner:
         self._purge_step = purge_step
         self._tb = None
         self._logged_step = int(state.step)  # lives of all steps up to here are in lifetimes.jsonl
+        self.snapshots = None
+        if cfg.run.snapshot:
+            from evodevo.viewer.snapshot import SnapshotWriter
+
+            self.snapshots = SnapshotWriter(self.run_dir, cfg.run.snapshot_every_s)
 
     # ------------------------------------------------------------------ construction
 
@@ -246,6 +251,8 @@ class Runner:
                     for life in lives:
                         self.recent.add(life["lifespan"], life["achievements"])
                     metrics = {k: float(np.mean(v[:n])) for k, v in out["metrics"].items()}
+                    if self.snapshots is not None:
+                        self.snapshots.maybe_write(self, out, n)
                     summary = self._write_scalars(rate, metrics)
                     if self.step // every > step0 // every:
                         self.checkpoint()

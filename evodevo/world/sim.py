@@ -148,8 +148,8 @@ class Simulation:
             births=state.births + n_died,
             deaths=state.deaths.at[cause].add(1).at[0].set(0),
         )
-        out = {"cause": cause.astype(jnp.int8), "record": record,
-               "metrics": {k: v.mean() for k, v in metrics.items()}}
+        out = {"cause": cause.astype(jnp.int8), "action": actions.astype(jnp.int8), "record": record,
+               "metrics": metrics}
         return new_state, out
 
     # ------------------------------------------------------------------ chunks
