@@ -53,6 +53,41 @@ class WorldConfig:
 @dataclass(frozen=True)
 class AgentsConfig:
     kind: str = _f("random", "agent kind", lambda x: x in AGENT_KINDS, f"one of {AGENT_KINDS}")
+    d_model: int = _f(64, "width of the residual stream", _pos, "> 0")
+    n_heads: int = _f(4, "attention heads per layer (must divide d_model)", _pos, "> 0")
+    mlp_ratio: int = _f(2, "MLP hidden width = mlp_ratio * d_model", _pos, "> 0")
+    l_max: int = _f(6, "layer slots per agent (fixed shape; inactive slots are identities)", _pos, "> 0")
+    init_depth: int = _f(2, "active layers in a newborn's genome", _nonneg, ">= 0")
+    init_gate: float = _f(1.0, "gate alpha of inherited layers in initial genomes (output scaled by tanh(alpha))")
+    think_tokens: int = _f(1, "K learnable thinking tokens per step; the action is read at the last one", _nonneg, ">= 0")
+    memory_tokens: int = _f(1, "M memory tokens carried from step to step (gradient stopped across steps)", _nonneg, ">= 0")
+    context: int = _f(8, "T: steps of KV cache per layer (short-term memory)", _pos, "> 0")
+    cell_embed: int = _f(8, "per-map-cell embedding width of the factorised observation encoder", _pos, "> 0")
+    time_scales: int = _f(6, "sinusoid periods of the sense of time (age), 4**k steps", _pos, "> 0")
+    place_scales: int = _f(4, "grid-cell scales of the sense of place (x 3 orientations)", _pos, "> 0")
+    learn: str = _f("lowrank", "what learns during life: lowrank deltas on the genes, or full weights",
+                    lambda x: x in ("lowrank", "full"), "lowrank or full")
+    rank: int = _f(4, "rank of the within-life weight deltas (learn=lowrank)", _pos, "> 0")
+    lr: float = _f(1e-3, "Adam step size of the online update", _pos, "> 0")
+    max_update: float = _f(0.05, "bound on the L2 norm of one update of an agent's trainable vector", _pos, "> 0")
+    grad_clip: float = _f(1.0, "gradient L2 norm clip before Adam", _pos, "> 0")
+    gamma: float = _f(0.99, "discount of the intrinsic return", lambda x: 0.0 <= x < 1.0, "in [0, 1)")
+    entropy: float = _f(0.01, "entropy bonus of the policy", _nonneg, ">= 0")
+    w_value: float = _f(0.5, "loss weight: value (TD)", _nonneg, ">= 0")
+    w_forward: float = _f(1.0, "loss weight: latent next-state prediction", _nonneg, ">= 0")
+    w_inverse: float = _f(0.5, "loss weight: inverse dynamics", _nonneg, ">= 0")
+    w_reward: float = _f(0.1, "loss weight: intrinsic reward prediction", _nonneg, ">= 0")
+    w_position: float = _f(0.1, "loss weight: position prediction", _nonneg, ">= 0")
+    rnd: bool = _f(False, "add a random-network-distillation novelty term to the intrinsic reward")
+    w_rnd: float = _f(0.5, "weight of the RND term in the intrinsic reward and its loss", _nonneg, ">= 0")
+    obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
+
+
+@dataclass(frozen=True)
+class GenePoolConfig:
+    encoder_genes: int = _f(4, "pool capacity of encoder genes (observation -> tokens)", _pos, "> 0")
+    layer_genes: int = _f(32, "pool capacity of layer genes (one transformer block each)", _pos, "> 0")
+    head_genes: int = _f(4, "pool capacity of head genes (all output heads)", _pos, "> 0")
 
 
 @dataclass(frozen=True)
@@ -71,6 +106,7 @@ class Config:
     seed: int = _f(0, "random seed: same seed and config give the same run")
     world: WorldConfig = field(default_factory=WorldConfig, metadata={"doc": "the continuous Craftax world"})
     agents: AgentsConfig = field(default_factory=AgentsConfig, metadata={"doc": "the agents"})
+    genepool: GenePoolConfig = field(default_factory=GenePoolConfig, metadata={"doc": "the gene pool"})
     run: RunConfig = field(default_factory=RunConfig, metadata={"doc": "the host loop and its outputs"})
 
 
@@ -128,7 +164,11 @@ def _build(cls, data: dict, prefix: str):
 
 def _cross_checks(cfg: Config) -> None:
     """Constraints that involve more than one key."""
-    del cfg  # none yet; later sections add theirs here
+    a = cfg.agents
+    if a.d_model % a.n_heads:
+        raise ConfigError(f"config key 'agents.n_heads': {a.n_heads} does not divide agents.d_model={a.d_model}")
+    if a.init_depth > a.l_max:
+        raise ConfigError(f"config key 'agents.init_depth': {a.init_depth} exceeds agents.l_max={a.l_max}")
 
 
 def from_dict(data: dict) -> Config:

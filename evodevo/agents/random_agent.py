@@ -9,6 +9,7 @@ agent-kind interface the simulation loop calls (see `evodevo.world.sim`):
                                                 -> (agents, broken[N], metrics{name: [N]})
     turnover(agents, pool, ended, key)          -> (agents, pool, parents[N, 2])
     genome(agents)                              -> {name: [N, ...]} recorded per life
+    describe_life(record)                       -> extra JSON fields of one finished life
 """
 
 from __future__ import annotations
@@ -37,3 +38,9 @@ class RandomAgents:
 
     def genome(self, agents):
         return {}
+
+    def describe_life(self, rec):
+        return {}
+
+    def bytes_per_slot(self, agents):
+        return 0

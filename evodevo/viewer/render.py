@@ -355,7 +355,7 @@ def draw_agent_panel(surf, assets: Assets, snap: Snapshot, ui: UI, rect) -> int:
     x0, y, w, _ = rect
     x = x0 + 12
     w -= 24
-    big, mid, small = assets.fonts(26), assets.fonts(20), assets.fonts(17)
+    big, mid, small = assets.fonts(28), assets.fonts(22), assets.fonts(19)
     s = ui.selected
     env = snap.env
     aid = int(snap.slots["agent_id"][s])
@@ -460,11 +460,11 @@ def draw_pool_panel(surf, assets: Assets, snap: Snapshot, rect) -> int:
     x0, y, w, _ = rect
     x = x0 + 12
     w -= 24
-    mid, small = assets.fonts(20), assets.fonts(17)
+    mid, small = assets.fonts(22), assets.fonts(19)
     meta = snap.meta
     rates = meta.get("rates") or {}
     n, k = int(meta.get("n_slots", snap.n_shown)), snap.n_shown
-    y += _text(surf, assets.fonts(26), "Population & gene pool", (x, y), ACCENT)
+    y += _text(surf, assets.fonts(28), "Population & gene pool", (x, y), ACCENT)
     pop = f"population {n:,} agents" + (f" (first {k} shown)" if k < n else "")
     y += _text(surf, mid, pop, (x, y), FG, w)
     deaths = meta.get("deaths") or {}
@@ -488,8 +488,9 @@ def draw_pool_panel(surf, assets: Assets, snap: Snapshot, rect) -> int:
     y += 6
     pool = meta.get("pool") or {}
     if not pool:
-        return y + _text(surf, mid, f"{meta.get('agents_kind', 'random')} agents: no genome, no gene pool",
-                         (x, y), DIM, w)
+        y += _text(surf, mid, f"{meta.get('agents_kind', 'random')} agents: no genome, no gene pool",
+                   (x, y), DIM, w) + 6
+        return draw_achievement_rates(surf, assets, recent.get("achievement_rates") or {}, (x, y, w), 8)
     parents = gene_parents(pool)
     facts = []
     for key, label in (("living_genes", "living genes"), ("entropy", "frequency entropy")):
@@ -528,6 +529,22 @@ def draw_pool_panel(surf, assets: Assets, snap: Snapshot, rect) -> int:
         if isinstance(v, (int, float, str)):
             y += _text(surf, small, f"{key.replace('_', ' ')}: {v:.3g}" if isinstance(v, float) else f"{key}: {v}",
                        (x, y), DIM, w)
+    return y
+
+
+def draw_achievement_rates(surf, assets: Assets, rates: dict, rect, n: int) -> int:
+    """Bars of the `n` most often unlocked achievements over the recent lives (% of lives)."""
+    x, y, w = rect
+    if not rates:
+        return y
+    small = assets.fonts(19)
+    y += _text(surf, assets.fonts(22), "Achievements of recent lives (% of lives)", (x, y), FG, w) + 2
+    top = sorted(rates.items(), key=lambda kv: -kv[1])[:n]
+    for name, r in top:
+        _text(surf, small, name.replace("_", " "), (x, y), DIM, 170)
+        _bar(surf, (x + 175, y + 3, w - 230, 10), r / 100.0, OK)
+        _text(surf, small, f"{r:.0f}%", (x + w - 45, y), DIM)
+        y += 17
     return y
 
 

@@ -48,11 +48,15 @@ class EnvSpec:
     spawn_blocks: tuple[int, ...]  # block types a newborn may stand on
     levels: bool  # map and mobs have a leading level axis
     achievements: tuple[str, ...]  # lower-case achievement names, in Craftax order
+    map_obs_shape: tuple[int, int, int]  # (rows, cols, channels) of the map part of the observation
 
 
 def _classic_spec(env_name: str):
     from craftax.craftax_classic.constants import Achievement, BlockType
-    from craftax.craftax_classic.envs.craftax_symbolic_env import CraftaxClassicSymbolicEnvNoAutoReset
+    from craftax.craftax_classic.envs.craftax_symbolic_env import (
+        CraftaxClassicSymbolicEnvNoAutoReset,
+        get_map_obs_shape,
+    )
 
     spec = EnvSpec(
         player_fields=(
@@ -65,13 +69,14 @@ def _classic_spec(env_name: str):
         spawn_blocks=(BlockType.GRASS.value, BlockType.SAND.value, BlockType.PATH.value),
         levels=False,
         achievements=tuple(a.name.lower() for a in Achievement),
+        map_obs_shape=tuple(get_map_obs_shape()),
     )
     return CraftaxClassicSymbolicEnvNoAutoReset(), spec
 
 
 def _full_spec(env_name: str):
     from craftax.craftax.constants import Achievement, BlockType
-    from craftax.craftax.envs.craftax_symbolic_env import CraftaxSymbolicEnvNoAutoReset
+    from craftax.craftax.envs.craftax_symbolic_env import CraftaxSymbolicEnvNoAutoReset, get_map_obs_shape
 
     spec = EnvSpec(
         player_fields=(
@@ -87,6 +92,7 @@ def _full_spec(env_name: str):
         spawn_blocks=(BlockType.GRASS.value, BlockType.SAND.value, BlockType.PATH.value),
         levels=True,
         achievements=tuple(a.name.lower() for a in Achievement),
+        map_obs_shape=tuple(get_map_obs_shape()),
     )
     return CraftaxSymbolicEnvNoAutoReset(), spec
 

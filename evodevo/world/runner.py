@@ -41,7 +41,7 @@ CHECKPOINTS = "checkpoints"
 TB = "tb"
 
 
-def lives_from_chunk(out: dict, step0: int, names, genome_keys=()) -> list[dict]:
+def lives_from_chunk(out: dict, step0: int, names, describe=None) -> list[dict]:
     """Decode the per-step outputs of one chunk into lifetime records, in death order."""
     cause = np.asarray(out["cause"])
     ts, slots = np.nonzero(cause)
@@ -62,8 +62,8 @@ def lives_from_chunk(out: dict, step0: int, names, genome_keys=()) -> list[dict]
             "parents": [int(p) for p in rec["parents"][t, s] if p >= 0],
             "achievements": [n for n, f in zip(names, unpack_bits(rec["achievements"][t, s], len(names))) if f],
         }
-        for k in genome_keys:
-            life[k] = rec[k][t, s].tolist()
+        if describe is not None:
+            life.update(describe(jax.tree.map(lambda x: x[t, s], rec)))
         lives.append(life)
     return lives
 
@@ -233,7 +233,6 @@ class Runner:
         every = self.cfg.run.checkpoint_every
         target = self.step + steps
         names = self.sim.world.achievement_names
-        genome_keys = tuple(self.sim.agents.genome(self.state.agents).keys())
         bar = tqdm(total=steps, unit="step", disable=not self.cfg.run.progress, dynamic_ncols=True)
         stopped = None
         try:
@@ -245,7 +244,7 @@ class Runner:
                     self.state, out = self.sim.run_chunk(self.state, n)
                     out = jax.device_get(out)
                     rate = n * self.sim.n / (time.perf_counter() - t0)
-                    lives = lives_from_chunk(out, step0, names, genome_keys)
+                    lives = lives_from_chunk(out, step0, names, self.sim.agents.describe_life)
                     self.log.append(lives)
                     self._logged_step = self.step
                     for life in lives:

@@ -44,6 +44,10 @@ def make_agents(cfg: Config, world: ContinuousWorld):
         from evodevo.agents.random_agent import RandomAgents
 
         return RandomAgents(world.n, world.num_actions)
+    if cfg.agents.kind == "transformer":
+        from evodevo.agents.learner import TransformerAgents
+
+        return TransformerAgents(cfg, world)
     raise ValueError(f"agents.kind '{cfg.agents.kind}' is not available")
 
 

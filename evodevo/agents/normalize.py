@@ -1,0 +1,51 @@
+"""Running statistics for streaming normalisation (stream-x recipe), pure functions."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class Welford:
+    count: jnp.ndarray  # float32 scalar (or batch)
+    mean: jnp.ndarray
+    m2: jnp.ndarray
+
+    @classmethod
+    def zeros(cls, shape=()) -> "Welford":
+        return cls(count=jnp.zeros(()), mean=jnp.zeros(shape), m2=jnp.zeros(shape))
+
+    def update(self, x) -> "Welford":
+        count = self.count + 1.0
+        delta = x - self.mean
+        mean = self.mean + delta / count
+        return Welford(count=count, mean=mean, m2=self.m2 + delta * (x - mean))
+
+    @property
+    def var(self):
+        """Sample variance; 1 until two samples are seen (so early inputs pass unscaled)."""
+        return jnp.where(self.count >= 2.0, self.m2 / jnp.maximum(self.count - 1.0, 1.0), 1.0)
+
+
+def normalize(stats: Welford, x, clip: float, eps: float = 1e-8):
+    return jnp.clip((x - stats.mean) / jnp.sqrt(stats.var + eps), -clip, clip)
+
+
+@struct.dataclass
+class RewardScale:
+    """Scales rewards by the running std of the discounted return (stream-x ScaleReward)."""
+
+    ret: jnp.ndarray  # running discounted return u
+    stats: Welford
+
+    @classmethod
+    def zeros(cls) -> "RewardScale":
+        return cls(ret=jnp.zeros(()), stats=Welford.zeros())
+
+    def update(self, r, terminal, gamma: float) -> "RewardScale":
+        ret = gamma * self.ret * (1.0 - terminal) + r
+        return RewardScale(ret=ret, stats=self.stats.update(ret))
+
+    def scale(self, r, eps: float = 1e-8):
+        return r / jnp.sqrt(self.stats.var + eps)

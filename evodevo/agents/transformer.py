@@ -1,0 +1,301 @@
+"""The transformer agent's function: genes' weights -> tokens -> gated layers -> heads.
+
+Three gene kinds, each a flat dict of arrays (one pool bank per kind):
+  encoder  observation -> observation token; also the previous-action, time and place
+           projections, the thinking tokens and the memory embeddings
+  layer    one pre-LN transformer block (attention + MLP)
+  head     final LayerNorm and every output head
+
+Weights are read through `Eff`, which adds the agent's within-life delta to the
+inherited gene: a low-rank product for matrices (computed as (x @ A) @ B, never
+materialised) or a dense delta for vectors. With learn=full the delta is absent
+and the trainable vector holds the weights themselves.
+
+Tokens of one step: [obs, think_1..K, mem_1..M]. The action is read at the last
+thinking token (the obs token when K = 0). Attention covers the current step
+(causal) and a KV cache of the last T steps, with an ALiBi bias on the step
+distance; the cache and the memory carried between steps are stop-gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from evodevo.config import AgentsConfig
+
+LORA_MIN_DIM = 8  # matrices with both sides >= this get a low-rank delta; others a dense one
+
+
+@dataclass(frozen=True)
+class Dims:
+    """Static shapes of an agent, derived from the config and the world."""
+
+    d: int
+    heads: int
+    mlp: int
+    l_max: int
+    k: int  # thinking tokens
+    m: int  # memory tokens
+    t: int  # context steps
+    cells: int
+    channels: int
+    rest: int
+    cell_embed: int
+    actions: int
+    time_dim: int
+    place_dim: int
+    rnd_dim: int = 32
+
+    @property
+    def s(self) -> int:
+        """Tokens per step."""
+        return 1 + self.k + self.m
+
+    @property
+    def action_index(self) -> int:
+        return self.k
+
+    @classmethod
+    def make(cls, cfg: AgentsConfig, world) -> "Dims":
+        rows, cols, channels = world.spec.map_obs_shape
+        cells = rows * cols
+        return cls(
+            d=cfg.d_model, heads=cfg.n_heads, mlp=cfg.mlp_ratio * cfg.d_model, l_max=cfg.l_max,
+            k=cfg.think_tokens, m=cfg.memory_tokens, t=cfg.context, cells=cells, channels=channels,
+            rest=world.obs_dim - cells * channels, cell_embed=cfg.cell_embed, actions=world.num_actions,
+            time_dim=2 * cfg.time_scales, place_dim=2 * 3 * cfg.place_scales,
+        )
+
+
+# --------------------------------------------------------------------------- gene init
+
+
+def _dense(key, fan_in, fan_out, scale=1.0):
+    return jax.random.normal(key, (fan_in, fan_out)) * (scale / math.sqrt(fan_in))
+
+
+def init_encoder(key, dm: Dims) -> dict:
+    k = jax.random.split(key, 8)
+    d = dm.d
+    return {
+        "w_cell": _dense(k[0], dm.channels, dm.cell_embed),
+        "w_map": _dense(k[1], dm.cells * dm.cell_embed, d),
+        "w_rest": _dense(k[2], dm.rest, d),
+        "b_obs": jnp.zeros(d),
+        "act_emb": jax.random.normal(k[3], (dm.actions + 1, d)) * 0.1,  # row 0: no previous action
+        "w_time": _dense(k[4], dm.time_dim, d, 0.3),
+        "w_place": _dense(k[5], dm.place_dim, d, 0.3),
+        "think": jax.random.normal(k[6], (dm.k, d)) * 0.3,
+        "mem_emb": jax.random.normal(k[7], (dm.m, d)) * 0.3,
+    }
+
+
+def init_layer(key, dm: Dims) -> dict:
+    k = jax.random.split(key, 6)
+    d = dm.d
+    return {
+        "ln1_s": jnp.ones(d), "ln1_b": jnp.zeros(d),
+        "wq": _dense(k[0], d, d), "wk": _dense(k[1], d, d), "wv": _dense(k[2], d, d),
+        "wo": _dense(k[3], d, d, 0.5),
+        "ln2_s": jnp.ones(d), "ln2_b": jnp.zeros(d),
+        "w1": _dense(k[4], d, dm.mlp), "b1": jnp.zeros(dm.mlp),
+        "w2": _dense(k[5], dm.mlp, d, 0.5), "b2": jnp.zeros(d),
+    }
+
+
+def init_head(key, dm: Dims) -> dict:
+    k = jax.random.split(key, 10)
+    d = dm.d
+    return {
+        "lnf_s": jnp.ones(d), "lnf_b": jnp.zeros(d),
+        "w_pi": _dense(k[0], d, dm.actions, 0.1), "b_pi": jnp.zeros(dm.actions),
+        "w_v": _dense(k[1], d, 1, 0.1), "b_v": jnp.zeros(1),
+        "w_pos": _dense(k[2], d, 2, 0.1), "b_pos": jnp.zeros(2),
+        "w_f1": _dense(k[3], d, d), "f_act": jax.random.normal(k[4], (dm.actions, d)) * 0.3, "b_f1": jnp.zeros(d),
+        "w_f2": _dense(k[5], d, d), "b_f2": jnp.zeros(d),
+        "w_r": _dense(k[6], d, 1, 0.1), "b_r": jnp.zeros(1),
+        "w_i1": _dense(k[7], 2 * d, d), "b_i1": jnp.zeros(d),
+        "w_i2": _dense(k[8], d, dm.actions, 0.1), "b_i2": jnp.zeros(dm.actions),
+        "w_rnd1": _dense(k[9], d, d), "b_rnd1": jnp.zeros(d),
+        "w_rnd2": _dense(jax.random.fold_in(k[9], 1), d, dm.rnd_dim), "b_rnd2": jnp.zeros(dm.rnd_dim),
+    }
+
+
+GENE_INIT = {"encoder": init_encoder, "layer": init_layer, "head": init_head}
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def lora_shaped(x) -> bool:
+    return x.ndim == 2 and min(x.shape) >= LORA_MIN_DIM
+
+
+def init_delta(key, gene: dict, rank: int) -> dict:
+    """Zero-effect within-life delta for one gene: (A random, B = 0) or a zero vector."""
+    out = {}
+    for i, (name, w) in enumerate(sorted(gene.items())):
+        if lora_shaped(w):
+            a = jax.random.normal(jax.random.fold_in(key, i), (w.shape[0], rank)) / math.sqrt(w.shape[0])
+            out[name] = (a, jnp.zeros((rank, w.shape[1])))
+        else:
+            out[name] = jnp.zeros_like(w)
+    return out
+
+
+def apply_delta(gene: dict, delta: dict | None) -> dict:
+    """Materialise gene + delta (for end-of-life weights; not used in the step)."""
+    if delta is None:
+        return gene
+    return {k: w + (delta[k][0] @ delta[k][1] if isinstance(delta[k], tuple) else delta[k]) for k, w in gene.items()}
+
+
+class Eff:
+    """Effective weights of one gene: inherited `base` plus the within-life `delta`."""
+
+    def __init__(self, base: dict, delta: dict | None):
+        self.base, self.delta = base, delta
+
+    def mm(self, x, name):
+        y = x @ self.base[name]
+        if self.delta is not None:
+            d = self.delta[name]
+            y = y + ((x @ d[0]) @ d[1] if isinstance(d, tuple) else x @ d)
+        return y
+
+    def __getitem__(self, name):
+        w = self.base[name]
+        if self.delta is None:
+            return w
+        d = self.delta[name]
+        return w + (d[0] @ d[1] if isinstance(d, tuple) else d)
+
+
+# --------------------------------------------------------------------------- senses
+
+
+def time_code(age, n_scales: int):
+    """Multi-scale sinusoidal code of the agent's age: periods 4, 16, 64, ... steps."""
+    periods = 4.0 ** jnp.arange(1, n_scales + 1)
+    ph = 2 * jnp.pi * jnp.asarray(age, jnp.float32)[..., None] / periods
+    return jnp.concatenate([jnp.sin(ph), jnp.cos(ph)], -1)
+
+
+def place_code(pos, n_scales: int):
+    """Grid-cell code: sin/cos of the position projected on 3 directions 60 degrees apart, several scales."""
+    ang = jnp.array([0.0, jnp.pi / 3, 2 * jnp.pi / 3])
+    dirs = jnp.stack([jnp.cos(ang), jnp.sin(ang)], -1)  # [3, 2]
+    scales = 3.0 * 2.0 ** jnp.arange(n_scales)  # 3, 6, 12, 24 cells
+    proj = jnp.asarray(pos, jnp.float32) @ dirs.T  # [..., 3]
+    ph = 2 * jnp.pi * proj[..., :, None] / scales  # [..., 3, n]
+    code = jnp.concatenate([jnp.sin(ph), jnp.cos(ph)], -1)
+    return code.reshape(code.shape[:-2] + (-1,))
+
+
+def layer_norm(x, scale=None, bias=None, eps=1e-5):
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    y = (x - mu) * jax.lax.rsqrt(var + eps)
+    if scale is not None:
+        y = y * scale + bias
+    return y
+
+
+# --------------------------------------------------------------------------- forward
+
+
+def encode_obs(enc: Eff, obs, dm: Dims):
+    """phi(s): the latent of an observation (LayerNormed, so it cannot shrink to zero)."""
+    cells = obs[..., : dm.cells * dm.channels].reshape(obs.shape[:-1] + (dm.cells, dm.channels))
+    e = enc.mm(cells, "w_cell").reshape(obs.shape[:-1] + (dm.cells * dm.cell_embed,))
+    h = enc.mm(e, "w_map") + enc.mm(obs[..., dm.cells * dm.channels:], "w_rest") + enc["b_obs"]
+    return layer_norm(h)
+
+
+def step_tokens(enc: Eff, phi, prev_action, age, pos, mem_in, dm: Dims):
+    """[S, D] input tokens of one step: observation (+ action, time, place), thinking, memory."""
+    obs_tok = (
+        phi
+        + enc["act_emb"][prev_action + 1]
+        + enc.mm(time_code(age, dm.time_dim // 2), "w_time")
+        + enc.mm(place_code(pos, dm.place_dim // 6), "w_place")
+    )
+    return jnp.concatenate([obs_tok[None], enc["think"], mem_in + enc["mem_emb"]], 0)
+
+
+def alibi_slopes(heads: int):
+    return 2.0 ** (-8.0 * (jnp.arange(heads) + 1) / heads)
+
+
+def attention(x_ln, lay: Eff, cache_k, cache_v, key_step, key_pos, q_step, q_pos, dm: Dims):
+    """Attention of the new tokens over cache + new tokens. Returns (out, k_new, v_new)."""
+    s_new = x_ln.shape[0]
+    dh = dm.d // dm.heads
+    q = lay.mm(x_ln, "wq").reshape(s_new, dm.heads, dh)
+    k_new = lay.mm(x_ln, "wk")
+    v_new = lay.mm(x_ln, "wv")
+    k = jnp.concatenate([cache_k, k_new], 0).reshape(-1, dm.heads, dh)
+    v = jnp.concatenate([cache_v, v_new], 0).reshape(-1, dm.heads, dh)
+    dist = q_step[:, None] - key_step[None, :]  # [q, key] in steps
+    visible = (key_step[None, :] >= 0) & (dist <= dm.t) & ((dist > 0) | ((dist == 0) & (key_pos[None, :] <= q_pos[:, None])))
+    logits = jnp.einsum("qhd,khd->hqk", q, k) / math.sqrt(dh)
+    logits = logits - alibi_slopes(dm.heads)[:, None, None] * dist[None].astype(jnp.float32)
+    logits = jnp.where(visible[None], logits, -1e30)
+    w = jax.nn.softmax(logits, axis=-1)
+    out = jnp.einsum("hqk,khd->qhd", w, v).reshape(s_new, dm.d)
+    return lay.mm(out, "wo"), k_new, v_new
+
+
+def run_layers(x, layers_base, layers_delta, gates, active, cache_k, cache_v, cache_step, q_step, dm: Dims):
+    """The gated layer stack over new tokens x [S_new, D]. Returns (x, k_new [L,S_new,D], v_new)."""
+    s = dm.s
+    s_new = x.shape[0]
+    q_pos = jnp.arange(s_new) % s
+    key_step = jnp.concatenate([cache_step, q_step])
+    key_pos = jnp.concatenate([jnp.arange(cache_step.shape[0]) % s, q_pos])
+
+    def one(x, layer):
+        base, delta, g, on, ck, cv = layer
+        lay = Eff(base, delta)
+        att, k_new, v_new = attention(
+            layer_norm(x, lay["ln1_s"], lay["ln1_b"]), lay, ck, cv, key_step, key_pos, q_step, q_pos, dm
+        )
+        y = x + jnp.tanh(g[0]) * att
+        hid = jax.nn.gelu(lay.mm(layer_norm(y, lay["ln2_s"], lay["ln2_b"]), "w1") + lay["b1"])
+        y = y + jnp.tanh(g[1]) * (lay.mm(hid, "w2") + lay["b2"])
+        return jnp.where(on, y, x), (k_new, v_new)  # an inactive slot is an exact identity
+
+    x, (k_new, v_new) = jax.lax.scan(one, x, (layers_base, layers_delta, gates, active, cache_k, cache_v))
+    return x, k_new, v_new
+
+
+def heads(head: Eff, x_act, action):
+    """Outputs read at the action token. `action` conditions the forward model."""
+    h = layer_norm(x_act, head["lnf_s"], head["lnf_b"])
+    z = jax.nn.gelu(head.mm(h, "w_f1") + head["f_act"][action] + head["b_f1"])
+    return {
+        "logits": head.mm(h, "w_pi") + head["b_pi"],
+        "value": (head.mm(h, "w_v") + head["b_v"])[..., 0],
+        "pos": head.mm(h, "w_pos") + head["b_pos"],
+        "pred": head.mm(z, "w_f2") + head["b_f2"],
+        "reward": (head.mm(z, "w_r") + head["b_r"])[..., 0],
+    }
+
+
+def policy_value(head: Eff, x_act):
+    h = layer_norm(x_act, head["lnf_s"], head["lnf_b"])
+    return head.mm(h, "w_pi") + head["b_pi"], (head.mm(h, "w_v") + head["b_v"])[..., 0]
+
+
+def inverse_logits(head: Eff, phi, phi_next):
+    z = jax.nn.gelu(head.mm(jnp.concatenate([phi, phi_next], -1), "w_i1") + head["b_i1"])
+    return head.mm(z, "w_i2") + head["b_i2"]
+
+
+def rnd_prediction(head: Eff, phi_next):
+    z = jax.nn.gelu(head.mm(phi_next, "w_rnd1") + head["b_rnd1"])
+    return head.mm(z, "w_rnd2") + head["b_rnd2"]
