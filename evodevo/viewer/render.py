@@ -13,6 +13,7 @@ off-screen pygame Surface, so the same code makes the live window and `--screens
 from __future__ import annotations
 
 import colorsys
+import functools
 import math
 from dataclasses import dataclass
 
@@ -72,6 +73,15 @@ _KINDS = {
 # --------------------------------------------------------------------------- static assets
 
 
+@functools.lru_cache(maxsize=None)
+def _pixel_renderer(module: str, block_px: int):
+    """Craftax's pixel renderer, vmapped over slots and jitted once per process."""
+    import importlib
+
+    make = importlib.import_module(module).make_craftax_pixel_renderer
+    return jax.jit(jax.vmap(make(block_px)))
+
+
 class Fonts:
     """pygame fonts (pygame's default font works without a display)."""
 
@@ -111,8 +121,7 @@ class Assets:
         textures = consts.load_all_textures()[block_px]
         blocks = np.asarray(textures["block_textures"], np.float32)[..., :3]
         self.palette = blocks.mean(axis=(1, 2)).clip(0, 255).astype(np.uint8)
-        make = importlib.import_module(kind.renderer).make_craftax_pixel_renderer
-        self._render = jax.jit(jax.vmap(make(block_px)))
+        self._render = _pixel_renderer(kind.renderer, block_px)
         self._memo = (None, None)
 
     def env_state(self, snap: Snapshot):
