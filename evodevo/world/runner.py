@@ -169,6 +169,8 @@ class Runner:
         run_dir = Path(run_dir)
         if not (run_dir / CONFIG).is_file():
             raise RunDirError(f"'{run_dir}' is not a run directory (no {CONFIG}); start one with `evodevo run`")
+        if not (run_dir / CHECKPOINTS).is_dir():  # stopped before its first checkpoint: leave the dir as it is
+            raise RunDirError(f"'{run_dir}' has no checkpoint to resume from; start it again with `evodevo run`")
         data = config_mod.read_yaml(run_dir / CONFIG)
         bad = [o for o in overrides if not o.strip().startswith("run.")]
         if bad:

@@ -1,0 +1,477 @@
+"""The platform: continuous world, simulation loop, statistics, config, runner (resume, signals).
+
+Every test here shares one `Simulation` of configs/tiny.yaml (4 slots, 50-step chunks,
+max_age 300; snapshot off) and a few module-level jitted world functions, so the module
+compiles only a handful of times. The CLI in subprocesses is tested in test_cli.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import yaml
+
+from evodevo import config
+from evodevo.config import ConfigError
+from evodevo.metrics import RecentLives, crafter_score, unpack_bits
+from evodevo.world.craftax_world import NEVER, Cause
+from evodevo.world.runner import LIFETIMES, Runner
+from evodevo.world.sim import pack_bits
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+ALLOWED_CAUSES = {"health", "lava", "old_age"}  # random agents: no "broken"; Classic: no "won"
+
+
+def host(tree):
+    """A numpy copy of a pytree (safe from buffer donation)."""
+    return jax.tree.map(np.array, jax.device_get(tree))
+
+
+def device(tree):
+    return jax.tree.map(jnp.asarray, tree)
+
+
+def leaves_with_paths(tree):
+    return [(jax.tree_util.keystr(p), x) for p, x in jax.tree_util.tree_leaves_with_path(tree)]
+
+
+def assert_trees_equal(a, b):
+    la, lb = leaves_with_paths(a), leaves_with_paths(b)
+    assert [p for p, _ in la] == [p for p, _ in lb]
+    for (path, x), (_, y) in zip(la, lb):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype and x.shape == y.shape, path
+        assert np.array_equal(x, y), f"leaf {path} differs"
+
+
+def take(tree, i):
+    return jax.tree.map(lambda x: x[i], tree)
+
+
+# --------------------------------------------------------------------------- shared objects
+
+
+@pytest.fixture(scope="module")
+def sim(tiny_cfg, simulation):
+    return simulation(tiny_cfg)
+
+
+@pytest.fixture(scope="module")
+def world(sim):
+    return sim.world
+
+
+@pytest.fixture(scope="module")
+def stepped(sim):
+    """Host copy of a SimState after 100 steps of random play (maps changed, needs dropped)."""
+    state = sim.init()
+    state, _ = sim.run_chunk(state)
+    state, _ = sim.run_chunk(state)
+    return host(state)
+
+
+@pytest.fixture(scope="module")
+def respawn(world):
+    return jax.jit(world.respawn)
+
+
+@pytest.fixture(scope="module")
+def world_step(world):
+    return jax.jit(world.step)
+
+
+# --------------------------------------------------------------------------- 1-2: respawn
+
+
+def test_respawn_keeps_world_and_resets_player(world, stepped, respawn):
+    ws = stepped.world
+    n = world.n
+    env = ws.env
+    # Respawn the two most worn players: their needs have dropped since birth.
+    worn = np.argsort(env.player_food + env.player_drink + env.player_energy, kind="stable")[:2]
+    mask = np.zeros(n, bool)
+    mask[worn] = True
+    for s in worn:
+        assert any(
+            not np.array_equal(getattr(env, k)[s], v[s]) for k, v in ws.newborn.items() if k != "player_position"
+        ), "precondition: the player differs from a newborn"
+
+    new = host(respawn(device(ws), jnp.asarray(mask)))
+    e1 = new.env
+
+    for s in worn:
+        for name, v in ws.newborn.items():
+            if name != "player_position":
+                for got, want in zip(jax.tree.leaves(getattr(e1, name)), jax.tree.leaves(v), strict=True):
+                    assert np.array_equal(got[s], want[s]), name
+        assert e1.player_health[s] == 9 and e1.player_food[s] == 9
+        assert e1.player_drink[s] == 9 and e1.player_energy[s] == 9
+        assert not e1.is_sleeping[s]
+        assert all(int(x[s]) == 0 for x in jax.tree.leaves(e1.inventory))
+        assert not e1.achievements[s].any()
+        # the world of the slot persists: map, plants, cows, clock
+        assert np.array_equal(e1.map[s], env.map[s])
+        assert np.array_equal(e1.timestep[s], env.timestep[s])
+        assert np.array_equal(e1.light_level[s], env.light_level[s])
+        assert_trees_equal(take(e1.cows, s), take(env.cows, s))
+        assert np.array_equal(e1.growing_plants_positions[s], env.growing_plants_positions[s])
+        # the newborn stands on a free walkable tile
+        r, c = e1.player_position[s]
+        assert e1.map[s, r, c] in world.spec.spawn_blocks
+        assert not e1.mob_map[s, r, c]
+        # its observation is a newborn's: empty inventory, intrinsics 9/10, awake
+        # (symbolic obs tail: inventory[12], health/food/drink/energy[4], direction[4], light, sleeping)
+        assert np.all(new.obs[s, -22:-10] == 0)
+        np.testing.assert_allclose(new.obs[s, -10:-6], 0.9, atol=1e-3)
+        assert new.obs[s, -1] == 0
+
+    # other slots: untouched, world and player and observation
+    for s in np.flatnonzero(~mask):
+        assert_trees_equal(take(e1, s), take(env, s))
+        assert np.array_equal(new.obs[s], ws.obs[s])
+    assert_trees_equal(new.newborn, ws.newborn)
+
+
+def test_newborn_is_not_next_to_a_hostile_mob(world, stepped, respawn):
+    ws = stepped.world
+    s = 2
+    r = world.cfg.spawn_clear_radius
+    mask = np.zeros(world.n, bool)
+    mask[s] = True
+
+    # Where would the newborn of slot s stand?  (Adding mobs elsewhere cannot move it.)
+    p = host(respawn(device(ws), jnp.asarray(mask))).env.player_position[s]
+
+    env = jax.tree.map(np.array, ws.env)
+    mob_map = env.mob_map
+    zombies, skeletons, arrows = env.zombies, env.skeletons, env.arrows
+    for mobs in (zombies, skeletons):  # free the cells of the mobs we are about to move
+        for i in range(mobs.mask.shape[1]):
+            if mobs.mask[s, i]:
+                mob_map[s, mobs.position[s, i, 0], mobs.position[s, i, 1]] = False
+    h, w = mob_map.shape[1:]
+    far_r = p[0] + r + 1 if p[0] + r + 1 < h else p[0] - r - 1
+    placements = [
+        (zombies, 0, (p[0], p[1] + (1 if p[1] + 1 < w else -1)), True),  # next to the newborn: removed
+        (zombies, 1, (far_r, p[1]), True),  # just outside the radius: kept
+        (skeletons, 0, (p[0] + (2 if p[0] + 2 < h else -2), p[1]), True),  # removed
+        (arrows, 0, (p[0] + (1 if p[0] + 1 < h else -1), p[1] + (1 if p[1] + 1 < w else -1)), True),  # removed
+    ]
+    for mobs, i, pos, alive in placements:
+        mobs.position[s, i] = pos
+        mobs.mask[s, i] = alive
+        mobs.health[s, i] = 3
+        if mobs is not arrows:
+            mob_map[s, pos[0], pos[1]] = True
+    for mobs in (zombies, skeletons, arrows):  # every other hostile of the slot: gone
+        for i in range(mobs.mask.shape[1]):
+            if not any(m is mobs and j == i for m, j, _, _ in placements):
+                if mobs.mask[s, i] and mobs is not arrows:
+                    mob_map[s, mobs.position[s, i, 0], mobs.position[s, i, 1]] = False
+                mobs.mask[s, i] = False
+    before = ws.replace(env=env.replace(mob_map=mob_map, zombies=zombies, skeletons=skeletons, arrows=arrows))
+
+    new = host(respawn(device(before), jnp.asarray(mask))).env
+    assert np.array_equal(new.player_position[s], p)
+    for name in ("zombies", "skeletons", "arrows"):
+        mobs = getattr(new, name)
+        cheb = np.abs(mobs.position[s] - p).max(-1)
+        assert not (mobs.mask[s] & (cheb <= r)).any(), f"a live {name[:-1]} within {r} of the newborn"
+    assert new.zombies.mask[s, 1] and tuple(new.zombies.position[s, 1]) == (far_r, p[1])
+    assert new.mob_map[s, far_r, p[1]], "the kept zombie still occupies its cell"
+    z0, k0 = placements[0][2], placements[2][2]
+    assert not new.mob_map[s, z0[0], z0[1]] and not new.mob_map[s, k0[0], k0[1]], "removed mobs free their cells"
+    assert np.array_equal(new.map[s], before.env.map[s])
+    assert_trees_equal(take(new.cows, s), take(before.env.cows, s))
+    # other slots untouched
+    for o in range(world.n):
+        if o != s:
+            assert_trees_equal(take(new, o), take(before.env, o))
+
+
+# --------------------------------------------------------------------------- 3: no timestep limit
+
+
+def test_no_life_ends_by_the_craftax_timestep_limit(world, world_step, key):
+    from craftax.craftax_classic.game_logic import is_game_over
+
+    assert world.params.max_timesteps == NEVER
+    ws = world.init(key)
+    ws = ws.replace(env=ws.env.replace(timestep=jnp.full_like(ws.env.timestep, 9998)))
+    noop = jnp.zeros(world.n, jnp.int32)
+    for i in range(5):
+        ws, cause = world_step(ws, noop, jax.random.fold_in(key, i))
+        assert not np.asarray(cause).any(), f"a life ended at timestep {int(ws.env.timestep[0])}"
+    assert (np.asarray(ws.env.timestep) >= 10003).all()
+    over = jax.vmap(is_game_over, in_axes=(0, None))
+    # Craftax's own limit would have ended every life by now; the continuous world's params do not.
+    assert np.asarray(over(ws.env, world.env.default_params)).all()
+    assert not np.asarray(over(ws.env, world.params)).any()
+
+
+# --------------------------------------------------------------------------- 4: vmap == per slot
+
+
+def test_vmapped_step_equals_per_slot_step(world, world_step, stepped, key):
+    ws = device(stepped.world)
+    actions = jax.random.randint(jax.random.fold_in(key, 1), (world.n,), 0, world.num_actions, dtype=jnp.int32)
+    step_key = jax.random.fold_in(key, 2)
+    ws_v, cause = world_step(ws, actions, step_key)
+    ws_v = host(ws_v)
+
+    one = jax.jit(lambda k, s, a: world.env.step_env(k, s, a, world.params)[:2])
+    keys = jax.random.split(step_key, world.n)  # as ContinuousWorld.step splits its key
+    for i in range(world.n):
+        obs_i, env_i = one(keys[i], take(ws.env, i), actions[i])
+        assert_trees_equal(take(ws_v.env, i), host(env_i))
+        assert np.array_equal(ws_v.obs[i], np.asarray(obs_i))
+    assert np.array_equal(np.asarray(cause), np.asarray(world.craftax_death(ws_v.env)))
+
+
+# --------------------------------------------------------------------------- 5: statistics
+
+
+def test_crafter_score_hand_computed():
+    assert crafter_score(np.zeros(22)) == 0.0
+    assert crafter_score(np.full(22, 100.0)) == pytest.approx(100.0)
+    # exp(mean(ln(1 + s))) - 1 is the geometric mean of (1 + s), minus 1:
+    assert crafter_score([0, 3]) == pytest.approx(1.0)  # sqrt(1 * 4) - 1
+    assert crafter_score([3, 15]) == pytest.approx(7.0)  # sqrt(4 * 16) - 1
+    assert crafter_score([8, 0, 0]) == pytest.approx(9 ** (1 / 3) - 1)  # 1.0801
+    assert crafter_score([100] * 11 + [0] * 11) == pytest.approx(9.0498756)  # sqrt(101) - 1
+    assert crafter_score(np.full(22, 3.0)) == pytest.approx(3.0)
+
+
+def test_recent_lives_summary_hand_computed():
+    lives = RecentLives(window=4, achievement_names=["a", "b", "c"])
+    assert lives.summary() == {}
+    lives.add(999, ["c"])  # pushed out of the window by the next four
+    for lifespan, ach in [(10, ["a"]), (20, ["a", "b"]), (30, []), (100, ["a"])]:
+        lives.add(lifespan, ach)
+    assert len(lives) == 4
+    s = lives.summary()
+    assert s["lifespan_mean"] == pytest.approx(40.0)  # (10 + 20 + 30 + 100) / 4
+    assert s["lifespan_median"] == pytest.approx(25.0)  # (20 + 30) / 2
+    assert s["achievement_rates"] == pytest.approx({"a": 75.0, "b": 25.0, "c": 0.0})
+    # rates across lives first, then the score: (76 * 26 * 1) ** (1/3) - 1 = 11.5486
+    assert s["crafter_score"] == pytest.approx((76 * 26) ** (1 / 3) - 1)
+
+
+@pytest.mark.parametrize("n_flags", [1, 33, 67])
+def test_pack_unpack_bits_round_trip(n_flags):
+    rng = np.random.default_rng(n_flags)
+    flags = rng.random((3, 5, n_flags)) < 0.5
+    flags[0, 0] = True
+    flags[0, 1] = False
+    words = np.asarray(pack_bits(jnp.asarray(flags)))
+    assert words.dtype == np.uint32 and words.shape == (3, 5, -(-n_flags // 32))
+    assert np.array_equal(unpack_bits(words, n_flags), flags)
+    if n_flags >= 3:
+        assert int(np.asarray(pack_bits(jnp.asarray([True, False, True] + [False] * (n_flags - 3))))[0]) == 5
+
+
+# --------------------------------------------------------------------------- 6: config
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    "yaml_text, overrides, key",
+    [
+        ("bogus: 1\n", [], "bogus"),
+        ("world:\n  bogus: 1\n", [], "world.bogus"),
+        ("worlds:\n  n_slots: 4\n", [], "worlds"),
+        ("world:\n  n_slots: a\n", [], "world.n_slots"),
+        ("world:\n  n_slots: 2.5\n", [], "world.n_slots"),
+        ("world:\n  n_slots: true\n", [], "world.n_slots"),
+        ("world:\n  n_slots: 0\n", [], "world.n_slots"),
+        ("world:\n  max_age: -5\n", [], "world.max_age"),
+        ("world:\n  env: Craftax-Pixels-v1\n", [], "world.env"),
+        ("run:\n  chunk_steps: 0\n", [], "run.chunk_steps"),
+        ("run:\n  progress: 1\n", [], "run.progress"),
+        ("seed: x\n", [], "seed"),
+        ("world: 3\n", [], "world"),
+        ("", ["bogus=1"], "bogus"),
+        ("", ["world.bogus=1"], "world.bogus"),
+        ("", ["world.n_slots=a"], "world.n_slots"),
+        ("", ["world.n_slots=1.5"], "world.n_slots"),
+        ("", ["world.n_slots=0"], "world.n_slots"),
+        ("", ["world.spawn_clear_radius=-1"], "world.spawn_clear_radius"),
+        ("", ["agents.kind=nope"], "agents.kind"),
+        ("", ["run.snapshot_every_s=0"], "run.snapshot_every_s"),
+        ("world:\n  n_slots: 4\n", ["world.n_slots=x"], "world.n_slots"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, yaml_text, overrides, key):
+    with pytest.raises(ConfigError) as e:
+        config.load(_write(tmp_path, yaml_text), overrides)
+    assert f"'{key}" in str(e.value), str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_config_values_and_overrides(tmp_path):
+    cfg = config.load(_write(tmp_path, "world:\n  n_slots: 8\nrun:\n  snapshot_every_s: 2\n"),
+                      ["world.max_age=50", "seed=3", "run.progress=false"])
+    assert (cfg.world.n_slots, cfg.world.max_age, cfg.seed, cfg.run.progress) == (8, 50, 3, False)
+    assert cfg.run.snapshot_every_s == 2.0 and isinstance(cfg.run.snapshot_every_s, float)
+    # dump -> load is the identity
+    assert config.from_dict(yaml.safe_load(config.dump_yaml(cfg))) == cfg
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="section.key=value"):
+        config.load(None, ["world.n_slots"])
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, prefix + k + "."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def test_default_yaml_documents_every_field():
+    text = (CONFIGS / "default.yaml").read_text()
+    listed = set(_flatten(yaml.safe_load(text)))
+    fields = set(config.field_docs())
+    assert fields - listed == set(), "fields missing from configs/default.yaml"
+    assert listed - fields == set(), "keys in configs/default.yaml that the Config does not have"
+    assert all(doc.strip() for doc in config.field_docs().values()), "every Config field has a doc"
+    for line in text.splitlines():
+        body = line.split("#", 1)[0]
+        if not body.strip() or body.rstrip().endswith(":"):
+            continue  # comment line, blank line or section header
+        assert "#" in line and line.split("#", 1)[1].strip(), f"configs/default.yaml: no comment on '{line}'"
+
+
+@pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.yaml")))
+def test_presets_load(preset):
+    cfg = config.load(CONFIGS / preset)
+    assert cfg.world.n_slots > 0
+
+
+# --------------------------------------------------------------------------- 7: resume / determinism
+
+A, B = 325, 275  # neither a multiple of chunk_steps=50: masked chunk tails on both legs
+
+
+def _run_dir_result(runner):
+    state = host(runner.state)
+    lives_text = (runner.run_dir / LIFETIMES).read_text()
+    runner.close()
+    return state, lives_text
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_cfg, simulation, tmp_path_factory):
+    """Uninterrupted A+B steps; A steps + resume + B steps; A+B steps with chunk_steps=7."""
+    from evodevo.world import runner as runner_mod
+
+    base = tmp_path_factory.mktemp("runs")
+    out = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(runner_mod, "Simulation", simulation)
+
+        r = Runner.create(base / "full", tiny_cfg)
+        assert r.advance(A + B)
+        out["full"] = _run_dir_result(r)
+
+        r = Runner.create(base / "resumed", tiny_cfg)
+        assert r.advance(A)
+        r.close()
+        # a kill after lives were appended but before the next checkpoint: a whole line and a cut line
+        with open(base / "resumed" / LIFETIMES, "a") as f:
+            f.write(json.dumps({"agent_id": 999, "death_step": A + 1, "lifespan": 1}) + "\n")
+            f.write('{"agent_id": 1000, "sl')
+        r = Runner.load(base / "resumed")
+        assert r.step == A
+        assert r.advance(B)
+        out["resumed"] = _run_dir_result(r)
+
+        cfg7 = dataclasses.replace(tiny_cfg, run=dataclasses.replace(tiny_cfg.run, chunk_steps=7))
+        r = Runner.create(base / "chunk7", cfg7)
+        assert r.advance(A + B)
+        out["chunk7"] = _run_dir_result(r)
+    return out
+
+
+def _lives(text):
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_uninterrupted_run_writes_sane_lives(runs, tiny_cfg):
+    state, text = runs["full"]
+    lives = _lives(text)
+    n, max_age = tiny_cfg.world.n_slots, tiny_cfg.world.max_age
+    assert int(state.step) == A + B
+    # every slot's first agent is dead by max_age, its successor by 2 * max_age
+    assert len(lives) >= 2 * n
+    ids = [life["agent_id"] for life in lives]
+    assert len(set(ids)) == len(ids)
+    assert set(ids) | set(state.slots.agent_id.tolist()) == set(range(int(state.next_agent_id)))
+    assert {life["cause"] for life in lives} <= ALLOWED_CAUSES
+    for life in lives:
+        assert life["lifespan"] == life["death_step"] - life["birth_step"] > 0
+        assert life["lifespan"] <= max_age
+        assert (life["cause"] == "old_age") == (life["lifespan"] == max_age)
+        assert life["parents"] == []
+    assert [life["death_step"] for life in lives] == sorted(life["death_step"] for life in lives)
+    assert int(state.births) == len(lives) == int(np.asarray(state.deaths).sum())
+
+
+def test_resume_equals_uninterrupted(runs):
+    full_state, full_text = runs["full"]
+    res_state, res_text = runs["resumed"]
+    assert res_text == full_text
+    assert_trees_equal(res_state, full_state)
+
+
+def test_chunk_size_does_not_change_the_run(runs):
+    full_state, full_text = runs["full"]
+    c7_state, c7_text = runs["chunk7"]
+    assert c7_text == full_text
+    assert_trees_equal(c7_state, full_state)
+
+
+# --------------------------------------------------------------------------- 8: stop signal (in process)
+
+
+def test_sigint_checkpoints_and_says_how_to_resume(tiny_cfg, shared_simulations, tmp_path, capsys, monkeypatch):
+    runner = Runner.create(tmp_path / "run", tiny_cfg)
+    sim = runner.sim
+    calls = {"n": 0}
+    real = sim.run_chunk
+
+    def run_chunk_then_interrupt(state, n=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the run
+        return real(state, n)
+
+    monkeypatch.setattr(sim, "run_chunk", run_chunk_then_interrupt)
+    before = signal.getsignal(signal.SIGINT)
+    finished = runner.advance(10 * tiny_cfg.run.chunk_steps)
+    assert signal.getsignal(signal.SIGINT) is before, "the run's signal handlers are removed"
+    assert finished is False
+    assert runner.step == 2 * tiny_cfg.run.chunk_steps, "the chunk in flight completes, then the run stops"
+    assert runner.ckpt.latest_step() == runner.step
+    msg = capsys.readouterr().out
+    assert "SIGINT" in msg and f"evodevo resume {runner.run_dir}" in msg
+    runner.close()
+    resumed = Runner.load(tmp_path / "run")
+    assert resumed.step == 2 * tiny_cfg.run.chunk_steps
+    resumed.close()
