@@ -1,14 +1,14 @@
 """The `evodevo` command line, end to end: smoke run + resume, bad input, kill -9 / SIGTERM + resume.
 
 Every `evodevo` subprocess pays a JAX compile (the session's persistent compilation
-cache makes all but the first one cheap), so the checks are grouped into five
-subprocess runs: run, resume (smoke, tiny.yaml as it is); run + SIGKILL, resume +
-SIGTERM, resume (the kill test). Bad input is checked in process through
+cache makes all but the first one cheaper), so the checks share one run directory taken
+through four processes (see `chain`). Bad input is checked in process through
 `evodevo.cli.main`, plus one subprocess for the real exit status.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -76,27 +76,68 @@ def wait_for(cond, proc, what, timeout=240.0):
         time.sleep(0.02)
 
 
-# --------------------------------------------------------------------------- smoke: run + resume
+# --------------------------------------------------------------------------- one run, four processes
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory, evodevo_cmd, cli_env):
-    """`evodevo run` on configs/tiny.yaml as it is (300 steps), then `evodevo resume` (+100 steps)."""
-    d = tmp_path_factory.mktemp("smoke") / "run"
-    run = cli(evodevo_cmd, ["run", "--config", TINY, "--run-dir", d, "--steps", 300], cli_env)
-    after_run = {"lives_text": (d / LIFETIMES).read_text() if (d / LIFETIMES).exists() else None,
-                 "checkpoints": checkpoint_steps(d)}
-    resume = cli(evodevo_cmd, ["resume", d, "--steps", 100], cli_env)
-    return {"dir": d, "run": run, "resume": resume, "after_run": after_run}
+def chain(tmp_path_factory, evodevo_cmd, cli_env):
+    """One run directory through four `evodevo` processes (configs/tiny.yaml as it is):
+
+    1. `run --steps 300`                      exits 0
+    2. `resume` (checkpoint_every=500)        killed with SIGKILL once lives past a checkpoint were logged
+    3. `resume`                               sent SIGTERM once it wrote a new checkpoint
+    4. `resume --steps 150`                   exits 0
+    """
+    base = tmp_path_factory.mktemp("chain")
+    d = base / "run"
+    res = {"dir": d}
+
+    def start(args, name):
+        out, err = open(base / f"{name}.out", "w"), open(base / f"{name}.err", "w")
+        return subprocess.Popen(evodevo_cmd + [str(a) for a in args], env=cli_env, cwd=ROOT, stdout=out, stderr=err)
+
+    res["run"] = cli(evodevo_cmd, ["run", "--config", TINY, "--run-dir", d, "--steps", 300], cli_env)
+    if res["run"].returncode != 0:
+        pytest.fail(f"evodevo run failed: {res['run'].stderr[-3000:]}")
+    res["after_run"] = {"lives_text": (d / LIFETIMES).read_text(), "checkpoints": checkpoint_steps(d)}
+
+    proc = start(["resume", d, "--steps", 10**7, "--set", "run.checkpoint_every=500"], "killed")
+
+    def lives_past_checkpoint():
+        steps = checkpoint_steps(d)
+        return bool(steps) and steps[-1] > 300 and any(life["death_step"] > steps[-1] for life in read_lives(d))
+
+    wait_for(lives_past_checkpoint, proc, "a checkpoint and lives after it")
+    proc.kill()
+    proc.wait(timeout=30)
+    res["killed"] = {"returncode": proc.returncode, "checkpoint": checkpoint_steps(d)[-1], "lives": read_lives(d)}
+
+    proc = start(["resume", d, "--steps", 10**7], "stopped")
+    killed_at = res["killed"]["checkpoint"]
+    wait_for(lambda: checkpoint_steps(d)[-1] > killed_at, proc, "a checkpoint after resume")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    res["stopped"] = {"returncode": proc.returncode, "out": (base / "stopped.out").read_text(),
+                      "err": (base / "stopped.err").read_text(), "checkpoints": checkpoint_steps(d),
+                      "lives": read_lives(d)}
+    m = re.search(r"at step (\d+)", res["stopped"]["out"])
+    if not m:
+        pytest.fail(f"no stop message: {res['stopped']['out'][-2000:]} {res['stopped']['err'][-2000:]}")
+    res["stopped"]["step"] = int(m.group(1))
+
+    res["total"] = res["stopped"]["step"] + 150
+    res["resume"] = cli(evodevo_cmd, ["resume", d, "--steps", 150], cli_env)
+    return res
 
 
-def test_run_smoke(smoke):
-    run, d = smoke["run"], smoke["dir"]
-    assert run.returncode == 0, run.stderr[-3000:]
+def test_run_smoke(chain):
+    run, d = chain["run"], chain["dir"]
     assert "Traceback" not in run.stderr
+    assert "Run at step 300" in run.stdout
     assert config.load(d / CONFIG) == config.load(TINY), "config.yaml is the resolved config"
-    assert smoke["after_run"]["checkpoints"] and smoke["after_run"]["checkpoints"][-1] == 300
-    lives = [json.loads(line) for line in smoke["after_run"]["lives_text"].splitlines()]
+    assert chain["after_run"]["checkpoints"][-1] == 300
+    assert len(chain["after_run"]["checkpoints"]) <= config.load(TINY).run.keep_checkpoints
+    lives = [json.loads(line) for line in chain["after_run"]["lives_text"].splitlines()]
     assert len(lives) >= 4, "max_age 300: every first life ends within 300 steps"
     for life in lives:
         assert LIFE_KEYS <= set(life), sorted(LIFE_KEYS - set(life))
@@ -106,19 +147,53 @@ def test_run_smoke(smoke):
     assert events and all(e.stat().st_size > 0 for e in events)
 
 
-def test_resume_smoke(smoke):
-    res, d = smoke["resume"], smoke["dir"]
+def test_sigkill_leaves_lives_past_the_checkpoint(chain):
+    killed = chain["killed"]
+    assert killed["returncode"] == -signal.SIGKILL
+    assert any(life["death_step"] > killed["checkpoint"] for life in killed["lives"]), \
+        "the kill came after lives that the checkpoint does not cover (they must not be logged twice)"
+
+
+def test_sigterm_checkpoints_and_says_how_to_resume(chain):
+    st, d = chain["stopped"], chain["dir"]
+    assert st["returncode"] in (0, 130), st["err"][-3000:]
+    assert "Traceback" not in st["err"]
+    assert "SIGTERM" in st["out"] and f"evodevo resume {d}" in st["out"]
+    assert st["checkpoints"][-1] == st["step"] > chain["killed"]["checkpoint"]
+    assert max(life["death_step"] for life in st["lives"]) <= st["step"]
+
+
+def test_resume_smoke(chain):
+    res, d = chain["resume"], chain["dir"]
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Traceback" not in res.stderr
-    assert checkpoint_steps(d)[-1] == 400
-    assert len(checkpoint_steps(d)) <= config.load(TINY).run.keep_checkpoints
-    text = (d / LIFETIMES).read_text()
-    assert text.startswith(smoke["after_run"]["lives_text"]), "resume appends to the run's lives"
-    lives = [json.loads(line) for line in text.splitlines()]
+    assert f"Run at step {chain['total']}" in res.stdout
+    assert checkpoint_steps(d)[-1] == chain["total"]
+    assert (d / LIFETIMES).read_text().startswith(chain["after_run"]["lives_text"]), "resume appends"
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(chain, tiny_cfg, shared_simulations, tmp_path):
+    d, total = chain["dir"], chain["total"]
+    ref_cfg = dataclasses.replace(tiny_cfg, run=dataclasses.replace(tiny_cfg.run, checkpoint_every=10**6))
+    ref = Runner.create(tmp_path / "ref", ref_cfg)
+    assert ref.advance(total)
+    ref_state = jax.device_get(ref.state)
+    ref.close()
+    assert (d / LIFETIMES).read_text() == (tmp_path / "ref" / LIFETIMES).read_text()
+
+    lives = read_lives(d)
+    assert len(lives) > 8
     ids = [life["agent_id"] for life in lives]
-    assert len(ids) == len(set(ids))
-    assert max(life["death_step"] for life in lives) <= 400
-    assert "400" in res.stdout
+    assert len(ids) == len(set(ids)), "no life is logged twice"
+    resumed = Runner.load(d)
+    state = jax.device_get(resumed.state)
+    resumed.close()
+    assert int(state.step) == total
+    alive = set(np.asarray(state.slots.agent_id).tolist())
+    assert alive.isdisjoint(ids)
+    assert set(ids) | alive == set(range(int(state.next_agent_id))), "no life is lost"
+    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(ref_state), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
 # --------------------------------------------------------------------------- bad input
@@ -132,8 +207,8 @@ def _one_line_error(capsys_or_text):
     return lines[0]
 
 
-def test_bad_input_exits_2_without_touching_the_run(smoke, tmp_path, capsys):
-    d = smoke["dir"]
+def test_bad_input_exits_2_without_touching_the_run(chain, tmp_path, capsys):
+    d = chain["dir"]
     before = tree_digest(d)
 
     # a config file that does not exist
@@ -190,68 +265,3 @@ def test_bad_input_exit_status_of_the_console_script(tmp_path, evodevo_cmd, cli_
     assert r.returncode == 2
     assert "nope.yaml" in _one_line_error(r.stderr)
     assert not (tmp_path / "r").exists()
-
-
-# --------------------------------------------------------------------------- kill -9, SIGTERM, resume
-
-
-def test_kill_sigterm_and_resume_lose_or_duplicate_no_life(tmp_path, evodevo_cmd, cli_env, tiny_cfg,
-                                                          shared_simulations):
-    d = tmp_path / "run"
-    sets = ["--set", "run.snapshot=false", "--set", "run.checkpoint_every=200", "--set", "run.keep_checkpoints=2"]
-
-    def start(args, name):
-        out, err = open(tmp_path / f"{name}.out", "w"), open(tmp_path / f"{name}.err", "w")
-        return subprocess.Popen(evodevo_cmd + [str(a) for a in args], env=cli_env, cwd=ROOT, stdout=out, stderr=err)
-
-    # 1. kill -9 once a checkpoint past step 0 exists and lives after it were logged
-    proc = start(["run", "--config", TINY, "--run-dir", d, "--steps", 10**7, *sets], "run")
-
-    def lives_past_checkpoint():
-        steps = checkpoint_steps(d)
-        return bool(steps) and steps[-1] > 0 and any(life["death_step"] > steps[-1] for life in read_lives(d))
-
-    wait_for(lives_past_checkpoint, proc, "a checkpoint and lives after it")
-    proc.kill()
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    killed_at = checkpoint_steps(d)[-1]
-
-    # 2. resume, then SIGTERM once it has written a new checkpoint: it stops cleanly and says how to go on
-    proc = start(["resume", d, "--steps", 10**7], "resume1")
-    wait_for(lambda: checkpoint_steps(d) and checkpoint_steps(d)[-1] > killed_at, proc, "a checkpoint after resume")
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
-    out, err = (tmp_path / "resume1.out").read_text(), (tmp_path / "resume1.err").read_text()
-    assert proc.returncode in (0, 130), err[-3000:]
-    assert "Traceback" not in err
-    assert f"evodevo resume {d}" in out
-    stopped_at = int(re.search(r"at step (\d+)", out).group(1))
-    assert checkpoint_steps(d)[-1] == stopped_at
-    assert max(life["death_step"] for life in read_lives(d)) <= stopped_at
-
-    # 3. resume to a total a little past the stop
-    total = stopped_at + 150
-    r = cli(evodevo_cmd, ["resume", d, "--steps", total - stopped_at], cli_env)
-    assert r.returncode == 0, r.stderr[-3000:]
-
-    # the same total in one uninterrupted run (in process, same config up to run.*)
-    ref = Runner.create(tmp_path / "ref", tiny_cfg)
-    assert ref.advance(total)
-    ref_state = jax.device_get(ref.state)
-    ref.close()
-    assert (d / LIFETIMES).read_text() == (tmp_path / "ref" / LIFETIMES).read_text()
-
-    lives = read_lives(d)
-    assert len(lives) > 4
-    ids = [life["agent_id"] for life in lives]
-    assert len(ids) == len(set(ids)), "no life is logged twice"
-    resumed = Runner.load(d)
-    state = jax.device_get(resumed.state)
-    resumed.close()
-    assert int(state.step) == total
-    alive = set(np.asarray(state.slots.agent_id).tolist())
-    assert alive.isdisjoint(ids)
-    assert set(ids) | alive == set(range(int(state.next_agent_id))), "no life is lost"
-    for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(ref_state), strict=True):
-        assert np.array_equal(np.asarray(a), np.asarray(b))
