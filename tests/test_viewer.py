@@ -246,7 +246,9 @@ def test_whole_map(assets, snap):
 def test_frame_with_genome_and_pool(assets, snap):
     """The panels a learning agent kind fills (transformer: genome arrays and a pool summary)."""
     k = snap.n_shown
-    genome = {"layer_ids": np.tile([3, 7, -1, 12], (k, 1)), "gates": np.tile([0.9, 0.4, 0.0, 0.05], (k, 1)),
+    # as the transformer kind reports it: gene ids (-1 = empty layer slot), gate alphas (attention, MLP)
+    genome = {"layer_id": np.tile([3, 7, -1, 12], (k, 1)),
+              "gates": np.tile([[2.0, 1.0], [0.5, 0.8], [0.0, 0.0], [0.05, 0.0]], (k, 1, 1)),
               "encoder_id": np.arange(k), "head_id": np.zeros(k, int)}
     pool = {"living_genes": 12, "entropy": 2.1,
             "top_genes": [{"id": 7, "parent": 3, "role": "mid", "carriers": 3, "fitness": 0.9},
@@ -261,6 +263,7 @@ def test_frame_with_genome_and_pool(assets, snap):
     colour = render.lineage_colour(7, render.gene_parents(pool))
     assert (panel == colour).all(axis=-1).sum() > 50
     assert render.lineage_colour(7, {7: 3})[0:3] != render.lineage_colour(5, {})  # other lineage, other colour
+    np.testing.assert_allclose(render.gate_openness([[0.0, 100.0], [-100.0, 0.5]]), [[0, 1], [1, np.tanh(0.5)]])
 
 
 # --------------------------------------------------------------------------- the command line
@@ -353,3 +356,16 @@ def test_window_keys_and_screenshot(run_dir, monkeypatch):
     shots = list((run_dir / "screenshots").glob("*.png"))
     assert len(shots) == 1
     assert _colours(_png(shots[0])) > 100
+
+
+def test_pool_summary_lineage():
+    bank = types.SimpleNamespace(alive=np.array([True, True, False]), gene_id=np.array([4, 9, -1]),
+                                 parent_id=np.array([-1, 4, -1]))
+    pool = types.SimpleNamespace(encoder=bank, layer=bank)
+    assert snapshot.pool_summary(object(), {}) == {}  # random agents: no pool
+    s = snapshot.pool_summary(object(), pool)
+    assert s["lineage"] == {"4": -1, "9": 4} and s["living_genes"] == 4
+    kind = types.SimpleNamespace(pool_summary=lambda p: {"entropy": np.float32(1.5), "top_genes": [{"id": np.int32(9)}]})
+    s = snapshot.pool_summary(kind, pool)
+    assert s["entropy"] == 1.5 and s["top_genes"] == [{"id": 9}] and "lineage" in s
+    json.dumps(s)

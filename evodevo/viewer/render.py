@@ -263,21 +263,26 @@ def _bar(surf, rect, frac, colour):
         pygame.draw.rect(surf, colour, (rect[0], rect[1], w, rect[3]))
 
 
-def _sparkline(surf, font, rect, values, colour=OK):
+def sparkline_stats(values) -> str:
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return "no data yet"
+    return f"last {v[-1]:.3g} · min {v.min():.3g} · max {v.max():.3g} · {len(v)} steps"
+
+
+def _sparkline(surf, rect, values, colour=OK):
     x, y, w, h = rect
     pygame.draw.rect(surf, (40, 40, 52), rect)
     v = np.asarray(values, np.float64)
     v = v[np.isfinite(v)]
     if len(v) < 2:
-        _text(surf, font, "no data yet", (x + 4, y + 2), DIM)
         return
     lo, hi = float(v.min()), float(v.max())
     span = hi - lo if hi > lo else 1.0
     xs = x + np.linspace(0, w - 1, len(v))
     ys = y + h - 2 - (v - lo) / span * (h - 4)
     pygame.draw.lines(surf, colour, False, list(zip(xs.tolist(), ys.tolist())), 1)
-    label = f"last {v[-1]:.3g}   min {lo:.3g}   max {hi:.3g}"
-    _text(surf, font, label, (x + 4, y + 2), DIM, w - 8)
 
 
 def _fmt(x, digits=1) -> str:
@@ -392,15 +397,25 @@ def draw_agent_panel(surf, assets: Assets, snap: Snapshot, ui: UI, rect) -> int:
     # learning metrics
     n_valid = _valid_history(snap, s)
     metrics = [m for m in snap.hist if m != "action"]
-    metrics.sort(key=lambda m: (m != "intrinsic_reward", m))
+    first = ("intrinsic_reward", "gate_open", "loss_forward", "td_error")
+    metrics.sort(key=lambda m: (first.index(m) if m in first else len(first), m))
     if not metrics:
         y += _text(surf, mid, "Intrinsic reward", (x, y), FG)
-        y += _text(surf, small, "random agents: no learning, no intrinsic reward", (x, y), DIM, w) + 6
+        if snap.meta.get("agents_kind", "random") == "random":
+            why = "random agents: no learning, no intrinsic reward"
+        elif snap.meta.get("checkpoint") is not None:
+            why = "checkpoints keep no metric history; view the live run"
+        else:
+            why = "none recorded yet"
+        y += _text(surf, small, why, (x, y), DIM, w) + 6
     for m in metrics[:3]:
-        y += _text(surf, mid, m.replace("_", " ").capitalize(), (x, y), FG)
         vals = snap.hist[m][-n_valid:, s] if n_valid else []
-        _sparkline(surf, small, (x, y + 2, w, 34), vals)
-        y += 40
+        title = m.replace("_", " ").capitalize()
+        _text(surf, mid, title, (x, y), FG)
+        tw = mid.size(title)[0]
+        _text(surf, small, sparkline_stats(vals), (x + tw + 12, y + 3), DIM, w - tw - 12)
+        _sparkline(surf, (x, y + 20, w, 26), vals)
+        y += 50
     # actions
     y += _text(surf, mid, "Recent actions (newest last)", (x, y), FG)
     acts = snap.hist.get("action")
@@ -425,48 +440,62 @@ def _valid_history(snap: Snapshot, s: int) -> int:
     return int(max(0, min(h, int(ages(snap)[s]), len(next(iter(snap.hist.values()))))))
 
 
+def gate_openness(gates) -> np.ndarray:
+    """|tanh(alpha)| of gate alphas: [L] or [L, parts] (attention, MLP) -> same shape, in [0, 1]."""
+    return np.abs(np.tanh(np.asarray(gates, np.float64)))
+
+
 def draw_genome(surf, assets: Assets, snap: Snapshot, s: int, rect) -> int:
-    """A strip of the agent's layers coloured by gene lineage, gate openness as the fill height."""
+    """A strip of the agent's genes (encoder, layers, head) coloured by gene lineage; each
+    layer is filled to its gates' openness |tanh(alpha)| (attention left, MLP right)."""
     x, y, w = rect
     small = assets.fonts(16)
     g = snap.genome
-    if "layer_ids" not in g:
+    ids_key = "layer_id" if "layer_id" in g else "layer_ids" if "layer_ids" in g else None
+    if ids_key is None:
         if g:
             for name in sorted(g)[:4]:
                 y += _text(surf, small, f"{name}: {np.asarray(g[name][s]).tolist()}", (x, y), DIM, w)
             return y
-        return y + _text(surf, small, "random agents: no genome", (x, y), DIM, w)
+        return y + _text(surf, small, f"{snap.meta.get('agents_kind', 'random')} agents: no genome", (x, y), DIM, w)
     parents = gene_parents(snap.meta.get("pool") or {})
-    ids = np.asarray(g["layer_ids"][s]).astype(int)
-    gates = np.asarray(g["gates"][s], np.float64) if "gates" in g else np.ones(len(ids))
-    blocks = []
+    ids = np.asarray(g[ids_key][s]).astype(int)
+    gates = np.asarray(g["gates"][s]) if "gates" in g else np.full(len(ids), 10.0)
+    gates = gate_openness(gates).reshape(len(ids), -1)
+    blocks = []  # (label, gene id, openness per part or None)
     if "encoder_id" in g:
-        blocks.append(("E", int(np.asarray(g["encoder_id"][s]).reshape(-1)[0]), 1.0))
-    blocks += [("L", int(i), float(a)) for i, a in zip(ids, gates) if i >= 0]
+        blocks.append(("E", int(np.asarray(g["encoder_id"][s]).reshape(-1)[0]), None))
+    blocks += [("L", int(i), gates[j]) for j, i in enumerate(ids) if i >= 0]
     if "head_id" in g:
-        blocks.append(("H", int(np.asarray(g["head_id"][s]).reshape(-1)[0]), 1.0))
-    if not blocks:
-        return y + _text(surf, small, "empty genome", (x, y), DIM, w)
-    bw = max(14, min(48, (w - 4 * len(blocks)) // len(blocks)))
+        blocks.append(("H", int(np.asarray(g["head_id"][s]).reshape(-1)[0]), None))
+    bw = max(18, min(48, (w - 4 * len(blocks)) // max(len(blocks), 1)))
     h = 34
-    for j, (kind, gid, gate) in enumerate(blocks):
+    for j, (kind, gid, open_) in enumerate(blocks):
         bx = x + j * (bw + 4)
         if bx + bw > x + w:
             _text(surf, small, "…", (bx, y + 10), DIM)
             break
         colour = lineage_colour(gid, parents)
-        pygame.draw.rect(surf, tuple(c // 3 for c in colour), (bx, y, bw, h))
-        fill = int(round(h * min(1.0, abs(gate))))
-        pygame.draw.rect(surf, colour, (bx, y + h - fill, bw, fill))
-        pygame.draw.rect(surf, (90, 90, 100) if kind == "L" else FG, (bx, y, bw, h), 1)
-        _text(surf, small, f"{kind}{gid}", (bx + 2, y + h + 1), DIM, bw)
+        if open_ is None:
+            pygame.draw.rect(surf, colour, (bx, y, bw, h))
+        else:
+            pygame.draw.rect(surf, tuple(c // 3 for c in colour), (bx, y, bw, h))
+            pw = bw // len(open_)
+            for p, o in enumerate(open_):
+                fill = int(round(h * float(o)))
+                pygame.draw.rect(surf, colour, (bx + p * pw, y + h - fill, pw if p < len(open_) - 1 else bw - p * pw, fill))
+        pygame.draw.rect(surf, FG if kind != "L" else (90, 90, 100), (bx, y, bw, h), 1)
+        _text(surf, small, f"{kind}{gid}", (bx + 1, y + h + 1), DIM, bw + 3)
     y += h + 16
-    return y + _text(surf, small, f"{sum(1 for b in blocks if b[0] == 'L')} layers · fill = gate openness |tanh(alpha)| · "
-                     "colour = gene lineage", (x, y), DIM, w)
+    n_layers = sum(1 for b in blocks if b[0] == "L")
+    mean_open = float(gates[ids >= 0].mean()) if n_layers else 0.0
+    legend = f"{n_layers} layers · gates open {mean_open:.2f} (fill: attention | MLP) · colour: lineage"
+    return y + _text(surf, small, legend, (x, y), DIM, w)
 
 
 def draw_pool_panel(surf, assets: Assets, snap: Snapshot, rect) -> int:
-    x0, y, w, _ = rect
+    x0, y, w, h = rect
+    bottom = y + h
     x = x0 + 12
     w -= 24
     mid, small = assets.fonts(22), assets.fonts(19)
@@ -496,10 +525,21 @@ def draw_pool_panel(surf, assets: Assets, snap: Snapshot, rect) -> int:
                    f"{rates['agent_steps_per_s']:,.0f} agent-steps/s", (x, y), DIM, w)
     y += 6
     pool = meta.get("pool") or {}
+    kind = meta.get("agents_kind", "random")
     if not pool:
-        y += _text(surf, mid, f"{meta.get('agents_kind', 'random')} agents: no genome, no gene pool",
-                   (x, y), DIM, w) + 6
-        return draw_achievement_rates(surf, assets, recent.get("achievement_rates") or {}, (x, y, w), 8)
+        y += _text(surf, mid, "random agents: no genome, no gene pool" if kind == "random"
+                   else f"no gene pool summary from the {kind} agents", (x, y), DIM, w) + 6
+    else:
+        y = _draw_pool(surf, assets, pool, (x, y, w))
+    rows = (bottom - y - 30) // 17
+    if rows >= 2:
+        y = draw_achievement_rates(surf, assets, recent.get("achievement_rates") or {}, (x, y + 6, w), min(rows, 8))
+    return y
+
+
+def _draw_pool(surf, assets: Assets, pool: dict, rect) -> int:
+    x, y, w = rect
+    mid, small = assets.fonts(22), assets.fonts(19)
     parents = gene_parents(pool)
     facts = []
     for key, label in (("living_genes", "living genes"), ("entropy", "frequency entropy")):
@@ -640,7 +680,7 @@ def draw_frame(assets: Assets, snap: Snapshot, ui: UI, status: Status, size=SIZE
     pygame.draw.rect(surf, PANEL_BG, lay["panel"])
     y = draw_agent_panel(surf, assets, snap, ui, (px, py + 8, pw, ph))
     pygame.draw.line(surf, (60, 60, 75), (px + 8, y + 8), (px + pw - 8, y + 8))
-    draw_pool_panel(surf, assets, snap, (px, y + 16, pw, ph))
+    draw_pool_panel(surf, assets, snap, (px, y + 16, pw, py + ph - y - 16))
     draw_header(surf, assets.fonts, snap, ui, status)
     if ui.help:
         draw_help(surf, assets.fonts)

@@ -88,11 +88,22 @@ def _small_int(x: np.ndarray) -> np.ndarray:
 
 
 def pool_summary(agents, pool) -> dict:
-    """The agent kind's JSON-able gene pool summary, or {} when it has none."""
+    """The agent kind's JSON-able gene pool summary (`agents.pool_summary(pool)`), plus the
+    lineage {gene id: parent id} of the living genes when the pool has banks with
+    `alive`/`gene_id`/`parent_id` (the viewer colours genes by lineage); {} for random agents."""
     fn = getattr(agents, "pool_summary", None)
-    if fn is None:
-        return {}
-    return json.loads(json.dumps(fn(pool), default=_json_default))
+    summary = {} if fn is None else json.loads(json.dumps(fn(pool), default=_json_default))
+    banks = [getattr(pool, kind, None) for kind in ("encoder", "layer", "head")]
+    banks = [b for b in banks if all(hasattr(b, f) for f in ("alive", "gene_id", "parent_id"))]
+    if banks and "lineage" not in summary:
+        lineage, living = {}, 0
+        for alive, gid, parent in jax.device_get([(b.alive, b.gene_id, b.parent_id) for b in banks]):
+            alive = np.asarray(alive, bool)
+            living += int(alive.sum())
+            lineage.update(zip(np.asarray(gid)[alive].tolist(), np.asarray(parent)[alive].tolist()))
+        summary["lineage"] = {str(k): v for k, v in lineage.items()}
+        summary.setdefault("living_genes", living)
+    return summary
 
 
 def collect(sim, state, k: int) -> tuple[dict, dict]:
