@@ -152,7 +152,7 @@ class Viewer:
 
         from evodevo.viewer import render
 
-        pygame.init()
+        pygame.display.init()  # display and fonts only: no audio (pygame.init would open the mixer)
         self._fonts = render.Fonts()
         screen = pygame.display.set_mode(render.SIZE, pygame.RESIZABLE)
         pygame.display.set_caption(f"evodevo view {self.run_dir}")
