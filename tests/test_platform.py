@@ -140,7 +140,7 @@ def test_respawn_keeps_world_and_resets_player(world, stepped, respawn):
     assert_trees_equal(new.newborn, ws.newborn)
 
 
-def test_newborn_is_not_next_to_a_hostile_mob(world, stepped, respawn):
+def test_newborn_is_not_next_to_a_hostile_mob(world, stepped, respawn, world_step, key):
     ws = stepped.world
     s = 2
     r = world.cfg.spawn_clear_radius
@@ -195,6 +195,17 @@ def test_newborn_is_not_next_to_a_hostile_mob(world, stepped, respawn):
     for o in range(world.n):
         if o != s:
             assert_trees_equal(take(new, o), take(before.env, o))
+
+    # Removed mobs stay removed: Craftax-Classic's DO action sets every mob's mask to health > 0, so a
+    # removed zombie that kept its health came back next to the newborn on its first DO.
+    after = respawn(device(before), jnp.asarray(mask))
+    after, _ = world_step(after, jnp.full(world.n, 5, jnp.int32), key)  # 5 = DO, which does not move the player
+    after = host(after).env
+    for name in ("zombies", "skeletons"):
+        mobs = getattr(after, name)
+        # the kept zombie (7 away) moves at most one cell; new mobs spawn more than 9 (Manhattan) away
+        cheb = np.abs(mobs.position[s] - after.player_position[s]).max(-1)
+        assert not (mobs.mask[s] & (cheb <= 3)).any(), f"a removed {name[:-1]} came back after DO"
 
 
 # --------------------------------------------------------------------------- 3: no timestep limit

@@ -221,7 +221,9 @@ class ContinuousWorld:
                     mob_map = mob_map.at[lvl, rows, cols].set(False, mode="drop")
                 else:
                     mob_map = mob_map.at[rows, cols].set(False, mode="drop")
-            updates[name] = mobs.replace(mask=mobs.mask & ~near)
+            # Zero their health too: Craftax-Classic's DO action recomputes every mob's mask as health > 0,
+            # which would revive removed mobs next to the newborn.
+            updates[name] = mobs.replace(mask=mobs.mask & ~near, health=jnp.where(near, 0, mobs.health))
         return env.replace(mob_map=mob_map, **updates)
 
     # ------------------------------------------------------------------ reading

@@ -1,0 +1,148 @@
+"""Throughput of the simulation in agent-steps per second (one agent-step = one slot advanced once).
+
+`measure(cfg, chunks)` times any configuration the same way: build the Simulation, run one
+warm-up chunk (compile), then `chunks` timed chunks of `run.chunk_steps` steps each
+(`Simulation.run_chunk`, outputs fetched to the host as the runner does), and return the
+median rate. `VARIANTS` lists the measured configurations as functions of the preset;
+each is swept over the slot counts of `--slots`:
+
+    world   the continuous world alone: random agents (no learning), deaths and respawns included
+
+The learning loop is one more entry in `VARIANTS` (the preset as it is); its JSON key
+`loop_agent_steps_per_s` and the loop/world `ratio` are then emitted automatically.
+
+    .venv/bin/python benchmarks/throughput.py --config configs/default.yaml
+    .venv/bin/python benchmarks/throughput.py --slots 16,64 --chunks 3 --set run.chunk_steps=100
+
+Prints a table and ends with one JSON line. Numbers from a shared 2-core machine are noisy:
+compare runs made back to back, or ratios measured in the same process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+
+from evodevo import config  # noqa: E402
+from evodevo.config import Config  # noqa: E402
+from evodevo.world.sim import Simulation  # noqa: E402
+
+
+def with_slots(cfg: Config, n: int) -> Config:
+    return dataclasses.replace(cfg, world=dataclasses.replace(cfg.world, n_slots=n))
+
+
+def world_only(cfg: Config) -> Config:
+    """The preset's world with random agents: the cost of the world alone."""
+    return dataclasses.replace(cfg, agents=dataclasses.replace(cfg.agents, kind="random"))
+
+
+# name -> preset -> measured config. The learning loop adds: "loop": lambda cfg: cfg
+VARIANTS = {
+    "world": world_only,
+}
+
+
+def measure(cfg: Config, chunks: int = 5, info: dict | None = None) -> float:
+    """Median agent-steps/s of `chunks` timed chunks after one warm-up chunk. Fills `info` if given."""
+    sim = Simulation(cfg)
+    steps = cfg.run.chunk_steps
+    t0 = time.perf_counter()
+    state = sim.init()
+    jax.block_until_ready(state)
+    t_init = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    state, out = sim.run_chunk(state)
+    jax.device_get(out)
+    t_warm = time.perf_counter() - t0
+
+    rates = []
+    for _ in range(chunks):
+        t0 = time.perf_counter()
+        state, out = sim.run_chunk(state)
+        jax.device_get(out)
+        jax.block_until_ready(state)
+        rates.append(steps * sim.n / (time.perf_counter() - t0))
+    rate = statistics.median(rates)
+    if info is not None:
+        agents_bytes = getattr(sim.agents, "bytes_per_slot", None)
+        info.update(
+            n_slots=sim.n,
+            chunk_steps=steps,
+            init_s=t_init,
+            warmup_s=t_warm,
+            rates=rates,
+            agent_steps_per_s=rate,
+            bytes_per_slot=int(agents_bytes(state.agents)) if agents_bytes else 0,
+            state_bytes_per_slot=sum(x.nbytes for x in jax.tree.leaves(state)) // sim.n,
+        )
+    return rate
+
+
+def sweep(cfg: Config, slots, chunks: int) -> list[dict]:
+    rows = []
+    for n in slots:
+        info = {}
+        measure(with_slots(cfg, n), chunks, info)
+        rows.append(info)
+        print(f"  {n:>6} {info['chunk_steps']:>6} {info['warmup_s']:>8.1f} {info['agent_steps_per_s']:>14,.0f} "
+              f"{min(info['rates']):>12,.0f} {max(info['rates']):>12,.0f} {info['agent_steps_per_s'] / n:>9,.1f} "
+              f"{info['bytes_per_slot']:>10,} {info['state_bytes_per_slot']:>12,}", flush=True)
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"), help="YAML preset")
+    p.add_argument("--slots", default="16,64,256", help="comma-separated slot counts N")
+    p.add_argument("--chunks", type=int, default=5, help="timed chunks per measurement (median reported)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"which of {list(VARIANTS)} to measure")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config key (repeatable)")
+    args = p.parse_args(argv)
+
+    slots = [int(s) for s in args.slots.split(",") if s.strip()]
+    cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", *args.overrides])
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        p.error(f"unknown variant {unknown[0]!r}; choose from {list(VARIANTS)}")
+
+    print(f"config {args.config} {' '.join(args.overrides)}; backend {jax.default_backend()}, "
+          f"{os.cpu_count()} CPUs; {args.chunks} timed chunks after 1 warm-up chunk (compile)")
+    results = {}
+    for name in names:
+        print(f"\n{name}:\n  {'N':>6} {'chunk':>6} {'warmup_s':>8} {'agent-steps/s':>14} {'min':>12} {'max':>12} "
+              f"{'steps/s':>9} {'agent B/slot':>10} {'state B/slot':>12}", flush=True)
+        results[name] = sweep(VARIANTS[name](cfg), slots, args.chunks)
+
+    line = {}
+    for name, rows in results.items():
+        line[f"{name}_agent_steps_per_s"] = {str(r["n_slots"]): round(r["agent_steps_per_s"], 1) for r in rows}
+    if "world" in results and "loop" in results:
+        line["ratio"] = {k: round(v / line["world_agent_steps_per_s"][k], 4)
+                         for k, v in line["loop_agent_steps_per_s"].items()}
+    last = names[-1]
+    line["bytes_per_slot"] = {str(r["n_slots"]): r["bytes_per_slot"] for r in results[last]}
+    line["state_bytes_per_slot"] = {str(r["n_slots"]): r["state_bytes_per_slot"] for r in results[last]}
+    line.update(config=args.config, overrides=args.overrides, chunk_steps=cfg.run.chunk_steps, chunks=args.chunks,
+                backend=jax.default_backend(), cpus=os.cpu_count())
+    print()
+    print(json.dumps(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
