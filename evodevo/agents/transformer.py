@@ -258,19 +258,20 @@ def run_layers(x, layers_base, layers_delta, gates, active, cache_k, cache_v, ca
     key_step = jnp.concatenate([cache_step, q_step])
     key_pos = jnp.concatenate([jnp.arange(cache_step.shape[0]) % s, q_pos])
 
-    def one(x, layer):
-        base, delta, g, on, ck, cv = layer
-        lay = Eff(base, delta)
+    k_all, v_all = [], []
+    for i in range(dm.l_max):  # unrolled: a scan would transpose every agent's stacked weights each call
+        pick = lambda tree: jax.tree.map(lambda w: w[i], tree)  # noqa: E731
+        lay = Eff(pick(layers_base), None if layers_delta is None else pick(layers_delta))
         att, k_new, v_new = attention(
-            layer_norm(x, lay["ln1_s"], lay["ln1_b"]), lay, ck, cv, key_step, key_pos, q_step, q_pos, dm
+            layer_norm(x, lay["ln1_s"], lay["ln1_b"]), lay, cache_k[i], cache_v[i], key_step, key_pos, q_step, q_pos, dm
         )
-        y = x + jnp.tanh(g[0]) * att
+        y = x + jnp.tanh(gates[i, 0]) * att
         hid = jax.nn.gelu(lay.mm(layer_norm(y, lay["ln2_s"], lay["ln2_b"]), "w1") + lay["b1"])
-        y = y + jnp.tanh(g[1]) * (lay.mm(hid, "w2") + lay["b2"])
-        return jnp.where(on, y, x), (k_new, v_new)  # an inactive slot is an exact identity
-
-    x, (k_new, v_new) = jax.lax.scan(one, x, (layers_base, layers_delta, gates, active, cache_k, cache_v))
-    return x, k_new, v_new
+        y = y + jnp.tanh(gates[i, 1]) * (lay.mm(hid, "w2") + lay["b2"])
+        x = jnp.where(active[i], y, x)  # an inactive slot is an exact identity
+        k_all.append(k_new)
+        v_all.append(v_new)
+    return x, jnp.stack(k_all), jnp.stack(v_all)
 
 
 def heads(head: Eff, x_act, action):

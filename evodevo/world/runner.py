@@ -148,7 +148,7 @@ class Runner:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def create(cls, run_dir, cfg: Config) -> "Runner":
+    def create(cls, run_dir, cfg: Config, sim: Simulation | None = None) -> "Runner":
         run_dir = Path(run_dir)
         if (run_dir / CHECKPOINTS).exists() or (run_dir / LIFETIMES).exists():
             raise RunDirError(
@@ -157,7 +157,7 @@ class Runner:
             )
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG).write_text(config_mod.dump_yaml(cfg))
-        sim = Simulation(cfg)
+        sim = Simulation(cfg) if sim is None else sim  # tests share one compiled Simulation
         recent = RecentLives(cfg.run.recent_lives, sim.world.achievement_names)
         runner = cls(run_dir, cfg, sim, sim.init(), recent, purge_step=None)
         runner.log.path.touch()

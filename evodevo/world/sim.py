@@ -75,12 +75,14 @@ class Simulation:
     def init(self) -> SimState:
         key = jax.random.PRNGKey(self.cfg.seed)
         key, k_world, k_agents = jax.random.split(key, 3)
-        agents, pool = self.agents.init(k_agents)
+        # World generation runs op by op: jitting Craftax's generator costs 20-120 s of compile.
+        world = self.world.init(k_world)
+        agents, pool = jax.jit(self.agents.init)(k_agents)
         n = self.n
         return SimState(
             step=jnp.int32(0),
             key=key,
-            world=self.world.init(k_world),
+            world=world,
             agents=agents,
             pool=pool,
             slots=Slots(

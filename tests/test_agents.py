@@ -1,0 +1,244 @@
+"""The transformer agent: gates, identities, KV cache, gradients, normalisers, broken agents."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from evodevo import config
+from evodevo.agents import transformer as tf
+from evodevo.agents.normalize import RewardScale, Welford, normalize
+from evodevo.world.sim import Simulation
+
+TINY_AGENT = [
+    "agents.kind=transformer", "agents.d_model=16", "agents.n_heads=2", "agents.l_max=3", "agents.init_depth=2",
+    "agents.context=3", "agents.think_tokens=1", "agents.memory_tokens=1", "agents.cell_embed=2",
+    "genepool.layer_genes=4", "genepool.encoder_genes=2", "genepool.head_genes=2",
+    "world.n_slots=3", "run.chunk_steps=8", "run.snapshot=false", "run.progress=false",
+]
+
+
+def tiny(*extra):
+    return config.load("configs/tiny.yaml", TINY_AGENT + list(extra))
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return Simulation(tiny())
+
+
+@pytest.fixture(scope="module")
+def state(sim):
+    return jax.jit(sim.init)()
+
+
+def one_agent(state, i=0):
+    return jax.tree.map(lambda x: x[i], state.agents)
+
+
+def random_inputs(sim, key, steps):
+    k1, k2, k3 = jax.random.split(key, 3)
+    obs = jax.random.normal(k1, (steps, sim.world.obs_dim))
+    act = jax.random.randint(k2, (steps,), -1, sim.world.num_actions)
+    pos = jax.random.randint(k3, (steps, 2), 0, 64)
+    return obs, act, pos
+
+
+def forward_step(sim, agent, theta, obs, act, age, pos, mem):
+    cache = (agent.cache_k, agent.cache_v, agent.cache_step)
+    return sim.agents.forward(theta, agent, obs, act, age, pos, mem, cache)
+
+
+# --------------------------------------------------------------------------- gates and slots
+
+
+def test_gate_at_zero_and_inactive_slot_leave_output_unchanged(sim, state):
+    ag = sim.agents
+    agent = one_agent(state)
+    obs, act, pos = random_inputs(sim, jax.random.PRNGKey(1), 1)
+    tr = ag.unravel(agent.theta)
+    active = agent.genome.active
+    assert bool(active[0]) and bool(active[1]) and not bool(active[2])
+    x_ref = forward_step(sim, agent, agent.theta, obs[0], act[0], 0, pos[0], agent.mem)[0]
+
+    # Activate slot 2 with its gates at zero: the output must be unchanged (up to float rounding).
+    gated = agent.replace(genome=agent.genome.replace(active=active.at[2].set(True)))
+    tr0 = dict(tr, gates=tr["gates"].at[2].set(0.0))
+    theta0 = jax.flatten_util.ravel_pytree(tr0)[0]
+    x_gate0 = forward_step(sim, gated, theta0, obs[0], act[0], 0, pos[0], agent.mem)[0]
+    np.testing.assert_allclose(x_gate0, x_ref, rtol=0, atol=0)
+
+    # The same slot with an open gate changes the output: the test above could fail.
+    tr1 = dict(tr, gates=tr["gates"].at[2].set(1.0))
+    theta1 = jax.flatten_util.ravel_pytree(tr1)[0]
+    x_gate1 = forward_step(sim, gated, theta1, obs[0], act[0], 0, pos[0], agent.mem)[0]
+    assert float(jnp.abs(x_gate1 - x_ref).max()) > 1e-3
+
+    # An inactive slot is an exact identity whatever its weights and gates.
+    x_inactive = forward_step(sim, agent, theta1, obs[0], act[0], 0, pos[0], agent.mem)[0]
+    np.testing.assert_array_equal(np.asarray(x_inactive), np.asarray(x_ref))
+
+
+def test_alpha_receives_gradient_at_zero(sim, state):
+    ag = sim.agents
+    agent = one_agent(state)
+    obs, act, pos = random_inputs(sim, jax.random.PRNGKey(2), 1)
+    tr = ag.unravel(agent.theta)
+    theta0 = jax.flatten_util.ravel_pytree(dict(tr, gates=jnp.zeros_like(tr["gates"])))[0]
+
+    def value(theta):
+        x, *_ , (enc, head) = forward_step(sim, agent, theta, obs[0], act[0], 0, pos[0], agent.mem)
+        return tf.policy_value(head, x[ag.dm.action_index])[1]
+
+    g = ag.unravel(jax.grad(value)(theta0))["gates"]
+    active = np.asarray(agent.genome.active)
+    assert np.all(np.abs(np.asarray(g)[active]) > 0), g
+    assert np.all(np.asarray(g)[~active] == 0)
+
+
+# --------------------------------------------------------------------------- KV cache
+
+
+def test_kv_cache_stepping_equals_full_recomputation(sim, state):
+    ag, dm = sim.agents, sim.agents.dm
+    agent = one_agent(state)
+    steps = dm.t + 3  # longer than the window: old steps must fall out of both
+    obs, act, pos = random_inputs(sim, jax.random.PRNGKey(3), steps)
+
+    xs, mems = [], []
+    a = agent
+    for t in range(steps):
+        mems.append(a.mem)
+        x, k_new, v_new, *_ = forward_step(sim, a, a.theta, obs[t], act[t], t, pos[t], a.mem)
+        a = ag.write_cache(a, k_new, v_new, t).replace(mem=x[1 + dm.k:])
+        xs.append(x)
+    stepped = jnp.stack(xs)
+
+    # One call over all steps' tokens with an empty cache and a block-causal window.
+    enc, lb, ld, head, gates = ag.weights(agent.theta, agent.base)
+    tokens = jnp.concatenate([
+        tf.step_tokens(enc, tf.encode_obs(enc, obs[t], dm), act[t], t, pos[t], mems[t], dm) for t in range(steps)
+    ])
+    q_step = jnp.repeat(jnp.arange(steps, dtype=jnp.int32), dm.s)
+    empty = (jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((0,), jnp.int32))
+    full, _, _ = tf.run_layers(tokens, lb, ld, gates, agent.genome.active, *empty, q_step, dm)
+    np.testing.assert_allclose(np.asarray(stepped).reshape(full.shape), np.asarray(full), rtol=1e-4, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- normalisers
+
+
+def test_welford_and_normalize_hand_computed():
+    s = Welford.zeros((2,))
+    assert float(s.var[0]) == 1.0  # unscaled until two samples
+    for x in ([1.0, 10.0], [3.0, 10.0], [5.0, 10.0]):
+        s = s.update(jnp.array(x))
+    # samples 1, 3, 5: mean 3, sample variance ((-2)^2 + 0 + 2^2) / 2 = 4
+    np.testing.assert_allclose(s.mean, [3.0, 10.0])
+    np.testing.assert_allclose(s.var, [4.0, 0.0])
+    np.testing.assert_allclose(normalize(s, jnp.array([7.0, 10.0]), clip=5.0), [2.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(normalize(s, jnp.array([100.0, 11.0]), clip=5.0), [5.0, 5.0])
+
+
+def test_reward_scale_hand_computed():
+    rs = RewardScale.zeros()
+    rs = rs.update(1.0, 0.0, 0.5)  # u = 1
+    rs = rs.update(1.0, 0.0, 0.5)  # u = 0.5 * 1 + 1 = 1.5
+    rs = rs.update(2.0, 1.0, 0.5)  # terminal: u = 2
+    # returns 1, 1.5, 2: mean 1.5, sample variance (0.25 + 0 + 0.25) / 2 = 0.25 -> std 0.5
+    np.testing.assert_allclose(float(rs.ret), 2.0)
+    np.testing.assert_allclose(float(rs.stats.var), 0.25)
+    np.testing.assert_allclose(float(rs.scale(1.0)), 2.0, rtol=1e-6)
+
+
+def test_senses_are_bounded_and_distinct():
+    t = tf.time_code(jnp.array([0, 1, 1000]), 6)
+    p = tf.place_code(jnp.array([[0, 0], [5, 7], [60, 3]]), 4)
+    assert t.shape == (3, 12) and p.shape == (3, 24)
+    assert float(jnp.abs(t).max()) <= 1.0 and float(jnp.abs(p).max()) <= 1.0
+    assert float(jnp.abs(t[1] - t[2]).max()) > 0.1 and float(jnp.abs(p[1] - p[2]).max()) > 0.1
+
+
+# --------------------------------------------------------------------------- learning loop
+
+
+def test_broken_agent_dies_alone_and_never_touches_the_pool(sim, state):
+    """NaN weights in slot 1: it dies as `broken`; the others learn exactly as without it."""
+    poisoned = state.replace(agents=state.agents.replace(theta=state.agents.theta.at[1].set(jnp.nan)))
+    s_bad, out_bad = sim.run_chunk(jax.tree.map(jnp.copy, poisoned), 1)
+    s_ok, out_ok = sim.run_chunk(jax.tree.map(jnp.copy, state), 1)
+    cause = np.asarray(out_bad["cause"][0])
+    assert cause[1] == 4 and cause[0] != 4 and cause[2] != 4  # Cause.broken
+    # The pool is untouched by the broken agent.
+    for a, b in zip(jax.tree.leaves(s_bad.pool), jax.tree.leaves(state.pool)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Other agents are unaffected, bit for bit.
+    for i in (0, 2):
+        np.testing.assert_array_equal(np.asarray(s_bad.agents.theta[i]), np.asarray(s_ok.agents.theta[i]))
+    # The slot was refilled by a finite newborn.
+    assert np.isfinite(np.asarray(s_bad.agents.theta[1])).all()
+    assert int(s_bad.slots.agent_id[1]) == int(state.next_agent_id)
+
+
+def test_one_update_changes_weights_and_stays_finite(sim, state):
+    s, out = sim.run_chunk(jax.tree.map(jnp.copy, state))
+    assert np.isfinite(np.asarray(s.agents.theta)).all()
+    assert not np.array_equal(np.asarray(s.agents.theta), np.asarray(state.agents.theta))
+    for name in ("intrinsic_reward", "loss_forward", "loss_inverse", "td_error", "loss_position"):
+        assert name in out["metrics"]
+
+
+def agent_steps(cfg, steps=2):
+    """act + learn on synthetic observations, without the world (compiles only the agent)."""
+    from evodevo.world.craftax_world import ContinuousWorld
+    from evodevo.agents.learner import TransformerAgents
+
+    world = ContinuousWorld(cfg.world)
+    ag = TransformerAgents(cfg, world)
+    agents, pool = jax.jit(ag.init)(jax.random.PRNGKey(0))
+    n = world.n
+
+    @jax.jit
+    def step(agents, t, key):
+        k1, k2, k3 = jax.random.split(key, 3)
+        obs = (jax.random.uniform(k1, (n, world.obs_dim)) < 0.05).astype(jnp.float32)
+        ctx = {"age": jnp.full(n, t), "pos": jnp.full((n, 2), 30) + t, "prev_action": jnp.full(n, -1)}
+        action, pending = ag.act(agents, pool, obs, ctx, k2)
+        obs1 = (jax.random.uniform(k3, (n, world.obs_dim)) < 0.05).astype(jnp.float32)
+        ctx1 = dict(ctx, age=ctx["age"] + 1, prev_action=action)
+        return ag.learn(agents, pool, pending, obs1, ctx1, jnp.zeros(n, bool), key)
+
+    theta0 = np.asarray(agents.theta)
+    for t in range(steps):
+        agents, broken, metrics = step(agents, t, jax.random.PRNGKey(t))
+        assert not np.asarray(broken).any()
+    return ag, theta0, agents, metrics
+
+
+def test_zero_thinking_and_memory_tokens_and_full_weight_learning_run():
+    """K = 0, M = 0 and learn=full in one compile: the action is read at the observation token."""
+    ag, theta0, agents, metrics = agent_steps(
+        tiny("agents.think_tokens=0", "agents.memory_tokens=0", "agents.learn=full"))
+    assert ag.dm.s == 1 and ag.dm.action_index == 0
+    assert ag.n_params > 10_000  # all weights, not a low-rank delta
+    assert np.isfinite(np.asarray(agents.theta)).all() and not np.array_equal(np.asarray(agents.theta), theta0)
+    assert np.isfinite(np.asarray(metrics["loss_forward"])).all()
+
+
+def test_lifetimes_record_the_genome(tmp_path, sim):
+    from evodevo.world.runner import Runner
+
+    runner = Runner.create(tmp_path / "run", sim.cfg, sim=sim)
+    runner.state = runner.state.replace(slots=runner.state.slots.replace(
+        birth_step=jnp.full(sim.n, -sim.cfg.world.max_age + 3, jnp.int32)))  # everybody dies of old age soon
+    runner.advance(8)
+    runner.close()
+    lives = [json.loads(line) for line in (tmp_path / "run" / "lifetimes.jsonl").read_text().splitlines()]
+    assert len(lives) >= 3 and {life["cause"] for life in lives} >= {"old_age"}
+    for life in lives:
+        g = life["genome"]
+        assert len(g["layers"]) == 2 and all(0 <= i for i in g["layers"])
+        assert np.shape(g["gates_birth"]) == (2, 2) and np.shape(g["gates_death"]) == (2, 2)
+        assert isinstance(g["encoder"], int) and isinstance(g["head"], int)
