@@ -10,7 +10,8 @@ Contents of snapshot.npz (numpy arrays, no pickles):
     meta              0-d str: JSON (step, time, counters, recent lives, pool summary, rates)
     env/<path>        the Craftax EnvState leaves of the shown slots, keyed by their
                       pytree path (`jax.tree_util.keystr`), integer leaves stored in the
-                      smallest dtype that holds them (the reader casts back)
+                      smallest dtype that holds them, large float leaves as float16 (the
+                      viewer casts back to the EnvState's dtypes)
     slots/<name>      agent_id, birth_step, parents of the shown slots
     hist/<name>       [H, K] recent per-step values of the shown slots, oldest first:
                       `action` and every learning metric; `meta["hist_len"]` rows are valid
@@ -75,8 +76,11 @@ def _json_default(x):
     return str(x)
 
 
-def _small_int(x: np.ndarray) -> np.ndarray:
-    """Losslessly store an integer array in the smallest dtype that holds its values."""
+def _small(x: np.ndarray) -> np.ndarray:
+    """Store an integer array losslessly in the smallest dtype that holds its values, and a
+    large float array (full Craftax's light maps) as float16: the viewer only draws them."""
+    if x.dtype == np.float32 and x.size >= 65536:
+        return x.astype(np.float16)
     if x.dtype.kind not in "iu" or x.size == 0 or x.dtype.itemsize == 1:
         return x
     lo, hi = int(x.min()), int(x.max())
@@ -118,7 +122,7 @@ def collect(sim, state, k: int) -> tuple[dict, dict]:
     if k < sim.n:  # slice on the device so only the shown slots are copied to the host
         arrays = {name: x[:k] for name, x in arrays.items()}
     # np.array copies: the runner donates the state to its next chunk.
-    arrays = {name: _small_int(np.array(x)) for name, x in jax.device_get(arrays).items()}
+    arrays = {name: _small(np.array(x)) for name, x in jax.device_get(arrays).items()}
     from evodevo.world.craftax_world import Cause
 
     deaths = np.asarray(jax.device_get(state.deaths))
