@@ -463,28 +463,55 @@ def test_chunk_size_does_not_change_the_run(runs):
 # --------------------------------------------------------------------------- 8: stop signal (in process)
 
 
-def test_sigint_checkpoints_and_says_how_to_resume(tiny_cfg, shared_simulations, tmp_path, capsys, monkeypatch):
-    runner = Runner.create(tmp_path / "run", tiny_cfg)
-    sim = runner.sim
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_stop_signal_checkpoints_and_says_how_to_resume(signum, tiny_cfg, shared_simulations, tmp_path, capsys,
+                                                         monkeypatch):
+    """`evodevo run` (in process, through cli.main) gets a signal mid-run: checkpoint, message, exit 130."""
+    from evodevo.cli import main
+
+    sim = shared_simulations(tiny_cfg)
+    chunk = tiny_cfg.run.chunk_steps
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     calls = {"n": 0}
     real = sim.run_chunk
 
-    def run_chunk_then_interrupt(state, n=None):
+    def run_chunk_then_signal(state, n=None):
         calls["n"] += 1
         if calls["n"] == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the run
+            # sent only if the run installed its own handler (the default one would end pytest)
+            assert signal.getsignal(signum) is not before[signum], "the run installs no stop handler"
+            os.kill(os.getpid(), signum)
         return real(state, n)
 
-    monkeypatch.setattr(sim, "run_chunk", run_chunk_then_interrupt)
-    before = signal.getsignal(signal.SIGINT)
-    finished = runner.advance(10 * tiny_cfg.run.chunk_steps)
-    assert signal.getsignal(signal.SIGINT) is before, "the run's signal handlers are removed"
-    assert finished is False
-    assert runner.step == 2 * tiny_cfg.run.chunk_steps, "the chunk in flight completes, then the run stops"
-    assert runner.ckpt.latest_step() == runner.step
-    msg = capsys.readouterr().out
-    assert "SIGINT" in msg and f"evodevo resume {runner.run_dir}" in msg
-    runner.close()
-    resumed = Runner.load(tmp_path / "run")
-    assert resumed.step == 2 * tiny_cfg.run.chunk_steps
+    monkeypatch.setattr(sim, "run_chunk", run_chunk_then_signal)
+    d = tmp_path / "run"
+    rc = main(["run", "--config", str(CONFIGS / "tiny.yaml"), "--run-dir", str(d), "--steps", str(10 * chunk),
+               "--set", "run.snapshot=false"])
+    assert rc == 130
+    assert {s: signal.getsignal(s) for s in before} == before, "the run's signal handlers are removed"
+    out = capsys.readouterr().out
+    assert signal.Signals(signum).name in out and f"evodevo resume {d}" in out
+    assert f"at step {2 * chunk}" in out, "the chunk in flight completes, then the run stops"
+    lives = _lives((d / LIFETIMES).read_text())
+    assert all(life["death_step"] <= 2 * chunk for life in lives)
+    resumed = Runner.load(d)
+    assert resumed.step == 2 * chunk
     resumed.close()
+
+
+def test_restored_state_has_the_signature_of_a_fresh_one(sim, tmp_path):
+    """Same dtypes, weak types and committedness: otherwise the jitted chunk compiles again on resume."""
+    from evodevo.world.checkpoint import Checkpoints
+
+    ck = Checkpoints(tmp_path / "ck", 1)
+    ck.save(0, sim.init(), {})
+    restored, _, step = ck.restore(sim.init())
+    ck.close()
+    fresh = sim.init()
+
+    def sig(x):
+        return x.dtype, x.shape, x.weak_type, x.committed
+
+    assert step == 0
+    assert [sig(x) for x in jax.tree.leaves(restored)] == [sig(x) for x in jax.tree.leaves(fresh)]
+    assert_trees_equal(host(restored), host(fresh))

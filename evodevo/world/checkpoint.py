@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -52,7 +53,8 @@ class Checkpoints:
                 f"checkpoint {self.directory / str(step)} cannot be restored into this configuration "
                 f"({type(e).__name__}: {first[:200]}); it is corrupt or from an incompatible config/version"
             ) from None
-        state = restored.state
+        # Uncommitted arrays, like a fresh init's: a committed state would make the jitted chunk compile again.
+        state = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), restored.state)
         for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(abstract)):
             if got.shape != want.shape or got.dtype != want.dtype:
                 raise CheckpointError(
