@@ -22,7 +22,7 @@ import yaml
 from evodevo import config
 from evodevo.config import ConfigError
 from evodevo.metrics import RecentLives, crafter_score, unpack_bits
-from evodevo.world.craftax_world import NEVER, Cause
+from evodevo.world.craftax_world import NEVER
 from evodevo.world.runner import LIFETIMES, Runner
 from evodevo.world.sim import pack_bits
 
