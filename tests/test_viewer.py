@@ -369,3 +369,19 @@ def test_pool_summary_lineage():
     s = snapshot.pool_summary(kind, pool)
     assert s["entropy"] == 1.5 and s["top_genes"] == [{"id": 9}] and "lineage" in s
     json.dumps(s)
+
+
+def test_collect_leaves_the_state_donatable():
+    """Fetching the snapshot must not pin the run's state buffers (the next chunk donates them)."""
+    import jax
+
+    from evodevo import config
+    from evodevo.world.sim import Simulation
+
+    sim = Simulation(config.load(TINY, ["world.n_slots=2"]))
+    state = sim.init()
+    arrays, meta = snapshot.collect(sim, state, 2)
+    assert arrays["env/.map"].shape == (2, 64, 64) and meta["step"] == 0
+    leaves = jax.tree.leaves((state.world.env, state.slots))
+    jax.block_until_ready(jax.jit(lambda t: jax.tree.map(lambda x: x, t), donate_argnums=0)(leaves))
+    assert all(x.is_deleted() for x in leaves)
