@@ -9,8 +9,9 @@ one JSON line. Throughputs come from the median chunk time of each mode (robust 
 jobs taking the cores for a while); `write_share_of_on_time` (seconds inside the writer / seconds of the "on"
 mode) is the direct cost and is robust to a noisy machine, the ratio is the end-to-end check.
 
-    .venv/bin/python benchmarks/snapshot_overhead.py                  # configs/default.yaml
+    .venv/bin/python benchmarks/snapshot_overhead.py                  # configs/default.yaml, random agents
     .venv/bin/python benchmarks/snapshot_overhead.py --repeats 5 --set world.n_slots=16
+    .venv/bin/python benchmarks/snapshot_overhead.py --set agents.kind=transformer --steps 250 --repeats 2
 """
 
 from __future__ import annotations
@@ -39,14 +40,18 @@ def main(argv=None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = p.parse_args(argv)
 
-    cfg = config.load(args.config, ["run.progress=false", "run.snapshot=true", *args.overrides])
+    # Random agents by default: the fastest run, so the largest relative cost of a snapshot
+    # (a learning kind's chunks take far longer for the same one write per chunk).
+    base = [] if any(o.strip().startswith("agents.kind=") for o in args.overrides) else ["agents.kind=random"]
+    cfg = config.load(args.config, ["run.progress=false", "run.snapshot=true", *base, *args.overrides])
     n = cfg.world.n_slots
     with tempfile.TemporaryDirectory() as tmp:
         runner = Runner.create(Path(tmp) / "run", cfg)
         runner.checkpoint = lambda: None  # same cost in both modes; keep it out of the measurement
         writer = runner.snapshots
         assert isinstance(writer, SnapshotWriter)
-        print(f"config {args.config} {' '.join(args.overrides)}: {n} slots, chunk {cfg.run.chunk_steps}, "
+        print(f"config {args.config} {' '.join(base + args.overrides)}: {cfg.agents.kind} agents, {n} slots, "
+              f"chunk {cfg.run.chunk_steps}, "
               f"snapshot every {cfg.run.snapshot_every_s} s; warming up (compile) ...", flush=True)
         t0 = time.perf_counter()
         runner.advance(cfg.run.chunk_steps)  # compile + first snapshot
@@ -96,7 +101,7 @@ def main(argv=None) -> int:
           f"{100 * share:.2f}% of the 'on' time")
     print(json.dumps({
         "on_agent_steps_per_s": round(on, 1), "off_agent_steps_per_s": round(off, 1),
-        "ratio": round(on / off, 4), "total_time_ratio": round(total_ratio, 4),
+        "ratio": round(on / off, 4), "agents": cfg.agents.kind, "total_time_ratio": round(total_ratio, 4),
         "paired_ratio": round(paired, 4), "n_slots": n, "snapshot_every_s": cfg.run.snapshot_every_s,
         "snapshot_writes": writer.writes, "write_ms_mean": round(write_ms, 2),
         "write_share_of_on_time": round(share, 5), "snapshot_bytes": size,

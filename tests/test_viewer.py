@@ -31,10 +31,13 @@ STEPS = 100
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A finished tiny run (4 slots, 100 steps) that wrote a snapshot after every chunk."""
+    """A finished tiny run (4 slots, 100 steps) that wrote a snapshot after every chunk.
+
+    Random agents (fast to compile); the panels of a learning kind are tested on a snapshot
+    with a transformer-style genome and pool summary below."""
     d = tmp_path_factory.mktemp("viewer") / "run"
     rc = cli.main(["run", "--config", TINY, "--run-dir", str(d), "--steps", str(STEPS),
-                   "--set", "world.n_slots=4", "--set", "run.snapshot_every_s=0.01"])
+                   "--set", "agents.kind=random", "--set", "world.n_slots=4", "--set", "run.snapshot_every_s=0.01"])
     assert rc == 0
     return d
 
@@ -378,7 +381,7 @@ def test_collect_leaves_the_state_donatable():
     from evodevo import config
     from evodevo.world.sim import Simulation
 
-    sim = Simulation(config.load(TINY, ["world.n_slots=2"]))
+    sim = Simulation(config.load(TINY, ["agents.kind=random", "world.n_slots=2"]))
     state = sim.init()
     arrays, meta = snapshot.collect(sim, state, 2)
     assert arrays["env/.map"].shape == (2, 64, 64) and meta["step"] == 0
