@@ -7,9 +7,11 @@ median rate. `VARIANTS` lists the measured configurations as functions of the pr
 each is swept over the slot counts of `--slots`:
 
     world   the continuous world alone: random agents (no learning), deaths and respawns included
+    loop    the preset as it is: act + world + learn every step (--loop-slots, default the
+            preset's n_slots: the loop at N=256 takes minutes per chunk on a 2-core CPU)
 
-The learning loop is one more entry in `VARIANTS` (the preset as it is); its JSON key
-`loop_agent_steps_per_s` and the loop/world `ratio` are then emitted automatically.
+The JSON line's scalar keys world_agent_steps_per_s, loop_agent_steps_per_s, ratio and
+bytes_per_slot are at the preset's n_slots; `by_slots` holds every measured N.
 
     .venv/bin/python benchmarks/throughput.py --config configs/default.yaml
     .venv/bin/python benchmarks/throughput.py --slots 16,64 --chunks 3 --set run.chunk_steps=100
@@ -48,9 +50,15 @@ def world_only(cfg: Config) -> Config:
     return dataclasses.replace(cfg, agents=dataclasses.replace(cfg.agents, kind="random"))
 
 
-# name -> preset -> measured config. The learning loop adds: "loop": lambda cfg: cfg
+def full_loop(cfg: Config) -> Config:
+    """The preset as it is: act + world + learn every step (transformer agents by default)."""
+    return cfg
+
+
+# name -> preset -> measured config
 VARIANTS = {
     "world": world_only,
+    "loop": full_loop,
 }
 
 
@@ -107,6 +115,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"), help="YAML preset")
     p.add_argument("--slots", default="16,64,256", help="comma-separated slot counts N")
+    p.add_argument("--loop-slots", default=None, help="slot counts for the loop (default: the preset's n_slots)")
     p.add_argument("--chunks", type=int, default=5, help="timed chunks per measurement (median reported)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"which of {list(VARIANTS)} to measure")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -116,6 +125,7 @@ def main(argv=None) -> int:
     slots = [int(s) for s in args.slots.split(",") if s.strip()]
     cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", *args.overrides])
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    loop_slots = [int(s) for s in (args.loop_slots or str(cfg.world.n_slots)).split(",") if s.strip()]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         p.error(f"unknown variant {unknown[0]!r}; choose from {list(VARIANTS)}")
@@ -126,17 +136,24 @@ def main(argv=None) -> int:
     for name in names:
         print(f"\n{name}:\n  {'N':>6} {'chunk':>6} {'warmup_s':>8} {'agent-steps/s':>14} {'min':>12} {'max':>12} "
               f"{'steps/s':>9} {'agent B/slot':>10} {'state B/slot':>12}", flush=True)
-        results[name] = sweep(VARIANTS[name](cfg), slots, args.chunks)
+        these = loop_slots if name == "loop" else slots
+        results[name] = sweep(VARIANTS[name](cfg), these, args.chunks)
 
-    line = {}
+    by = {}
     for name, rows in results.items():
-        line[f"{name}_agent_steps_per_s"] = {str(r["n_slots"]): round(r["agent_steps_per_s"], 1) for r in rows}
+        by[f"{name}_agent_steps_per_s"] = {str(r["n_slots"]): round(r["agent_steps_per_s"], 1) for r in rows}
+        by[f"{name}_bytes_per_slot"] = {str(r["n_slots"]): r["bytes_per_slot"] for r in rows}
     if "world" in results and "loop" in results:
-        line["ratio"] = {k: round(v / line["world_agent_steps_per_s"][k], 4)
-                         for k, v in line["loop_agent_steps_per_s"].items()}
-    last = names[-1]
-    line["bytes_per_slot"] = {str(r["n_slots"]): r["bytes_per_slot"] for r in results[last]}
-    line["state_bytes_per_slot"] = {str(r["n_slots"]): r["state_bytes_per_slot"] for r in results[last]}
+        by["ratio"] = {k: round(v / by["world_agent_steps_per_s"][k], 4)
+                       for k, v in by["loop_agent_steps_per_s"].items() if k in by["world_agent_steps_per_s"]}
+    n0 = str(cfg.world.n_slots)
+    line = {}
+    for name in results:
+        line[f"{name}_agent_steps_per_s"] = by[f"{name}_agent_steps_per_s"].get(n0)
+    line["ratio"] = by.get("ratio", {}).get(n0)
+    line["bytes_per_slot"] = by.get("loop_bytes_per_slot", {}).get(n0)
+    line["n_slots"] = cfg.world.n_slots
+    line["by_slots"] = by
     line.update(config=args.config, overrides=args.overrides, chunk_steps=cfg.run.chunk_steps, chunks=args.chunks,
                 backend=jax.default_backend(), cpus=os.cpu_count())
     print()

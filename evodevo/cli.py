@@ -34,8 +34,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _enable_compilation_cache() -> None:
+    """Reuse compiled chunks across processes (a second run of a config skips most compilation)."""
+    import os
+    from pathlib import Path
+
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "evodevo" / "jax"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    _enable_compilation_cache()
     if args.verb == "view":
         from evodevo.viewer.app import main as view_main
 
@@ -63,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if finished:
         print(f"Run at step {runner.step}; outputs in {args.run_dir}")
-    return 0 if finished else 130
+    if finished:
+        return 0
+    import signal
+
+    return 128 + int(getattr(signal, runner.stopped_by or "SIGINT"))  # the shell's convention: 130 INT, 143 TERM
 
 
 if __name__ == "__main__":

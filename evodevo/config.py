@@ -52,11 +52,12 @@ class WorldConfig:
 
 @dataclass(frozen=True)
 class AgentsConfig:
-    kind: str = _f("random", "agent kind", lambda x: x in AGENT_KINDS, f"one of {AGENT_KINDS}")
+    kind: str = _f("transformer", "agent kind: transformer (learning) or random (baseline)",
+                   lambda x: x in AGENT_KINDS, f"one of {AGENT_KINDS}")
     d_model: int = _f(64, "width of the residual stream", _pos, "> 0")
     n_heads: int = _f(4, "attention heads per layer (must divide d_model)", _pos, "> 0")
     mlp_ratio: int = _f(2, "MLP hidden width = mlp_ratio * d_model", _pos, "> 0")
-    l_max: int = _f(6, "layer slots per agent (fixed shape; inactive slots are identities)", _pos, "> 0")
+    l_max: int = _f(4, "layer slots per agent (fixed shape; inactive slots are identities)", _pos, "> 0")
     init_depth: int = _f(2, "active layers in a newborn's genome", _nonneg, ">= 0")
     init_gate: float = _f(1.0, "gate alpha of inherited layers in initial genomes (output scaled by tanh(alpha))")
     think_tokens: int = _f(1, "K learnable thinking tokens per step; the action is read at the last one", _nonneg, ">= 0")

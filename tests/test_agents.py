@@ -10,28 +10,20 @@ import pytest
 from evodevo import config
 from evodevo.agents import transformer as tf
 from evodevo.agents.normalize import RewardScale, Welford, normalize
-from evodevo.world.sim import Simulation
-
-TINY_AGENT = [
-    "agents.kind=transformer", "agents.d_model=16", "agents.n_heads=2", "agents.l_max=3", "agents.init_depth=2",
-    "agents.context=3", "agents.think_tokens=1", "agents.memory_tokens=1", "agents.cell_embed=2",
-    "genepool.layer_genes=4", "genepool.encoder_genes=2", "genepool.head_genes=2",
-    "world.n_slots=3", "run.chunk_steps=8", "run.snapshot=false", "run.progress=false",
-]
-
 
 def tiny(*extra):
-    return config.load("configs/tiny.yaml", TINY_AGENT + list(extra))
+    """configs/tiny.yaml (a 4-slot, d_model-16 transformer) as the platform tests use it."""
+    return config.load("configs/tiny.yaml", ["run.snapshot=false", *extra])
 
 
 @pytest.fixture(scope="module")
-def sim():
-    return Simulation(tiny())
+def sim(simulation):
+    return simulation(tiny())
 
 
 @pytest.fixture(scope="module")
 def state(sim):
-    return jax.jit(sim.init)()
+    return sim.init()
 
 
 def one_agent(state, i=0):
@@ -170,12 +162,12 @@ def test_broken_agent_dies_alone_and_never_touches_the_pool(sim, state):
     s_bad, out_bad = sim.run_chunk(jax.tree.map(jnp.copy, poisoned), 1)
     s_ok, out_ok = sim.run_chunk(jax.tree.map(jnp.copy, state), 1)
     cause = np.asarray(out_bad["cause"][0])
-    assert cause[1] == 4 and cause[0] != 4 and cause[2] != 4  # Cause.broken
+    assert cause[1] == 4 and not (np.delete(cause, 1) == 4).any()  # Cause.broken
     # The pool is untouched by the broken agent.
     for a, b in zip(jax.tree.leaves(s_bad.pool), jax.tree.leaves(state.pool)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # Other agents are unaffected, bit for bit.
-    for i in (0, 2):
+    for i in (0, 2, 3):
         np.testing.assert_array_equal(np.asarray(s_bad.agents.theta[i]), np.asarray(s_ok.agents.theta[i]))
     # The slot was refilled by a finite newborn.
     assert np.isfinite(np.asarray(s_bad.agents.theta[1])).all()
@@ -230,13 +222,13 @@ def test_zero_thinking_and_memory_tokens_and_full_weight_learning_run():
 def test_lifetimes_record_the_genome(tmp_path, sim):
     from evodevo.world.runner import Runner
 
-    runner = Runner.create(tmp_path / "run", sim.cfg, sim=sim)
+    runner = Runner.create(tmp_path / "run", tiny(), sim=sim)
     runner.state = runner.state.replace(slots=runner.state.slots.replace(
         birth_step=jnp.full(sim.n, -sim.cfg.world.max_age + 3, jnp.int32)))  # everybody dies of old age soon
     runner.advance(8)
     runner.close()
     lives = [json.loads(line) for line in (tmp_path / "run" / "lifetimes.jsonl").read_text().splitlines()]
-    assert len(lives) >= 3 and {life["cause"] for life in lives} >= {"old_age"}
+    assert len(lives) >= sim.n and {life["cause"] for life in lives} >= {"old_age"}
     for life in lives:
         g = life["genome"]
         assert len(g["layers"]) == 2 and all(0 <= i for i in g["layers"])

@@ -466,7 +466,7 @@ def test_chunk_size_does_not_change_the_run(runs):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_stop_signal_checkpoints_and_says_how_to_resume(signum, tiny_cfg, shared_simulations, tmp_path, capsys,
                                                          monkeypatch):
-    """`evodevo run` (in process, through cli.main) gets a signal mid-run: checkpoint, message, exit 130."""
+    """`evodevo run` (in process, through cli.main) gets a signal mid-run: checkpoint, message, exit 128+signum."""
     from evodevo.cli import main
 
     sim = shared_simulations(tiny_cfg)
@@ -487,7 +487,7 @@ def test_stop_signal_checkpoints_and_says_how_to_resume(signum, tiny_cfg, shared
     d = tmp_path / "run"
     rc = main(["run", "--config", str(CONFIGS / "tiny.yaml"), "--run-dir", str(d), "--steps", str(10 * chunk),
                "--set", "run.snapshot=false"])
-    assert rc == 130
+    assert rc == 128 + int(signum)
     assert {s: signal.getsignal(s) for s in before} == before, "the run's signal handlers are removed"
     out = capsys.readouterr().out
     assert signal.Signals(signum).name in out and f"evodevo resume {d}" in out

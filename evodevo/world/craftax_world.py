@@ -43,6 +43,7 @@ class EnvSpec:
     """What differs between Craftax-Classic and full Craftax for a continuous world."""
 
     player_fields: tuple[str, ...]  # reset to the newborn's values at respawn
+    mob_groups: tuple[str, ...]  # every mob group with a health field
     hostile_in_mob_map: tuple[str, ...]  # hostile mob groups that occupy mob_map
     projectiles: tuple[str, ...]  # hostile projectiles (not in mob_map)
     spawn_blocks: tuple[int, ...]  # block types a newborn may stand on
@@ -64,6 +65,7 @@ def _classic_spec(env_name: str):
             "is_sleeping", "player_recover", "player_hunger", "player_thirst", "player_fatigue",
             "inventory", "achievements",
         ),
+        mob_groups=("zombies", "cows", "skeletons"),
         hostile_in_mob_map=("zombies", "skeletons"),
         projectiles=("arrows",),
         spawn_blocks=(BlockType.GRASS.value, BlockType.SAND.value, BlockType.PATH.value),
@@ -87,6 +89,7 @@ def _full_spec(env_name: str):
             "learned_spells", "sword_enchantment", "bow_enchantment", "armour_enchantments",
             "achievements",
         ),
+        mob_groups=("melee_mobs", "passive_mobs", "ranged_mobs"),
         hostile_in_mob_map=("melee_mobs", "ranged_mobs"),
         projectiles=("mob_projectiles",),
         spawn_blocks=(BlockType.GRASS.value, BlockType.SAND.value, BlockType.PATH.value),
@@ -150,7 +153,20 @@ class ContinuousWorld:
             keys, ws.env, actions, self.params
         )
         # Craftax's extrinsic reward is discarded on purpose: agents learn from curiosity only.
-        return ws.replace(env=env, obs=obs), self.craftax_death(env)
+        return ws.replace(env=self._bury_despawned(env), obs=obs), self.craftax_death(env)
+
+    def _bury_despawned(self, env):
+        """Zero the health of mobs that are gone (despawned or killed).
+
+        Craftax's DO action recomputes every mob's mask as `health > 0`, so a zombie that
+        despawned with health left comes back at its stale position (and outside mob_map).
+        In an episodic game this is rare; in a world that never resets such ghosts pile up.
+        """
+        groups = {}
+        for name in self.spec.mob_groups:
+            mobs = getattr(env, name)
+            groups[name] = mobs.replace(health=jnp.where(mobs.mask, mobs.health, 0).astype(mobs.health.dtype))
+        return env.replace(**groups)
 
     def craftax_death(self, env):
         """Cause per slot of a Craftax game-over, ignoring the timestep limit."""

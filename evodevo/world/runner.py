@@ -139,6 +139,7 @@ class Runner:
         self._purge_step = purge_step
         self._tb = None
         self._logged_step = int(state.step)  # lives of all steps up to here are in lifetimes.jsonl
+        self.stopped_by = None  # name of the signal that stopped the last advance(), if any
         self.snapshots = None
         if cfg.run.snapshot:
             from evodevo.viewer.snapshot import SnapshotWriter
@@ -150,7 +151,10 @@ class Runner:
     @classmethod
     def create(cls, run_dir, cfg: Config, sim: Simulation | None = None) -> "Runner":
         run_dir = Path(run_dir)
-        if (run_dir / CHECKPOINTS).exists() or (run_dir / LIFETIMES).exists():
+        has_checkpoint = (run_dir / CHECKPOINTS).is_dir() and any(
+            p.name.isdigit() for p in (run_dir / CHECKPOINTS).iterdir())
+        has_lives = (run_dir / LIFETIMES).is_file() and (run_dir / LIFETIMES).stat().st_size > 0
+        if has_checkpoint or has_lives:
             raise RunDirError(
                 f"run directory '{run_dir}' already holds a run; continue it with `evodevo resume {run_dir}` "
                 f"or choose a new --run-dir"
@@ -264,6 +268,7 @@ class Runner:
                         lifespan=f"{summary.get('lifespan_mean', float('nan')):.0f}", refresh=False,
                     )
                 stopped = flag["stop"]
+                self.stopped_by = stopped
         finally:
             bar.close()
             # A state whose lives are not all logged (interrupted mid-chunk) must not be saved.
