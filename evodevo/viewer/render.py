@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import colorsys
 import functools
-import math
 from dataclasses import dataclass
 
 import jax
@@ -285,14 +284,6 @@ def _sparkline(surf, rect, values, colour=OK):
     pygame.draw.lines(surf, colour, False, list(zip(xs.tolist(), ys.tolist())), 1)
 
 
-def _fmt(x, digits=1) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    if isinstance(x, float):
-        return f"{x:,.{digits}f}"
-    return f"{x:,}"
-
-
 # --------------------------------------------------------------------------- frame parts
 
 
@@ -483,7 +474,8 @@ def draw_genome(surf, assets: Assets, snap: Snapshot, s: int, rect) -> int:
             pw = bw // len(open_)
             for p, o in enumerate(open_):
                 fill = int(round(h * float(o)))
-                pygame.draw.rect(surf, colour, (bx + p * pw, y + h - fill, pw if p < len(open_) - 1 else bw - p * pw, fill))
+                part_w = pw if p < len(open_) - 1 else bw - p * pw
+                pygame.draw.rect(surf, colour, (bx + p * pw, y + h - fill, part_w, fill))
         pygame.draw.rect(surf, FG if kind != "L" else (90, 90, 100), (bx, y, bw, h), 1)
         _text(surf, small, f"{kind}{gid}", (bx + 1, y + h + 1), DIM, bw + 3)
     y += h + 16
