@@ -118,7 +118,8 @@ class TransformerAgents:
         return Genome(
             enc_slot=enc, layer_slot=jnp.where(active, layers, 0), active=active, head_slot=head,
             enc_id=pool.encoder.gene_id[enc], layer_id=jnp.where(active, pool.layer.gene_id[layers], -1),
-            head_id=pool.head.gene_id[head], gates=jnp.full((l_max, 2), self.a.init_gate) * active[:, None],
+            head_id=pool.head.gene_id[head],
+            gates=jnp.full((l_max, 2), self.a.init_gate, jnp.float32) * active[:, None],
         )
 
     def newborn(self, pool: gp.GenePool, key, genome: Genome | None = None) -> AgentState:
