@@ -278,8 +278,6 @@ class Runner:
                 complete = False
             if complete:
                 self.checkpoint()
-                if self.snapshots is not None:
-                    self.snapshots.write(self)  # the viewer sees the final state, not one up to a second old
             self.tb.flush()
         if stopped:
             print(
