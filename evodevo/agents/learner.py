@@ -5,7 +5,7 @@ Per step and agent (all vmapped over slots, one update per agent per step):
          open, sample a_t, write the step's keys/values into the cache
   learn  after the world step: value of s_{t+1} (no gradient), intrinsic reward
          r_t = error of the latent next-state prediction (target: the inherited
-         encoder's latent of s_{t+1}, fixed during life) (+ optional RND novelty),
+         encoder's latent of the raw s_{t+1}, fixed during life) (+ optional RND novelty),
          scaled by the running std of the intrinsic return; one Adam step on
          actor-critic TD(0) + forward-model + inverse-dynamics + reward + position
          losses, with a clipped gradient and a norm-bounded update. Non-finite
@@ -201,14 +201,15 @@ class TransformerAgents:
 
     # ------------------------------------------------------------------ learn
 
-    def _next_value(self, theta, agent: AgentState, obs_n1, action, age1, pos1):
-        """V(s_{t+1}) (no gradient) and the forward model's target: the latent of s_{t+1} under the
-        *inherited* encoder. A target that within-life learning cannot move keeps the prediction
-        error (the curiosity signal) stationary: it falls where the agent has learned the world."""
+    def _next_value(self, theta, agent: AgentState, obs_n1, obs1, action, age1, pos1):
+        """V(s_{t+1}) (no gradient) and the forward model's target: the latent of the raw s_{t+1}
+        under the *inherited* encoder. Neither within-life learning nor the running observation
+        statistics move this target, so the prediction error (the curiosity signal) is
+        stationary: it falls where the agent has learned how the world goes."""
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
         x, *_, (enc, head) = self.forward(theta, agent, obs_n1, action, age1, pos1, agent.mem, cache)
         _, v1 = tf.policy_value(head, x[self.dm.action_index])
-        return v1, tf.encode_obs(tf.Eff(agent.base["encoder"], None), obs_n1, self.dm)
+        return v1, tf.encode_obs(tf.Eff(agent.base["encoder"], None), obs1, self.dm)
 
     def _aux_loss(self, theta, agent: AgentState, obs_n, obs_n1, action, rnd_target):
         """Losses that need s_{t+1} with a gradient: inverse dynamics (+ RND predictor)."""
@@ -255,7 +256,7 @@ class TransformerAgents:
         term = terminal.astype(jnp.float32)
         obs_n1 = jax.vmap(normalize, in_axes=(0, 0, None))(agents.obs_stats, obs, a.obs_clip)
         action = pending["action"]
-        v1, phi1 = jax.vmap(self._next_value)(agents.theta, agents, obs_n1, action, ctx["age"], ctx["pos"])
+        v1, phi1 = jax.vmap(self._next_value)(agents.theta, agents, obs_n1, obs, action, ctx["age"], ctx["pos"])
         v1, phi1 = jax.lax.stop_gradient((v1, phi1))
         out = pending["out"]
 
