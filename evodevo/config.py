@@ -47,7 +47,7 @@ class WorldConfig:
     n_slots: int = _f(64, "agent slots = Craftax worlds, one agent each", _pos, "> 0")
     max_age: int = _f(10000, "an agent dies of old age at this many steps", _pos, "> 0")
     immortal: bool = _f(False, "benchmark/test switch: nobody dies of health, lava or old age")
-    spawn_clear_radius: int = _f(6, "hostile mobs and projectiles this close (Chebyshev) to a newborn are removed", _nonneg, ">= 0")
+    spawn_clear_radius: int = _f(14, "hostile mobs and projectiles this close (Chebyshev) to a newborn are removed (14: Craftax's mob range)", _nonneg, ">= 0")
 
 
 @dataclass(frozen=True)
