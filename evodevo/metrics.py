@@ -28,10 +28,9 @@ class RecentLives:
         self.lifespans: deque[int] = deque(maxlen=window)
         self.achieved: deque[np.ndarray] = deque(maxlen=window)
 
-    def add(self, lifespan: int, achievements) -> None:
+    def add(self, lifespan: int, achievements: list[str]) -> None:
         flags = np.zeros(len(self.names), bool)
-        idx = [self.names.index(a) for a in achievements] if achievements and isinstance(achievements[0], str) else []
-        flags[idx] = True
+        flags[[self.names.index(a) for a in achievements]] = True
         self.lifespans.append(int(lifespan))
         self.achieved.append(flags)
 

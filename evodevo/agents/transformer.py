@@ -147,13 +147,6 @@ def init_delta(key, gene: dict, rank: int) -> dict:
     return out
 
 
-def apply_delta(gene: dict, delta: dict | None) -> dict:
-    """Materialise gene + delta (for end-of-life weights; not used in the step)."""
-    if delta is None:
-        return gene
-    return {k: w + (delta[k][0] @ delta[k][1] if isinstance(delta[k], tuple) else delta[k]) for k, w in gene.items()}
-
-
 class Eff:
     """Effective weights of one gene: inherited `base` plus the within-life `delta`."""
 
