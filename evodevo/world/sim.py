@@ -8,7 +8,6 @@ request masks the tail steps instead of compiling a second shape.
 
 from __future__ import annotations
 
-from functools import partial
 
 import jax
 import jax.numpy as jnp
