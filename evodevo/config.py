@@ -39,6 +39,9 @@ def _unit(x):
 
 ENVS = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1")
 AGENT_KINDS = ("random", "transformer")
+DEVELOP = ("plateau", "age", "none")
+IMPROVE = ("lamarckian", "darwinian", "frozen")
+FITNESS = ("survival", "progress", "achievements")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,16 @@ class AgentsConfig:
     rnd: bool = _f(False, "add a random-network-distillation novelty term to the intrinsic reward")
     w_rnd: float = _f(0.5, "weight of the RND term in the intrinsic reward and its loss", _nonneg, ">= 0")
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
+    develop: str = _f("plateau", "when a layer grows in during life: plateau (forward loss stalls), age, or none",
+                      lambda x: x in DEVELOP, f"one of {DEVELOP}")
+    develop_age: int = _f(100, "develop=age: insert a layer every this many steps of age", _pos, "> 0")
+    plateau_window: int = _f(50, "develop=plateau: steps between checks of the forward-loss average", _pos, "> 0")
+    plateau_tol: float = _f(0.02, "develop=plateau: a check that improved the loss average by less than this share stalls",
+                            _unit, "in [0, 1]")
+    dev_gate_lr: float = _f(10.0, "learning-rate multiplier on the gate alphas of layers inserted during life", _pos,
+                            "> 0")
+    assimilate_at: float = _f(0.2, "a developmental layer whose |tanh(alpha)| reached this is inherited by offspring",
+                              _unit, "in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,38 @@ class GenePoolConfig:
     encoder_genes: int = _f(4, "pool capacity of encoder genes (observation -> tokens)", _pos, "> 0")
     layer_genes: int = _f(32, "pool capacity of layer genes (one transformer block each)", _pos, "> 0")
     head_genes: int = _f(4, "pool capacity of head genes (all output heads)", _pos, "> 0")
+    init_fill: float = _f(0.5, "share of each bank holding random founder genes at the start (the rest: room for splits)",
+                          lambda x: 0.0 < x <= 1.0, "in (0, 1]")
+    evolve: bool = _f(True, "selection, splits, discards, frequencies and gene improvement (false: uniform genomes, frozen pool)")
+    improve: str = _f("lamarckian", "how genes move between generations: lamarckian, darwinian or frozen",
+                      lambda x: x in IMPROVE, f"one of {IMPROVE}")
+    fitness: str = _f("survival", "lifetime fitness: survival, progress (survival + learning progress), achievements (comparison only)",
+                      lambda x: x in FITNESS, f"one of {FITNESS}")
+    w_progress: float = _f(1.0, "fitness=progress: weight of the learning progress", _nonneg, ">= 0")
+    update_every: int = _f(250, "steps between pool updates (improve, discard, split, frequencies)", _pos, "> 0")
+    n_min: int = _f(10, "lives a gene needs before it counts as reliably fit or unfit", _pos, "> 0")
+    shrink_k: float = _f(4.0, "shrinkage of gene fitness toward the pool mean: (n mean + k prior) / (n + k)", _nonneg, ">= 0")
+    split_top: float = _f(0.25, "reliably fit genes in this top share of their bank split", _unit, "in [0, 1]")
+    discard_bottom: float = _f(0.25, "reliably unfit genes in this bottom share (and without carriers) are discarded",
+                               _unit, "in [0, 1]")
+    sigma_init: float = _f(0.05, "initial mutation scale of a gene (noise = sigma x tensor RMS)", _nonneg, ">= 0")
+    sigma_tau: float = _f(0.2, "log-normal self-adaptation rate of the mutation scale", _nonneg, ">= 0")
+    es_lr: float = _f(1.0, "step of a gene toward its carriers' fitness-weighted perturbations per pool update", _nonneg,
+                      ">= 0")
+    freq_eta: float = _f(1.0, "replicator step in units of the fitness spread: x <- x exp(eta (f - f_bar) / std)",
+                         _nonneg, ">= 0")
+    freq_mix: float = _f(0.01, "share of the uniform distribution mixed into the gene frequencies (diffusion)", _unit,
+                         "in [0, 1]")
+    tournament: int = _f(3, "tournament size of parent selection", _pos, "> 0")
+    recent_dead: int = _f(64, "recently dead lives that stay candidates for parenthood", _pos, "> 0")
+    immigrants: float = _f(0.05, "share of newborns whose genome is drawn fresh from the pool by frequency", _unit,
+                           "in [0, 1]")
+    crossover: float = _f(0.5, "probability of one-point crossover of the two parents' layer lists", _unit, "in [0, 1]")
+    p_swap: float = _f(0.05, "per gene: probability of a swap for a relative or a gene of the same role", _unit,
+                       "in [0, 1]")
+    p_insert: float = _f(0.05, "probability that a newborn's genome gains a layer (gate closed)", _unit, "in [0, 1]")
+    p_delete: float = _f(0.05, "probability that a newborn's genome loses a layer", _unit, "in [0, 1]")
+    gate_sigma: float = _f(0.1, "standard deviation of the inherited gate alphas' mutation", _nonneg, ">= 0")
 
 
 @dataclass(frozen=True)

@@ -369,7 +369,7 @@ def test_pool_summary_lineage():
     s = snapshot.pool_summary(object(), pool)
     assert s["lineage"] == {"4": -1, "9": 4} and s["living_genes"] == 4
     summary = {"entropy": np.float32(1.5), "top_genes": [{"id": np.int32(9)}]}  # numpy scalars become JSON
-    kind = types.SimpleNamespace(pool_summary=lambda p: summary)
+    kind = types.SimpleNamespace(pool_summary=lambda p, agents, step: summary)
     s = snapshot.pool_summary(kind, pool)
     assert s["entropy"] == 1.5 and s["top_genes"] == [{"id": 9}] and "lineage" in s
     json.dumps(s)

@@ -12,6 +12,18 @@ Per step and agent (all vmapped over slots, one update per agent per step):
          losses or weights mark the agent `broken` (the loop kills it).
 The trainable vector of an agent is flat ([P] per slot): low-rank deltas on the
 inherited genes plus gates (learn=lowrank), or all weights plus gates (learn=full).
+
+Lifecycle (`turnover`, after every step):
+  deaths   lifetime fitness -> credit to the genes carried; the carrier's perturbation
+           (lamarckian: its lifetime learning; darwinian: its birth mutation) enters the
+           genes' evolution-strategies accumulators, weighted by its rank among recent
+           lives; its heritable genome joins the recent lives (tournament candidates).
+           Broken agents do none of this: they never write into the pool.
+  births   parents by tournament among living and recently dead agents, one-point
+           crossover, mutation, repair of references to discarded genes; a few
+           immigrants drawn from the pool by frequency (evolve=false: all uniform)
+  growth   development: a layer gene inserted at a random position with closed gates
+  pool     every genepool.update_every steps: improve, discard, split, frequencies
 """
 
 from __future__ import annotations
@@ -25,19 +37,13 @@ from jax.flatten_util import ravel_pytree
 from evodevo.agents import transformer as tf
 from evodevo.agents.normalize import RewardScale, Welford, normalize
 from evodevo.config import Config
+from evodevo.agents import development
+from evodevo.genepool import dynamics
+from evodevo.genepool import genome as gn
 from evodevo.genepool import pool as gp
-
-
-@struct.dataclass
-class Genome:
-    enc_slot: jax.Array  # [] int32 pool slot of the encoder gene
-    layer_slot: jax.Array  # [L] int32 pool slots of the layer genes (0 where inactive)
-    active: jax.Array  # [L] bool
-    head_slot: jax.Array  # [] int32
-    enc_id: jax.Array  # [] int32 gene ids (recorded at birth; slots may be reused later)
-    layer_id: jax.Array  # [L] int32, -1 where inactive
-    head_id: jax.Array  # [] int32
-    gates: jax.Array  # [L, 2] float32 gate alphas (attention, MLP) at birth
+from evodevo.genepool import report
+from evodevo.genepool.fitness import credit_fitness, lifetime_fitness
+from evodevo.genepool.genome import Genome
 
 
 @struct.dataclass
@@ -55,12 +61,18 @@ class AgentState:
     cache_step: jax.Array  # [T*S] int32 age at which each cached token was written, -1 empty
     mem: jax.Array  # [M, D] memory carried to the next step
     reward: jax.Array  # [] last raw intrinsic reward (for the viewer)
+    loss_first: jax.Array  # [] mean forward loss over the first plateau_window steps of life
+    loss_ema: jax.Array  # [] running average of the forward loss (development, learning progress)
+    loss_ref: jax.Array  # [] loss_ema at the last plateau check
+    birth_layer_id: jax.Array  # [L] int32 layer gene ids at birth (the genome changes with development)
+    birth_gates: jax.Array  # [L, 2] gate alphas at birth
 
 
 class TransformerAgents:
     def __init__(self, cfg: Config, world):
         self.cfg = cfg
         self.a = cfg.agents
+        self.g = cfg.genepool
         self.n = world.n
         self.world = world
         self.dm = tf.Dims.make(cfg.agents, world)
@@ -68,6 +80,13 @@ class TransformerAgents:
         example = self._trainable_init(jax.random.PRNGKey(0), self._example_base(), jnp.zeros((self.dm.l_max, 2)))
         flat, self.unravel = ravel_pytree(example)
         self.n_params = flat.shape[0]
+        # Position of each gate alpha in the flat trainable vector: [L, 2].
+        marks = jax.tree.map(jnp.zeros_like, example)
+        marks["gates"] = jnp.arange(1, 2 * self.dm.l_max + 1, dtype=jnp.float32).reshape(self.dm.l_max, 2)
+        flat_marks = np.asarray(ravel_pytree(marks)[0])
+        self.gate_index = jnp.asarray(
+            [np.flatnonzero(flat_marks == k)[0] for k in range(1, 2 * self.dm.l_max + 1)], jnp.int32
+        ).reshape(self.dm.l_max, 2)
 
     # ------------------------------------------------------------------ construction
 
@@ -98,40 +117,34 @@ class TransformerAgents:
 
     def init(self, key):
         kp, kr, ka = jax.random.split(key, 3)
-        caps = {"encoder": self.cfg.genepool.encoder_genes, "layer": self.cfg.genepool.layer_genes,
-                "head": self.cfg.genepool.head_genes}
+        g = self.g
+        caps = {"encoder": g.encoder_genes, "layer": g.layer_genes, "head": g.head_genes}
+        founders = {k: max(1, int(round(c * g.init_fill))) for k, c in caps.items()}
         inits = {k: (lambda key, f=f: f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
         k1, k2 = jax.random.split(kr)
         rnd_target = {"w1": tf._dense(k1, self.world.obs_dim, 64), "w2": tf._dense(k2, 64, self.dm.rnd_dim)}
-        pool = gp.init_pool(kp, caps, inits, rnd_target)
-        agents = jax.vmap(lambda k: self.newborn(pool, k))(jax.random.split(ka, self.n))
+        recent = gn.RecentLives.zeros(g.recent_dead, self.dm.l_max)
+        pool = gp.init_pool(kp, caps, founders, inits, rnd_target, g.sigma_init, recent)
+        agents = jax.vmap(lambda k: self.newborn(pool, k, self.fresh_genome(pool, k, by_freq=False)))(
+            jax.random.split(ka, self.n))
         return agents, pool
 
-    def sample_genome(self, pool: gp.GenePool, key) -> Genome:
-        """Uniform genome from the living genes (the evolution issue replaces this with selection)."""
-        ke, kl, kh = jax.random.split(key, 3)
-        l_max, depth = self.dm.l_max, self.a.init_depth
-        enc = gp.sample_alive(ke, pool.encoder, ())
-        layers = gp.sample_alive(kl, pool.layer, (l_max,))
-        head = gp.sample_alive(kh, pool.head, ())
-        active = jnp.arange(l_max) < depth
-        return Genome(
-            enc_slot=enc, layer_slot=jnp.where(active, layers, 0), active=active, head_slot=head,
-            enc_id=pool.encoder.gene_id[enc], layer_id=jnp.where(active, pool.layer.gene_id[layers], -1),
-            head_id=pool.head.gene_id[head],
-            gates=jnp.full((l_max, 2), self.a.init_gate, jnp.float32) * active[:, None],
-        )
+    def fresh_genome(self, pool: gp.GenePool, key, by_freq: bool) -> Genome:
+        """A genome of init_depth layers drawn from the pool (by frequency, or uniformly)."""
+        return gn.sample_genome(jax.random.fold_in(key, 1), pool, self.a.init_depth, self.dm.l_max,
+                                self.a.init_gate, by_freq)
 
-    def newborn(self, pool: gp.GenePool, key, genome: Genome | None = None) -> AgentState:
-        """One agent (no slot axis): genome -> weights gathered from the pool, fresh learner state."""
-        kg, kt = jax.random.split(key)
-        genome = self.sample_genome(pool, kg) if genome is None else genome
+    def newborn(self, pool: gp.GenePool, key, genome: Genome) -> AgentState:
+        """One agent (no slot axis): genome -> weights gathered from the pool (plus, for darwinian
+        carriers, their mutation of each gene), fresh learner state."""
         base = {
             "encoder": gp.gather(pool.encoder, genome.enc_slot),
             "layers": gp.gather(pool.layer, genome.layer_slot),
             "head": gp.gather(pool.head, genome.head_slot),
         }
-        theta, _ = ravel_pytree(self._trainable_init(kt, base, genome.gates))
+        if self.g.improve == "darwinian":
+            base = jax.tree.map(jnp.add, base, self.mutations(pool, genome))
+        theta, _ = ravel_pytree(self._trainable_init(key, base, genome.gates))
         dm = self.dm
         c = dm.t * dm.s
         return AgentState(
@@ -139,7 +152,25 @@ class TransformerAgents:
             adam_t=jnp.int32(0), obs_stats=Welford.zeros((self.world.obs_dim,)), reward_scale=RewardScale.zeros(),
             cache_k=jnp.zeros((dm.l_max, c, dm.d)), cache_v=jnp.zeros((dm.l_max, c, dm.d)),
             cache_step=jnp.full((c,), -1, jnp.int32), mem=jnp.zeros((dm.m, dm.d)), reward=jnp.zeros(()),
+            loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf),
+            birth_layer_id=genome.layer_id, birth_gates=genome.gates,
         )
+
+    def mutations(self, pool: gp.GenePool, genome: Genome) -> dict:
+        """A darwinian carrier's perturbation of each gene it carries (zero where it has none),
+        shaped like `base`. Regenerated from (gene id, copy index), so nothing is stored per agent."""
+        def one(bank, slot, gene_id, index):
+            gene = jax.tree.map(lambda w: w[slot], bank.params)
+            eps = gp.perturbation(gene, gp.noise_key(pool, gene_id, index), bank.sigma[slot])
+            scale = jnp.where(index >= 0, gp.noise_sign(index), 0.0)
+            return jax.tree.map(lambda e: scale * e, eps)
+
+        return {
+            "encoder": one(pool.encoder, genome.enc_slot, genome.enc_id, genome.noise_enc),
+            "layers": jax.vmap(lambda s, i, k: one(pool.layer, s, i, k))(
+                genome.layer_slot, genome.layer_id, genome.noise_layer),
+            "head": one(pool.head, genome.head_slot, genome.head_id, genome.noise_head),
+        }
 
     # ------------------------------------------------------------------ the function
 
@@ -238,7 +269,7 @@ class TransformerAgents:
         total = policy + a.w_value * value + a.w_forward * fwd + a.w_reward * rew + a.w_position * pos
         return total, {"loss_forward": fwd, "loss_value": value, "entropy": entropy, "loss_position": pos}
 
-    def _update_one(self, theta, m, v, t, grad):
+    def _update_one(self, theta, m, v, t, grad, developmental):
         a = self.a
         gnorm = jnp.linalg.norm(grad)
         grad = grad * jnp.minimum(1.0, a.grad_clip / (gnorm + 1e-12))
@@ -248,6 +279,9 @@ class TransformerAgents:
         mhat = m / (1 - 0.9**t)
         vhat = v / (1 - 0.999**t)
         step = a.lr * mhat / (jnp.sqrt(vhat) + 1e-8)
+        # Gates of layers grown in during life learn faster (they start closed).
+        gate_lr = jnp.where(developmental[:, None], a.dev_gate_lr, 1.0)
+        step = step.at[self.gate_index].multiply(gate_lr)
         step = step * jnp.minimum(1.0, a.max_update / (jnp.linalg.norm(step) + 1e-12))
         return theta - step, m, v, t
 
@@ -278,14 +312,15 @@ class TransformerAgents:
         (_, (loss, parts)), cot = jax.value_and_grad(total, has_aux=True)(out)
         (g_out,) = pending["vjp"](cot)
         grad = g_out + g_aux
-        theta, m, v, t = jax.vmap(self._update_one)(agents.theta, agents.adam_m, agents.adam_v, agents.adam_t, grad)
+        theta, m, v, t = jax.vmap(self._update_one)(
+            agents.theta, agents.adam_m, agents.adam_v, agents.adam_t, grad, agents.genome.developmental)
 
         loss = loss + aux
         broken = ~jnp.isfinite(loss) | ~jnp.isfinite(theta).all(-1) | ~jnp.isfinite(v1)
         keep = lambda new, old: jnp.where(broken.reshape((-1,) + (1,) * (new.ndim - 1)), old, new)  # noqa: E731
         agents = agents.replace(
             theta=keep(theta, agents.theta), adam_m=keep(m, agents.adam_m), adam_v=keep(v, agents.adam_v),
-            adam_t=t, reward_scale=scale, reward=reward,
+            adam_t=t, reward_scale=scale, reward=reward, **self._track_loss(agents, parts["loss_forward"], ctx["age"]),
         )
         metrics = {
             "intrinsic_reward": reward, "td_error": delta, "loss_inverse": inv_ce, "value": out["value"],
@@ -298,41 +333,198 @@ class TransformerAgents:
         metrics = {k: jnp.where(broken, jnp.nan, x).astype(jnp.float32) for k, x in metrics.items()}
         return agents, broken, metrics
 
+    def _track_loss(self, agents: AgentState, loss, age) -> dict:
+        """Running averages of the forward loss: over the first plateau_window steps of life (fixed
+        after that) and a recent one (an EMA over ~plateau_window / 2 steps)."""
+        n = jnp.maximum(age, 1).astype(jnp.float32)  # the first update of a life comes at age 1
+        w = self.a.plateau_window
+        first = jnp.where(n <= w, agents.loss_first + (loss - agents.loss_first) / n, agents.loss_first)
+        rate = jnp.maximum(1.0 / n, 4.0 / w)
+        return {"loss_first": first, "loss_ema": agents.loss_ema + rate * (loss - agents.loss_ema)}
+
     def gates(self, agents: AgentState):
         """[N, L, 2] current gate alphas."""
-        return jax.vmap(lambda th: self.unravel(th)["gates"])(agents.theta)
+        return agents.theta[:, self.gate_index]
 
     # ------------------------------------------------------------------ births and records
 
-    def turnover(self, agents: AgentState, pool, ended, key):
-        """Refill every slot whose life ended with a newborn drawn from the pool."""
+    def fitness(self, agents: AgentState, pool: gp.GenePool, ages, achievements):
+        """[N] lifetime fitness of every slot's life at age `ages` (final for the dying)."""
+        progress = jnp.clip((agents.loss_first - agents.loss_ema) / (agents.loss_first + 1e-8), -1.0, 1.0)
+        return lifetime_fitness(self.g, ages, pool, progress, achievements.sum(-1))
+
+    def perturbation(self, agent: AgentState, pool: gp.GenePool) -> dict:
+        """What one dying carrier contributes to each of its genes' ES step, shaped like `base`:
+        lamarckian, its lifetime learning (end-of-life minus inherited weights); darwinian, its mutation."""
+        if self.g.improve == "darwinian":
+            return self.mutations(pool, agent.genome)
+        tr = self.unravel(agent.theta)
+        if self.a.learn == "full":
+            return jax.tree.map(jnp.subtract, tr["params"], agent.base)
+        return jax.tree.map(lambda d: d[0] @ d[1] if isinstance(d, tuple) else d, tr["delta"],
+                            is_leaf=lambda x: isinstance(x, tuple))
+
+    def record_death(self, pool: gp.GenePool, agent: AgentState, gates_now, fitness, lifespan, agent_id):
+        """One finished (not broken) life: credit, ES contribution, and a place among the recent lives."""
+        g = agent.genome
+        pool = credit_fitness(pool, g, fitness, lifespan)
+        if self.g.evolve and self.g.improve != "frozen":
+            u = 2.0 * pool.recent.quantile(fitness) - 1.0  # centred rank among recent lives, in [-1, 1]
+            if self.g.improve == "lamarckian":
+                w, w_layers = jnp.maximum(u, 0.0), jnp.maximum(u, 0.0) * g.active  # move toward the fitter half
+            else:
+                w, w_layers = u, u * (g.noise_layer >= 0)  # antithetic ES over the birth mutations
+            d = self.perturbation(agent, pool)
+            one = lambda t: jax.tree.map(lambda x: x[None], t)  # noqa: E731
+            pool = pool.replace(
+                encoder=gp.accumulate(pool.encoder, g.enc_slot[None], one(d["encoder"]), w[None]),
+                layer=gp.accumulate(pool.layer, g.layer_slot, d["layers"], w_layers),
+                head=gp.accumulate(pool.head, g.head_slot[None], one(d["head"]), w[None]),
+            )
+        heir = gn.heritable(g, gates_now, self.g.improve == "lamarckian", self.a.assimilate_at)
+        return pool.replace(recent=pool.recent.push(heir, fitness, agent_id))
+
+    def reproduce(self, agents: AgentState, pool: gp.GenePool, living, fitness, agent_ids, gates_now, key):
+        """A newborn's genome and its parents' agent ids ([2], -1 where none)."""
+        ks = jax.random.split(key, 7)
+        none = jnp.full(2, -1, jnp.int32)
+        if not self.g.evolve:
+            return self.fresh_genome(pool, ks[0], by_freq=False), none
+        n = self.n
+        cand = jnp.concatenate([living, pool.recent.valid]).astype(jnp.float32)
+        fit = jnp.concatenate([fitness, pool.recent.fitness])
+        ids = jnp.concatenate([agent_ids, pool.recent.agent_id])
+        p = jnp.where(cand.sum() > 0, cand, 1.0)
+
+        def tournament(k):
+            idx = jax.random.choice(k, cand.shape[0], (self.g.tournament,), p=p / p.sum())
+            return idx[jnp.argmax(fit[idx])]
+
+        def parent(i):
+            j = jnp.minimum(i, n - 1)
+            living_genome = gn.heritable(jax.tree.map(lambda x: x[j], agents.genome), gates_now[j],
+                                         self.g.improve == "lamarckian", self.a.assimilate_at)
+            dead = jax.tree.map(lambda x: x[jnp.maximum(i - n, 0)], pool.recent.genome)
+            return _where(i < n, living_genome, dead)
+
+        i1, i2 = tournament(ks[1]), tournament(ks[2])
+        cross = jax.random.bernoulli(ks[3], self.g.crossover)
+        child = _where(cross, gn.crossover(ks[4], parent(i1), parent(i2)), parent(i1))
+        child = gn.mutate(ks[5], gn.repair(ks[6], child, pool), pool, self.g)
+        immigrant = jax.random.bernoulli(ks[0], self.g.immigrants) | (cand.sum() == 0)
+        genome = _where(immigrant, self.fresh_genome(pool, ks[0], by_freq=True), child)
+        parents = jnp.where(immigrant, none, jnp.stack([ids[i1], jnp.where(cross, ids[i2], -1)]))
+        return genome, parents
+
+    def assign_mutations(self, pool: gp.GenePool, genome: Genome):
+        """Darwinian: the newborn takes the next mutated-copy index of each gene it carries (copies
+        2j and 2j+1 of a gene are an antithetic pair)."""
+        def take(bank, slot, on):
+            index = jnp.where(on, bank.births[slot], -1)
+            return bank.replace(births=bank.births.at[slot].add(jnp.asarray(on, jnp.int32))), index
+
+        enc, i_enc = take(pool.encoder, genome.enc_slot, True)
+        head, i_head = take(pool.head, genome.head_slot, True)
+        layer, i_layers = pool.layer, []
+        for i in range(self.dm.l_max):
+            layer, index = take(layer, genome.layer_slot[i], genome.active[i])
+            i_layers.append(index)
+        genome = genome.replace(noise_enc=i_enc, noise_layer=jnp.stack(i_layers), noise_head=i_head)
+        return pool.replace(encoder=enc, layer=layer, head=head), genome
+
+    def carriers(self, agents: AgentState, pool: gp.GenePool) -> dict:
+        """{kind: [G] int32} living agents carrying each gene (a gene twice in a genome counts once)."""
+        g = agents.genome
+
+        def count(bank, slots, mask):
+            per_agent = jax.vmap(lambda s, m: jnp.zeros(bank.capacity, bool).at[s].max(m))(slots, mask)
+            return per_agent.sum(0, dtype=jnp.int32)
+
+        ones = jnp.ones((self.n, 1), bool)
+        return {"encoder": count(pool.encoder, g.enc_slot[:, None], ones),
+                "layer": count(pool.layer, g.layer_slot, g.active),
+                "head": count(pool.head, g.head_slot[:, None], ones)}
+
+    def turnover(self, agents: AgentState, pool: gp.GenePool, ended, key):
+        """Deaths, births, development and (every update_every steps) the pool's dynamics."""
+        k_birth, k_dev, k_pool = jax.random.split(key, 3)
         died = ended["cause"] != 0
+        ages = ended["lifespan"]
+        fitness = self.fitness(agents, pool, ages, ended["achievements"])
+        gates_now = self.gates(agents)
+
+        credited = died & ~ended["broken"]  # a broken agent never writes into the pool
+        order = jnp.nonzero(credited, size=self.n, fill_value=0)[0]
+
+        def death(i, pool):
+            s = order[i]
+            agent = jax.tree.map(lambda x: x[s], agents)
+            return self.record_death(pool, agent, gates_now[s], fitness[s], ages[s], ended["agent_id"][s])
+
+        pool = jax.lax.fori_loop(0, credited.sum(), death, pool)
+
+        # Births: a loop over the deaths only, so a birth costs one agent's gather, not the population's.
         order = jnp.nonzero(died, size=self.n, fill_value=0)[0]
 
-        def birth(i, agents):
+        def birth(i, carry):
+            agents, pool, parents = carry
             slot = order[i]
-            child = self.newborn(pool, jax.random.fold_in(key, slot))
-            return jax.tree.map(lambda s, c: s.at[slot].set(c), agents, child)
+            k = jax.random.fold_in(k_birth, slot)
+            genome, par = self.reproduce(agents, pool, ~died, fitness, ended["agent_id"], gates_now, k)
+            if self.g.improve == "darwinian" and self.g.evolve:
+                pool, genome = self.assign_mutations(pool, genome)
+            child = self.newborn(pool, jax.random.fold_in(k, 1), genome)
+            agents = jax.tree.map(lambda s, c: s.at[slot].set(c), agents, child)
+            return agents, pool, parents.at[slot].set(par)
 
-        # A loop over the deaths only: a birth costs one agent's gather, not the whole population's.
-        agents = jax.lax.fori_loop(0, died.sum(), birth, agents)
-        return agents, pool, jnp.full((self.n, 2), -1, jnp.int32)
+        parents = jnp.full((self.n, 2), -1, jnp.int32)
+        agents, pool, parents = jax.lax.fori_loop(0, died.sum(), birth, (agents, pool, parents))
+
+        agents = development.develop(self, agents, pool, jnp.where(died, 0, ages), k_dev)
+
+        if self.g.evolve:
+            pool = jax.lax.cond(
+                ended["step"] % self.g.update_every == 0,
+                lambda p: dynamics.update_pool(p, self.carriers(agents, p), ended["step"], k_pool, self.g),
+                lambda p: p, pool,
+            )
+        return agents, pool, {"parents": parents, "fitness": fitness}
 
     def genome(self, agents: AgentState) -> dict:
         g = agents.genome
         return {"encoder_id": g.enc_id, "layer_id": g.layer_id, "head_id": g.head_id,
-                "gates_birth": g.gates, "gates": self.gates(agents)}
+                "developmental": g.developmental, "gates": self.gates(agents),
+                "layer_id_birth": agents.birth_layer_id, "gates_birth": agents.birth_gates}
 
     def describe_life(self, rec: dict) -> dict:
-        """JSON genome of one finished life from its record (numpy, no slot axis)."""
+        """JSON genome (at birth and at death) and fitness of one finished life (numpy, no slot axis)."""
         on = np.asarray(rec["layer_id"]) >= 0
-        return {"genome": {
+        born = np.asarray(rec["layer_id_birth"]) >= 0
+        out = {"genome": {
             "encoder": int(rec["encoder_id"]),
-            "layers": np.asarray(rec["layer_id"])[on].tolist(),
             "head": int(rec["head_id"]),
-            "gates_birth": np.round(np.asarray(rec["gates_birth"])[on], 4).tolist(),
+            "layers_birth": np.asarray(rec["layer_id_birth"])[born].tolist(),
+            "gates_birth": np.round(np.asarray(rec["gates_birth"])[born], 4).tolist(),
+            "layers": np.asarray(rec["layer_id"])[on].tolist(),
             "gates_death": np.round(np.asarray(rec["gates"])[on], 4).tolist(),
+            "developmental": np.asarray(rec["developmental"])[on].tolist(),
         }}
+        if "fitness" in rec:
+            out["fitness"] = round(float(rec["fitness"]), 5)
+        return out
+
+    def pool_report(self, agents: AgentState, pool: gp.GenePool) -> dict:
+        """Host copies of the pool's statistics and the genomes' shapes (see genepool.report)."""
+        return jax.device_get(report.pool_view(self, agents, pool))
+
+    def pool_summary(self, pool: gp.GenePool, agents: AgentState, step: int) -> dict:
+        """What the viewer's pool panel shows."""
+        return report.summary(self.pool_report(agents, pool), step)
 
     def bytes_per_slot(self, agents: AgentState) -> int:
         return sum(x.nbytes for x in jax.tree.leaves(agents)) // self.n
+
+
+def _where(c, a, b):
+    """`a` where the scalar `c`, else `b`, leaf by leaf (pytrees of the same structure)."""
+    return jax.tree.map(lambda x, y: jnp.where(c, x, y), a, b)

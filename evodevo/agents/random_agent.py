@@ -7,7 +7,8 @@ agent-kind interface the simulation loop calls (see `evodevo.world.sim`):
     act(agents, pool, obs, ctx, key)            -> (actions[N], pending)
     learn(agents, pool, pending, obs, ctx, terminal, key)
                                                 -> (agents, broken[N], metrics{name: [N]})
-    turnover(agents, pool, ended, key)          -> (agents, pool, parents[N, 2])
+    turnover(agents, pool, ended, key)          -> (agents, pool, {"parents": [N, 2], other per-slot
+                                                    life records such as "fitness": [N]})
     genome(agents)                              -> {name: [N, ...]} recorded per life
     describe_life(record)                       -> extra JSON fields of one finished life
 """
@@ -34,7 +35,7 @@ class RandomAgents:
         return agents, jnp.zeros(self.n, bool), {}
 
     def turnover(self, agents, pool, ended, key):
-        return agents, pool, jnp.full((self.n, 2), -1, jnp.int32)
+        return agents, pool, {"parents": jnp.full((self.n, 2), -1, jnp.int32)}
 
     def genome(self, agents):
         return {}

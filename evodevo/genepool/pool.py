@@ -1,9 +1,14 @@
-"""Gene pool storage: a fixed-capacity bank of genes per kind (encoder, layer, head).
+"""Gene pool storage and its statistics: a fixed-capacity bank of genes per kind.
 
 A bank is a pytree whose arrays have a leading axis of G slots; `alive` marks the
-slots in use. Genes carry lineage metadata (id, parent id, birth step). Agents
-refer to genes by slot (for gathering weights) and record gene ids (slots can be
-reused after a discard; ids never are).
+slots in use. Genes carry lineage metadata (id, parent id, birth step, lineage
+depth), fitness statistics credited from the lives that carried them, the mean
+relative depth at which they were used (their role: early, mid or late), a
+self-adapted mutation scale, a selection frequency, and an accumulator for the
+evolution-strategies step that moves their weights between generations.
+
+Agents refer to genes by slot (for gathering weights) and record gene ids (slots
+are reused after a discard; ids never are). Every function here is pure.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import jax.numpy as jnp
 from flax import struct
 
 KINDS = ("encoder", "layer", "head")
+ROLES = ("early", "mid", "late")
+HISTORY = 4096  # entries of the ancestry table (indexed by gene id modulo this)
+MIN_ALIVE = 2  # a discard never leaves a bank with fewer living genes than this
 
 
 @struct.dataclass
@@ -21,11 +29,34 @@ class GeneBank:
     alive: jax.Array  # [G] bool
     gene_id: jax.Array  # [G] int32, unique over the run; -1 for an empty slot
     parent_id: jax.Array  # [G] int32, -1 for a founder
-    birth_step: jax.Array  # [G] int32
+    birth_step: jax.Array  # [G] int32 (founders 0; a split copy: the split step)
+    lineage_depth: jax.Array  # [G] int32 splits between the founder and this gene
+    count: jax.Array  # [G] int32 lives credited
+    fit_mean: jax.Array  # [G] float32 mean lifetime fitness of those lives
+    fit_m2: jax.Array  # [G] float32 sum of squared deviations (Welford)
+    fresh: jax.Array  # [G] int32 lives credited since birth or the last split
+    depth_sum: jax.Array  # [G] float32 sum of relative depths (layer genes) over credited uses
+    depth_n: jax.Array  # [G] float32 number of those uses
+    sigma: jax.Array  # [G] float32 self-adapted mutation scale (relative to each tensor's RMS)
+    freq: jax.Array  # [G] float32 selection frequency (sums to 1 over living genes)
+    births: jax.Array  # [G] int32 carriers born with a mutated copy (antithetic pairing, darwinian)
+    es_sum: dict  # name -> [G, ...] sum of fitness-weighted perturbations since the last pool update
+    es_n: jax.Array  # [G] float32 lives that contributed to es_sum
 
     @property
     def capacity(self) -> int:
         return self.alive.shape[0]
+
+
+@struct.dataclass
+class Ancestry:
+    """Every gene ever made (a ring over gene ids): the lineage tree, dead branches included."""
+
+    gene_id: jax.Array  # [H] int32, -1 where unused
+    parent_id: jax.Array  # [H] int32
+    kind: jax.Array  # [H] int8 index into KINDS
+    birth_step: jax.Array  # [H] int32
+    end_step: jax.Array  # [H] int32 discard step, -1 while alive
 
 
 @struct.dataclass
@@ -35,29 +66,78 @@ class GenePool:
     head: GeneBank
     next_id: jax.Array  # int32: the next fresh gene id
     rnd_target: dict  # fixed random network of the RND novelty term (never learns, never evolves)
+    noise_key: jax.Array  # fixed PRNG key of the darwinian perturbations (regenerated at death)
+    life_count: jax.Array  # int32 lives credited (broken ones excluded)
+    life_mean: jax.Array  # float32 running mean lifespan of recent lives (the survival yardstick)
+    fit_mean: jax.Array  # float32 running mean lifetime fitness (the shrinkage target)
+    splits: jax.Array  # [3] int32 cumulative splits per kind
+    discards: jax.Array  # [3] int32 cumulative discards per kind
+    updates: jax.Array  # int32 pool updates so far
+    history: Ancestry
+    recent: object  # RecentLives buffer of heritable genomes for tournaments (genome.py)
 
     def bank(self, kind: str) -> GeneBank:
         return getattr(self, kind)
 
+    def banks(self) -> dict:
+        return {k: getattr(self, k) for k in KINDS}
 
-def init_bank(key, capacity: int, init_fn, first_id) -> GeneBank:
-    """A full bank of `capacity` random founder genes with ids first_id, first_id + 1, ..."""
+
+# --------------------------------------------------------------------------- construction
+
+
+def init_bank(key, capacity: int, founders: int, init_fn, first_id, sigma: float) -> GeneBank:
+    """A bank whose first `founders` slots hold random genes with ids first_id, first_id + 1, ..."""
     params = jax.vmap(init_fn)(jax.random.split(key, capacity))
+    alive = jnp.arange(capacity) < founders
+    params = jax.tree.map(lambda w: w * alive.reshape((-1,) + (1,) * (w.ndim - 1)), params)
+    zf, zi = jnp.zeros(capacity, jnp.float32), jnp.zeros(capacity, jnp.int32)
     return GeneBank(
         params=params,
-        alive=jnp.ones(capacity, bool),
-        gene_id=first_id + jnp.arange(capacity, dtype=jnp.int32),
+        alive=alive,
+        gene_id=jnp.where(alive, first_id + jnp.arange(capacity, dtype=jnp.int32), -1),
         parent_id=jnp.full(capacity, -1, jnp.int32),
-        birth_step=jnp.zeros(capacity, jnp.int32),
+        birth_step=zi, lineage_depth=zi, count=zi, fit_mean=zf, fit_m2=zf, fresh=zi,
+        depth_sum=zf, depth_n=zf,
+        sigma=jnp.where(alive, sigma, 0.0).astype(jnp.float32),
+        freq=alive / founders,
+        births=zi,
+        es_sum=jax.tree.map(jnp.zeros_like, params),
+        es_n=zf,
     )
 
 
-def init_pool(key, capacities: dict, init_fns: dict, rnd_target: dict) -> GenePool:
+def init_history(banks: dict) -> Ancestry:
+    h = Ancestry(
+        gene_id=jnp.full(HISTORY, -1, jnp.int32), parent_id=jnp.full(HISTORY, -1, jnp.int32),
+        kind=jnp.zeros(HISTORY, jnp.int8), birth_step=jnp.zeros(HISTORY, jnp.int32),
+        end_step=jnp.full(HISTORY, -1, jnp.int32),
+    )
+    for k, bank in banks.items():
+        live = jnp.where(bank.alive, bank.gene_id % HISTORY, HISTORY)  # dropped when not alive
+        h = h.replace(
+            gene_id=h.gene_id.at[live].set(bank.gene_id, mode="drop"),
+            kind=h.kind.at[live].set(jnp.int8(KINDS.index(k)), mode="drop"),
+        )
+    return h
+
+
+def init_pool(key, capacities: dict, founders: dict, init_fns: dict, rnd_target: dict, sigma: float,
+              recent) -> GenePool:
     banks, next_id = {}, 0
-    for kind, k in zip(KINDS, jax.random.split(key, len(KINDS))):
-        banks[kind] = init_bank(k, capacities[kind], init_fns[kind], next_id)
-        next_id += capacities[kind]
-    return GenePool(**banks, next_id=jnp.int32(next_id), rnd_target=rnd_target)
+    k_banks, k_noise = jax.random.split(key)
+    for kind, k in zip(KINDS, jax.random.split(k_banks, len(KINDS))):
+        banks[kind] = init_bank(k, capacities[kind], founders[kind], init_fns[kind], next_id, sigma)
+        next_id += founders[kind]
+    return GenePool(
+        **banks, next_id=jnp.int32(next_id), rnd_target=rnd_target, noise_key=k_noise,
+        life_count=jnp.int32(0), life_mean=jnp.float32(0.0), fit_mean=jnp.float32(0.0),
+        splits=jnp.zeros(3, jnp.int32), discards=jnp.zeros(3, jnp.int32), updates=jnp.int32(0),
+        history=init_history(banks), recent=recent,
+    )
+
+
+# --------------------------------------------------------------------------- reading
 
 
 def gather(bank: GeneBank, slots):
@@ -65,7 +145,101 @@ def gather(bank: GeneBank, slots):
     return jax.tree.map(lambda w: w[slots], bank.params)
 
 
-def sample_alive(key, bank: GeneBank, shape, weights=None):
-    """Slots of living genes, uniformly (or by `weights` over slots)."""
-    p = bank.alive.astype(jnp.float32) if weights is None else weights * bank.alive
+def valid_ref(bank: GeneBank, slot, gene_id):
+    """A genome's reference (slot, id) still names a living gene (slots are reused)."""
+    return bank.alive[slot] & (bank.gene_id[slot] == gene_id)
+
+
+def sample(key, bank: GeneBank, shape=(), weights=None):
+    """Slots of living genes, by `weights` over slots (uniform when None; uniform if all zero)."""
+    alive = bank.alive.astype(jnp.float32)
+    p = alive if weights is None else weights * alive
+    p = jnp.where(p.sum() > 0, p, alive)
     return jax.random.choice(key, bank.capacity, shape=shape, p=p / p.sum())
+
+
+def mean_depth(bank: GeneBank):
+    """[G] mean relative depth (0 = first layer, 1 = last) of each gene's credited uses; 0.5 unknown."""
+    return jnp.where(bank.depth_n > 0, bank.depth_sum / jnp.maximum(bank.depth_n, 1.0), 0.5)
+
+
+def roles(bank: GeneBank):
+    """[G] int32 role by mean relative depth: 0 early (< 1/3), 1 mid, 2 late (> 2/3)."""
+    d = mean_depth(bank)
+    return jnp.where(d < 1 / 3, 0, jnp.where(d > 2 / 3, 2, 1)).astype(jnp.int32)
+
+
+def role_at(position, length):
+    """Role of layer `position` in a list of `length` layers (by its relative depth)."""
+    d = (position + 0.5) / jnp.maximum(length, 1)
+    return jnp.where(d < 1 / 3, 0, jnp.where(d > 2 / 3, 2, 1)).astype(jnp.int32)
+
+
+def shrunk_fitness(bank: GeneBank, prior, k: float):
+    """[G] fitness shrunk toward `prior` while a gene has few lives: (n mean + k prior) / (n + k)."""
+    n = bank.count.astype(jnp.float32)
+    return (n * bank.fit_mean + k * prior) / (n + k)
+
+
+def fitness_stderr(bank: GeneBank):
+    """[G] standard error of the mean fitness (inf below two lives)."""
+    n = bank.count.astype(jnp.float32)
+    var = bank.fit_m2 / jnp.maximum(n - 1.0, 1.0)
+    return jnp.where(n >= 2, jnp.sqrt(var / jnp.maximum(n, 1.0)), jnp.inf)
+
+
+def carriers(capacity: int, slots, mask):
+    """[G] int32 how many entries of `slots` (any shape) with `mask` point at each gene slot."""
+    return jnp.zeros(capacity, jnp.int32).at[slots.reshape(-1)].add(mask.reshape(-1).astype(jnp.int32))
+
+
+def entropy(freq):
+    """Shannon entropy (nats) of a frequency vector."""
+    return -jnp.sum(jnp.where(freq > 0, freq * jnp.log(jnp.maximum(freq, 1e-30)), 0.0))
+
+
+# --------------------------------------------------------------------------- credit
+
+
+def credit(bank: GeneBank, carried, fitness, depth_sum=None, depth_n=None) -> GeneBank:
+    """Credit one life's `fitness` to the genes with `carried[g]` (bool [G]): Welford update of
+    each gene's mean and variance; layer genes also add the relative depths they were used at."""
+    c = carried.astype(jnp.int32)
+    n = bank.count + c
+    delta = fitness - bank.fit_mean
+    mean = bank.fit_mean + c * delta / jnp.maximum(n, 1)
+    m2 = bank.fit_m2 + c * delta * (fitness - mean)
+    out = bank.replace(count=n, fit_mean=mean, fit_m2=m2, fresh=bank.fresh + c)
+    if depth_sum is not None:
+        out = out.replace(depth_sum=bank.depth_sum + depth_sum, depth_n=bank.depth_n + depth_n)
+    return out
+
+
+def accumulate(bank: GeneBank, slots, deltas, weights) -> GeneBank:
+    """Add `weights[i] * deltas[i]` (leading axis i over `slots`) to the genes' ES accumulators."""
+    def add(acc, d):
+        w = weights.reshape((-1,) + (1,) * (d.ndim - 1))
+        return acc.at[slots].add(w * d)
+
+    return bank.replace(
+        es_sum=jax.tree.map(add, bank.es_sum, deltas),
+        es_n=bank.es_n.at[slots].add((weights != 0).astype(jnp.float32)),
+    )
+
+
+def perturbation(params: dict, key, sigma):
+    """A mutation of one gene: per tensor, Gaussian noise scaled by sigma x (the tensor's RMS + 0.01)."""
+    out = {}
+    for i, (name, w) in enumerate(sorted(params.items())):
+        rms = jnp.sqrt(jnp.mean(w**2))
+        out[name] = sigma * (rms + 0.01) * jax.random.normal(jax.random.fold_in(key, i), w.shape, w.dtype)
+    return out
+
+
+def noise_key(pool: GenePool, gene_id, index):
+    """Key of the `index`-th mutated copy of gene `gene_id`: copies 2j and 2j+1 share it (antithetic)."""
+    return jax.random.fold_in(jax.random.fold_in(pool.noise_key, gene_id), index // 2)
+
+
+def noise_sign(index):
+    return (1 - 2 * (index % 2)).astype(jnp.float32)

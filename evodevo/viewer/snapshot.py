@@ -92,12 +92,12 @@ def _small(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def pool_summary(agents, pool) -> dict:
-    """The agent kind's JSON-able gene pool summary (`agents.pool_summary(pool)`), plus the
-    lineage {gene id: parent id} of the living genes when the pool has banks with
+def pool_summary(agents, pool, agent_state=None, step: int = 0) -> dict:
+    """The agent kind's JSON-able gene pool summary (`agents.pool_summary(pool, agent_state, step)`),
+    plus the lineage {gene id: parent id} of the living genes when the pool has banks with
     `alive`/`gene_id`/`parent_id` (the viewer colours genes by lineage); {} for random agents."""
     fn = getattr(agents, "pool_summary", None)
-    summary = {} if fn is None else json.loads(json.dumps(fn(pool), default=_json_default))
+    summary = {} if fn is None else json.loads(json.dumps(fn(pool, agent_state, step), default=_json_default))
     banks = [getattr(pool, kind, None) for kind in ("encoder", "layer", "head")]
     banks = [b for b in banks if all(hasattr(b, f) for f in ("alive", "gene_id", "parent_id"))]
     if banks and "lineage" not in summary:
@@ -143,7 +143,7 @@ def collect(sim, state, k: int) -> tuple[dict, dict]:
         "max_age": int(sim.cfg.world.max_age),
         "births": int(state.births),
         "deaths": {c.name: int(deaths[c]) for c in Cause if c != Cause.alive},
-        "pool": pool_summary(sim.agents, state.pool),
+        "pool": pool_summary(sim.agents, state.pool, state.agents, int(state.step)),
     }
     return arrays, meta
 

@@ -5,6 +5,7 @@ A run directory holds:
     lifetimes.jsonl   one JSON object per finished life (schema in README.md)
     checkpoints/      orbax checkpoints of the whole SimState (keep last k)
     tb/               TensorBoard event files (tensorboardX)
+    lineage.png       the gene pool's lineage tree at the latest checkpoint (learning agents)
 
 Exactly-once lifetimes: a chunk's lives are appended and fsynced *before* any
 checkpoint at the chunk's end is written, and a resume drops lines whose
@@ -138,6 +139,7 @@ class Runner:
         self.ckpt = Checkpoints(self.run_dir / CHECKPOINTS, cfg.run.keep_checkpoints)
         self._purge_step = purge_step
         self._tb = None
+        self._pool_counts = None  # cumulative splits/discards at the last TensorBoard write
         self._logged_step = int(state.step)  # lives of all steps up to here are in lifetimes.jsonl
         self.stopped_by = None  # name of the signal that stopped the last advance(), if any
         self.snapshots = None
@@ -188,7 +190,11 @@ class Runner:
         log = LifetimeLog(run_dir / LIFETIMES)
         for life in log.truncate_to(step)[-cfg.run.recent_lives:]:
             recent.add(life["lifespan"], life["achievements"])
-        return cls(run_dir, cfg, sim, state, recent, purge_step=step)
+        runner = cls(run_dir, cfg, sim, state, recent, purge_step=step)
+        view = runner._pool_view()
+        if view is not None:  # per-interval split/discard counts continue from the checkpoint
+            runner._pool_counts = {k: view["pool"][k] for k in ("splits", "discards")}
+        return runner
 
     # ------------------------------------------------------------------ outputs
 
@@ -206,6 +212,31 @@ class Runner:
 
     def checkpoint(self) -> None:
         self.ckpt.save(self.step, self.state, {"step": self.step, "config": config_mod.to_dict(self.cfg)})
+        self._write_pool_pictures()
+
+    def _pool_view(self) -> dict | None:
+        fn = getattr(self.sim.agents, "pool_report", None)
+        return None if fn is None else fn(self.state.agents, self.state.pool)
+
+    def _write_pool_pictures(self) -> None:
+        """At checkpoints: the top-genes table and the lineage tree (TensorBoard and lineage.png).
+        A picture that cannot be made is reported, never allowed to stop the run."""
+        view = self._pool_view()
+        if view is None:
+            return
+        from evodevo.genepool import report
+
+        try:
+            self.tb.add_text("pool/top_genes", report.top_genes_markdown(view, self.step), self.step)
+            image = report.lineage_image(view["history"], self.step)
+            self.tb.add_image("pool/lineage", image, self.step, dataformats="HWC")
+            import pygame
+
+            tmp = self.run_dir / ".lineage.png.tmp.png"
+            pygame.image.save(pygame.surfarray.make_surface(image.transpose(1, 0, 2)), str(tmp))
+            os.replace(tmp, self.run_dir / "lineage.png")
+        except Exception as e:  # noqa: BLE001 - a picture must never stop a run
+            print(f"evodevo: warning: could not draw the lineage tree at step {self.step}: {e}")
 
     def _write_scalars(self, rate: float, metrics: dict) -> dict:
         step = self.step
@@ -227,6 +258,11 @@ class Runner:
                 tb.add_scalar(f"achievements/{name}", r, step)
         for name, v in metrics.items():
             tb.add_scalar(f"agents/{name}", v, step)
+        view = self._pool_view()
+        if view is not None:
+            from evodevo.genepool import report
+
+            self._pool_counts = report.write_tensorboard(tb, view, step, self._pool_counts)
         return summary
 
     # ------------------------------------------------------------------ the loop

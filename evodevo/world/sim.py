@@ -129,9 +129,11 @@ class Simulation:
             "achievements": pack_bits(self.world.achievements(world)),
             **self.agents.genome(agents),
         }
-        ended = {"cause": cause, "lifespan": age, "agent_id": state.slots.agent_id,
+        ended = {"cause": cause, "broken": cause == Cause.broken, "lifespan": age, "agent_id": state.slots.agent_id,
                  "achievements": self.world.achievements(world), "step": step}
-        agents, pool, parents = self.agents.turnover(agents, state.pool, ended, k_birth)
+        agents, pool, lives = self.agents.turnover(agents, state.pool, ended, k_birth)
+        parents = lives.pop("parents")
+        record.update(lives)  # e.g. the lifetime fitness of the lives that ended
         world = self.world.respawn(world, died)
 
         new_ids = state.next_agent_id + jnp.cumsum(died, dtype=jnp.int32) - 1

@@ -1,0 +1,197 @@
+"""Gene-pool statistics for people: TensorBoard scalars, histograms, a top-genes table,
+a lineage-tree picture, and the summary the viewer shows.
+
+`pool_view` runs on the device and returns fresh arrays (never views of the run's state,
+which the next chunk donates); everything else is host-side numpy.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evodevo.genepool import pool as gp
+
+GENE_FIELDS = ("alive", "gene_id", "parent_id", "birth_step", "lineage_depth", "count", "fit_mean", "sigma", "freq")
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def pool_view(kind_obj, agents, pool: gp.GenePool) -> dict:
+    """Everything the reports need, as fresh device arrays (no gene weights)."""
+    carriers = kind_obj.carriers(agents, pool)
+    out = {"banks": {}}
+    for kind in gp.KINDS:
+        b = pool.bank(kind)
+        fields = {f: getattr(b, f) + jnp.zeros((), getattr(b, f).dtype) for f in GENE_FIELDS}  # copies
+        fields.update(
+            fitness=gp.shrunk_fitness(b, pool.fit_mean, kind_obj.g.shrink_k), stderr=gp.fitness_stderr(b),
+            role=gp.roles(b), depth=gp.mean_depth(b), carriers=carriers[kind], entropy=gp.entropy(b.freq),
+        )
+        out["banks"][kind] = fields
+    g = agents.genome
+    out["agents"] = {"length": g.length, "active": g.active, "developmental": g.developmental,
+                     "gate_open": jnp.abs(jnp.tanh(kind_obj.gates(agents)))}
+    out["pool"] = {"splits": pool.splits + 0, "discards": pool.discards + 0, "updates": pool.updates + 0,
+                   "life_mean": pool.life_mean + 0, "fit_mean": pool.fit_mean + 0}
+    h = pool.history
+    out["history"] = {"gene_id": h.gene_id + 0, "parent_id": h.parent_id + 0, "kind": h.kind + 0,
+                      "birth_step": h.birth_step + 0, "end_step": h.end_step + 0}
+    return out
+
+
+def top_genes(view: dict, k: int = 10, step: int | None = None) -> list[dict]:
+    """The k fittest living genes over all kinds (shrunk fitness), with lineage and usage."""
+    rows = []
+    for kind, b in view["banks"].items():
+        for i in np.flatnonzero(b["alive"]):
+            rows.append({
+                "id": int(b["gene_id"][i]), "parent": int(b["parent_id"][i]), "kind": kind,
+                "role": gp.ROLES[int(b["role"][i])] if kind == "layer" else kind,
+                "carriers": int(b["carriers"][i]), "lives": int(b["count"][i]),
+                "fitness": round(float(b["fitness"][i]), 4),
+                "stderr": round(float(b["stderr"][i]), 4) if np.isfinite(b["stderr"][i]) else None,
+                "age": None if step is None else int(step - b["birth_step"][i]),
+            })
+    rows.sort(key=lambda r: -r["fitness"])
+    return rows[:k]
+
+
+def recent_splits(view: dict, k: int = 6) -> list[dict]:
+    h = view["history"]
+    split = np.flatnonzero((h["gene_id"] >= 0) & (h["parent_id"] >= 0))
+    split = split[np.argsort(-h["gene_id"][split])][:k]
+    return [{"id": int(h["gene_id"][i]), "parent": int(h["parent_id"][i]), "kind": gp.KINDS[int(h["kind"][i])],
+             "step": int(h["birth_step"][i])} for i in split[::-1]]
+
+
+def summary(view: dict, step: int) -> dict:
+    """The viewer's pool panel: living genes, layer-frequency entropy, top genes, recent splits, lineage."""
+    banks = view["banks"]
+    lineage = {}
+    for b in banks.values():
+        alive = b["alive"]
+        lineage.update(zip(b["gene_id"][alive].tolist(), b["parent_id"][alive].tolist()))
+    return {
+        "living_genes": int(sum(int(b["alive"].sum()) for b in banks.values())),
+        "entropy": float(banks["layer"]["entropy"]),
+        "top_genes": top_genes(view, 6, step),
+        "recent_splits": recent_splits(view),
+        "lineage": {str(k): v for k, v in lineage.items()},
+        "splits": int(np.asarray(view["pool"]["splits"]).sum()),
+        "discards": int(np.asarray(view["pool"]["discards"]).sum()),
+    }
+
+
+def top_genes_markdown(view: dict, step: int) -> str:
+    lines = ["| id | parent | kind | role | carriers | lives | fitness ± s.e. | age (steps) |",
+             "|---:|---:|---|---|---:|---:|---|---:|"]
+    for r in top_genes(view, 10, step):
+        se = "–" if r["stderr"] is None else f"{r['stderr']:.3f}"
+        parent = "–" if r["parent"] < 0 else r["parent"]
+        lines.append(f"| {r['id']} | {parent} | {r['kind']} | {r['role']} | {r['carriers']} | {r['lives']} "
+                     f"| {r['fitness']:.3f} ± {se} | {r['age']} |")
+    return "\n".join(lines)
+
+
+def write_tensorboard(tb, view: dict, step: int, previous: dict | None) -> dict:
+    """Scalars and histograms of the pool and the genomes. `previous` is what the last call
+    returned (for per-interval split and discard counts); returns the new cumulative counts."""
+    counts = {"splits": np.asarray(view["pool"]["splits"]), "discards": np.asarray(view["pool"]["discards"])}
+    for i, (kind, b) in enumerate(view["banks"].items()):
+        alive = b["alive"].astype(bool)
+        tb.add_scalar(f"pool/{kind}/living", int(alive.sum()), step)
+        tb.add_scalar(f"pool/{kind}/entropy", float(b["entropy"]), step)
+        n = int(alive.sum())
+        tb.add_scalar(f"pool/{kind}/entropy_share", float(b["entropy"]) / math.log(n) if n > 1 else 0.0, step)
+        for name, c in counts.items():
+            tb.add_scalar(f"pool/{kind}/{name}_total", int(c[i]), step)
+            before = 0 if previous is None else int(previous[name][i])
+            tb.add_scalar(f"pool/{kind}/{name}", int(c[i]) - before, step)
+        tb.add_scalar(f"pool/{kind}/lineage_depth_mean", float(b["lineage_depth"][alive].mean()), step)
+        tb.add_scalar(f"pool/{kind}/lineage_depth_max", int(b["lineage_depth"][alive].max()), step)
+        tb.add_histogram(f"pool/{kind}/fitness", b["fitness"][alive], step)
+        tb.add_histogram(f"pool/{kind}/usage", b["carriers"][alive], step)
+        if kind == "layer":
+            for r, role in enumerate(gp.ROLES):
+                tb.add_scalar(f"pool/layer/role_{role}", int((alive & (b["role"] == r)).sum()), step)
+    a = view["agents"]
+    tb.add_histogram("genomes/length", a["length"], step)
+    active, dev = a["active"].astype(bool), a["developmental"].astype(bool)
+    for name, mask in (("inherited", active & ~dev), ("developmental", active & dev)):
+        gates = a["gate_open"][mask]
+        if gates.size:
+            tb.add_histogram(f"genomes/gates_{name}", gates, step)
+    tb.add_scalar("genomes/developmental_layers", int(dev.sum()), step)
+    tb.add_scalar("pool/life_mean", float(view["pool"]["life_mean"]), step)
+    return counts
+
+
+# --------------------------------------------------------------------------- lineage tree
+
+KIND_COLOURS = {"encoder": (230, 160, 60), "layer": (90, 170, 240), "head": (140, 210, 110)}
+
+
+def lineage_rows(history: dict) -> list[int]:
+    """Indices of the ancestry table in drawing order: every tree depth first, children after
+    their parent (oldest first), founders in id order."""
+    ids = history["gene_id"]
+    used = np.flatnonzero(ids >= 0)
+    index = {int(ids[i]): int(i) for i in used}
+    children: dict[int, list[int]] = {}
+    roots = []
+    for i in sorted(used, key=lambda i: int(ids[i])):
+        parent = int(history["parent_id"][i])
+        (children.setdefault(parent, []) if parent in index else roots).append(int(ids[i]))
+    order, stack = [], list(reversed(roots))
+    while stack:
+        gid = stack.pop()
+        order.append(index[gid])
+        stack.extend(reversed(children.get(gid, [])))
+    return order
+
+
+def lineage_image(history: dict, step: int, width: int = 1000, max_rows: int = 300) -> np.ndarray:
+    """[H, W, 3] uint8: the pool's lineage tree. One row per gene ever made (time left to right):
+    a bar from its birth to its discard (bright while alive), a connector from its parent."""
+    import os
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    import pygame
+
+    rows = lineage_rows(history)[:max_rows]
+    row_h = max(3, min(14, 900 // max(len(rows), 1)))
+    left, top = 70, 28
+    height = top + row_h * len(rows) + 24
+    surf = pygame.Surface((width, height))
+    surf.fill((18, 18, 24))
+    if not pygame.font.get_init():
+        pygame.font.init()
+    font = pygame.font.Font(None, 18)
+    span = max(int(step), 1)
+    x_of = lambda t: left + int((width - left - 12) * min(max(t, 0), span) / span)  # noqa: E731
+    y_of = {}
+    for r, i in enumerate(rows):
+        y_of[int(history["gene_id"][i])] = top + r * row_h + row_h // 2
+    for r, i in enumerate(rows):
+        gid, parent = int(history["gene_id"][i]), int(history["parent_id"][i])
+        kind = gp.KINDS[int(history["kind"][i])]
+        born, end = int(history["birth_step"][i]), int(history["end_step"][i])
+        alive = end < 0
+        colour = KIND_COLOURS[kind] if alive else tuple(c // 3 for c in KIND_COLOURS[kind])
+        y = y_of[gid]
+        x0, x1 = x_of(born), x_of(step if alive else end)
+        pygame.draw.line(surf, colour, (x0, y), (max(x1, x0 + 1), y), max(1, row_h - 2))
+        if parent in y_of:
+            pygame.draw.line(surf, (110, 110, 120), (x0, y_of[parent]), (x0, y), 1)
+        if row_h >= 9:
+            surf.blit(font.render(f"{kind[0].upper()}{gid}", True, colour), (4, y - 6))
+    title = f"gene lineage at step {step:,}: {len(rows)} genes (bright: alive; E encoder, L layer, H head)"
+    surf.blit(font.render(title, True, (220, 220, 230)), (6, 6))
+    surf.blit(font.render("0", True, (160, 160, 170)), (left, height - 18))
+    label = font.render(f"step {step:,}", True, (160, 160, 170))
+    surf.blit(label, (width - label.get_width() - 8, height - 18))
+    return pygame.surfarray.array3d(surf).transpose(1, 0, 2).copy()

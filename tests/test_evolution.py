@@ -1,0 +1,356 @@
+"""Evolution and development: credit, shrinkage, split, discard, replicator frequencies,
+crossover and mutation, layer insertion, gene improvement, checkpointed pools, and the
+whole loop on the tiny preset (which updates its pool every 25 steps).
+
+Pure pool functions run on hand-built banks of a toy gene ({"w": [3]}); the agent-level
+tests share the tiny preset's Simulation with the other test modules.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from evodevo import config
+from evodevo.agents import development
+from evodevo.genepool import dynamics, report
+from evodevo.genepool import genome as gn
+from evodevo.genepool import pool as gp
+from evodevo.genepool.fitness import credit_fitness, lifetime_fitness
+
+
+def tiny(*extra):
+    return config.load("configs/tiny.yaml", ["run.snapshot=false", *extra])
+
+
+GCFG = tiny().genepool  # n_min 3, split_top 0.25, discard_bottom 0.25, ...
+
+
+def toy_pool(layer_caps=6, founders=4, l_max=3):
+    """A pool of toy genes: encoder, layer and head banks of {"w": [3]} with ids 0.."""
+    init = lambda k: {"w": jax.random.normal(k, (3,))}  # noqa: E731
+    caps = {"encoder": 2, "layer": layer_caps, "head": 2}
+    found = {"encoder": 1, "layer": founders, "head": 1}
+    return gp.init_pool(jax.random.PRNGKey(0), caps, found, {k: init for k in caps}, {}, 0.05,
+                        gn.RecentLives.zeros(4, l_max))
+
+
+def genome_of(pool, layer_slots, l_max=3):
+    """A genome with the given layer slots (packed) and the pool's first encoder and head."""
+    g = gn.empty(l_max)
+    n = len(layer_slots)
+    slots = jnp.array(list(layer_slots) + [0] * (l_max - n), jnp.int32)
+    active = jnp.arange(l_max) < n
+    return g.replace(
+        enc_slot=jnp.int32(0), enc_id=pool.encoder.gene_id[0], head_slot=jnp.int32(0), head_id=pool.head.gene_id[0],
+        layer_slot=slots, layer_id=jnp.where(active, pool.layer.gene_id[slots], -1), active=active,
+        gates=jnp.where(active[:, None], 1.0, 0.0) * jnp.ones((l_max, 2)),
+    )
+
+
+# --------------------------------------------------------------------------- credit and fitness
+
+
+def test_credit_on_hand_built_lives():
+    pool = toy_pool()
+    lives = [([0, 1], 2.0, 100), ([1, 2], 1.0, 50), ([1, 1, 3], 0.0, 30)]  # (layer slots, fitness, lifespan)
+    for slots, f, span in lives:
+        pool = credit_fitness(pool, genome_of(pool, slots), jnp.float32(f), jnp.float32(span))
+    lb = pool.layer
+    # gene 1 carried by all three lives (twice in the third: credited once), fitness 2, 1, 0
+    np.testing.assert_array_equal(np.asarray(lb.count), [1, 3, 1, 1, 0, 0])
+    np.testing.assert_allclose(np.asarray(lb.fit_mean)[:4], [2.0, 1.0, 1.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(float(lb.fit_m2[1]), 2.0, atol=1e-6)  # deviations 1, 0, -1
+    np.testing.assert_allclose(float(gp.fitness_stderr(lb)[1]), np.sqrt(1.0 / 3.0), rtol=1e-6)
+    # relative depths: gene 1 at 3/4 (of 2), 1/4 (of 2), 1/6 and 3/6 (of 3) -> mean over 4 uses
+    np.testing.assert_allclose(float(gp.mean_depth(lb)[1]), (0.75 + 0.25 + 1 / 6 + 0.5) / 4, rtol=1e-6)
+    assert int(gp.roles(lb)[0]) == 0 and int(gp.roles(lb)[2]) == 2 and int(gp.roles(lb)[4]) == 1  # unknown: mid
+    # every life credits the single encoder and head
+    assert int(pool.encoder.count[0]) == 3 and int(pool.head.count[0]) == 3
+    # running means: rate 1/count for the first lives
+    np.testing.assert_allclose(float(pool.life_mean), 60.0, rtol=1e-6)
+    np.testing.assert_allclose(float(pool.fit_mean), 1.0, rtol=1e-6)
+
+
+def test_shrinkage_and_survival_fitness():
+    pool = toy_pool()
+    lb = pool.layer.replace(count=jnp.array([0, 1, 4, 12, 0, 0]), fit_mean=jnp.array([0.0, 3.0, 2.0, 0.5, 0, 0]))
+    # (n mean + k prior) / (n + k) with k = 4, prior 1
+    np.testing.assert_allclose(np.asarray(gp.shrunk_fitness(lb, 1.0, 4.0))[:4],
+                               [1.0, (3 + 4) / 5, (8 + 4) / 8, (6 + 4) / 16], rtol=1e-6)
+    gcfg = types.SimpleNamespace(fitness="survival")
+    first = lifetime_fitness(gcfg, jnp.array([40]), pool, 0.0, jnp.zeros(1))
+    assert float(first[0]) == 1.0  # no lives yet: the first life is the yardstick
+    later = lifetime_fitness(gcfg, jnp.array([40, 160]), pool.replace(life_count=jnp.int32(5),
+                                                                    life_mean=jnp.float32(80.0)), 0.0, jnp.zeros(2))
+    np.testing.assert_allclose(np.asarray(later), [0.5, 2.0])
+
+
+# --------------------------------------------------------------------------- pool dynamics
+
+
+def test_replicator_update_hand_computed():
+    bank = toy_pool().layer.replace(freq=jnp.array([0.5, 0.25, 0.25, 0.0, 0.0, 0.0]),
+                                    alive=jnp.array([True, True, True, False, False, False]))
+    f = jnp.array([1.0, 2.0, 0.0, 9.0, 0.0, 0.0])
+    out = dynamics.replicate(bank, f, eta=0.5, mix=0.1)
+    x = np.array([0.5, 0.25, 0.25])
+    fv = np.array([1.0, 2.0, 0.0])
+    fbar = (x * fv).sum()  # 1.0
+    std = np.sqrt((x * (fv - fbar) ** 2).sum())  # sqrt(0.5)
+    y = x * np.exp(0.5 * (fv - fbar) / (std + 1e-6))
+    y = 0.9 * y / y.sum() + 0.1 / 3
+    np.testing.assert_allclose(np.asarray(out.freq)[:3], y, rtol=1e-5)
+    assert np.all(np.asarray(out.freq)[3:] == 0)  # dead slots keep no frequency
+    np.testing.assert_allclose(float(out.freq.sum()), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(float(gp.entropy(out.freq)), -(y * np.log(y)).sum(), rtol=1e-5)
+
+
+def test_discard_never_removes_a_gene_with_living_carriers():
+    pool = toy_pool()
+    lb = pool.layer.replace(count=jnp.array([10, 10, 10, 10, 0, 0]), fit_mean=jnp.array([0.0, 0.1, 2.0, 3.0, 0, 0]))
+    f = gp.shrunk_fitness(lb, 1.0, 0.0)
+    rank = dynamics.fitness_rank(f, lb.alive)
+    np.testing.assert_allclose(np.asarray(rank)[:4], [0.0, 1 / 3, 2 / 3, 1.0], rtol=1e-6)
+    carried = jnp.array([1, 0, 0, 0, 0, 0])  # the least fit gene has a carrier
+    gcfg = types.SimpleNamespace(n_min=3, discard_bottom=0.4)
+    out, gone = dynamics.discard(lb, f, rank, carried, gcfg)
+    assert np.asarray(gone).tolist() == [False, True, False, False, False, False]
+    assert bool(out.alive[0]) and not bool(out.alive[1])
+    # without carriers both bottom genes go, but never below MIN_ALIVE living genes
+    _, gone = dynamics.discard(lb, f, rank, jnp.zeros(6, jnp.int32), types.SimpleNamespace(n_min=3, discard_bottom=0.9))
+    assert int(gone.sum()) == 4 - gp.MIN_ALIVE and bool(gone[0]) and bool(gone[1])
+
+
+def test_split_copies_fit_gene_with_lineage_and_history():
+    pool = toy_pool()
+    lb = pool.layer.replace(count=jnp.array([10, 10, 10, 10, 0, 0]), fresh=jnp.array([10, 10, 1, 10, 0, 0]),
+                            fit_mean=jnp.array([0.0, 1.0, 5.0, 3.0, 0, 0]), freq=jnp.array([0.1, 0.2, 0.3, 0.4, 0, 0]))
+    f = gp.shrunk_fitness(lb, 1.0, 0.0)
+    rank = dynamics.fitness_rank(f, lb.alive)
+    gcfg = types.SimpleNamespace(n_min=3, split_top=0.5, sigma_tau=0.2)
+    out, next_id, hist, n = dynamics.split(lb, f, rank, jnp.zeros(6, bool), jax.random.PRNGKey(1), jnp.int32(77),
+                                           pool.next_id, pool.history, 1, gcfg)
+    # gene 2 is the fittest but has only 1 fresh life; gene 3 (rank 2/3 >= 0.5) splits into slot 4
+    assert int(n) == 1 and np.asarray(out.alive).tolist() == [True] * 5 + [False]
+    assert int(out.gene_id[4]) == int(pool.next_id) and int(out.parent_id[4]) == int(lb.gene_id[3])
+    assert int(out.birth_step[4]) == 77 and int(out.lineage_depth[4]) == 1 and int(next_id) == int(pool.next_id) + 1
+    np.testing.assert_allclose(np.asarray(out.freq)[[3, 4]], [0.2, 0.2])  # the two copies share the frequency
+    assert int(out.fresh[3]) == 0 and int(out.count[4]) == 0  # both must prove themselves again
+    w_parent, w_child = np.asarray(out.params["w"][3]), np.asarray(out.params["w"][4])
+    assert 0 < np.abs(w_child - w_parent).max() < 0.5 * np.abs(w_parent).max()
+    h = int(out.gene_id[4]) % gp.HISTORY
+    assert int(hist.parent_id[h]) == int(lb.gene_id[3]) and int(hist.birth_step[h]) == 77 and int(hist.kind[h]) == 1
+
+
+def test_improve_moves_genes_by_the_mean_weighted_perturbation():
+    pool = toy_pool()
+    lb = pool.layer
+    d = {"w": jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 4.0]])}
+    lb = gp.accumulate(lb, jnp.array([0, 0, 2]), d, jnp.array([1.0, 0.5, 0.0]))  # a zero weight does not count
+    out = dynamics.improve(lb, es_lr=0.5)
+    # slot 0: (1 x [1, 0, 0] + 0.5 x [0, 2, 0]) / 2 lives x 0.5
+    np.testing.assert_allclose(np.asarray(out.params["w"][0] - lb.params["w"][0]), [0.25, 0.25, 0.0], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(out.params["w"][1:]), np.asarray(lb.params["w"][1:]))
+    assert float(jnp.abs(out.es_sum["w"]).sum()) == 0 and float(out.es_n.sum()) == 0
+
+
+# --------------------------------------------------------------------------- genomes
+
+
+@jax.jit
+def _inherit_many(keys, pool, g1, g2):
+    gcfg = types.SimpleNamespace(p_swap=0.3, p_insert=0.3, p_delete=0.3, gate_sigma=0.1)
+
+    def one(k):
+        k1, k2, k3 = jax.random.split(k, 3)
+        child = gn.crossover(k1, g1, g2)
+        child = gn.mutate(k3, gn.repair(k2, child, pool), pool, gcfg)
+        return child, gn.is_valid(child, pool)
+
+    return jax.vmap(one)(keys)
+
+
+def test_crossover_and_mutation_keep_genomes_valid():
+    pool = toy_pool(layer_caps=6, founders=5)
+    g1, g2 = genome_of(pool, [0, 1, 2]), genome_of(pool, [3, 4])
+    # gene 4 is discarded since parent 2 lived: its references must be repaired
+    pool = pool.replace(layer=pool.layer.replace(alive=pool.layer.alive.at[4].set(False)))
+    children, ok = _inherit_many(jax.random.split(jax.random.PRNGKey(0), 256), pool, g1, g2)
+    assert bool(ok.all())
+    length = np.asarray(children.active).sum(1)
+    assert length.max() <= 3 and length.min() >= 0 and len(set(length.tolist())) >= 3
+    ids = np.asarray(children.layer_id)[np.asarray(children.active)]
+    assert set(ids.tolist()) <= {1, 2, 3, 4}  # layer genes have ids 1..5; slot 4 (id 5) is gone
+    assert not gn.is_valid(g2, pool)  # the test could fail: the parent itself is invalid now
+
+
+def test_heritable_assimilates_opened_developmental_layers():
+    pool = toy_pool()
+    g = genome_of(pool, [0, 1, 2]).replace(developmental=jnp.array([False, True, True]))
+    gates_now = jnp.array([[2.0, 2.0], [0.5, 0.0], [0.1, 0.05]])  # |tanh|: 0.96, 0.46, 0.1
+    darwin = gn.heritable(g, gates_now, lamarckian=False, assimilate_at=0.2)
+    assert np.asarray(darwin.layer_slot).tolist()[:2] == [0, 1] and int(darwin.length) == 2
+    np.testing.assert_allclose(np.asarray(darwin.gates), [[1.0, 1.0], [0.5, 0.0], [0.0, 0.0]])  # inherited; opened
+    assert not bool(darwin.developmental.any())
+    lamarck = gn.heritable(g, gates_now, lamarckian=True, assimilate_at=0.2)
+    np.testing.assert_allclose(np.asarray(lamarck.gates)[0], [2.0, 2.0])
+
+
+# --------------------------------------------------------------------------- agents
+
+
+@pytest.fixture(scope="module")
+def sim(simulation):
+    return simulation(tiny())
+
+
+@pytest.fixture(scope="module")
+def state(sim):
+    return sim.init()
+
+
+@pytest.fixture(scope="module")
+def forward(sim):
+    """Jitted one step of one agent: (agent, obs, age) -> (tokens out, agent with cache and memory)."""
+    ag, dm = sim.agents, sim.agents.dm
+
+    @jax.jit
+    def run(a, obs, t):
+        x, k_new, v_new, *_ = ag.forward(a.theta, a, obs, t - 1, t, jnp.array([30, 30]), a.mem,
+                                         (a.cache_k, a.cache_v, a.cache_step))
+        return x, ag.write_cache(a, k_new, v_new, t).replace(mem=x[1 + dm.k:])
+
+    return run
+
+
+def test_insertion_leaves_the_output_unchanged(sim, state, forward):
+    ag = sim.agents
+    agent = jax.tree.map(lambda x: x[0], state.agents)
+    k = jax.random.PRNGKey(3)
+    obs = jax.random.normal(k, (3, sim.world.obs_dim))
+    run = lambda a, t: forward(a, obs[t], t)  # noqa: E731
+
+    x0, agent = run(agent, 0)
+    x1, agent = run(agent, 1)
+    grown = jax.jit(development.insert_layer, static_argnums=0)(ag, agent, state.pool, 1, 1, k)
+    assert int(grown.genome.length) == 3 and bool(grown.genome.developmental[1])
+    assert int(grown.genome.layer_id[1]) == int(state.pool.layer.gene_id[1])
+    np.testing.assert_array_equal(np.asarray(ag.gates(jax.tree.map(lambda x: x[None], grown))[0, 1]), [0.0, 0.0])
+    before, _ = run(agent, 2)
+    after, _ = run(grown, 2)
+    np.testing.assert_array_equal(np.asarray(after), np.asarray(before))
+    # the same layer with an open gate changes the output: the test above could fail
+    theta = grown.theta.at[ag.gate_index[1]].set(1.0)
+    opened, _ = run(grown.replace(theta=theta), 2)
+    assert float(jnp.abs(opened - before).max()) > 1e-3
+
+
+def test_split_copy_computes_nearly_the_same_as_its_parent(sim, state, forward):
+    pool = state.pool
+    lb = pool.layer.replace(fresh=pool.layer.fresh.at[0].set(5), sigma=jnp.full_like(pool.layer.sigma, 0.01))
+    f = jnp.where(lb.alive, jnp.arange(lb.capacity) == 0, 0).astype(jnp.float32)
+    rank = dynamics.fitness_rank(f, lb.alive)
+    gcfg = types.SimpleNamespace(n_min=3, split_top=0.5, sigma_tau=0.0)
+    lb2, *_ , n = dynamics.split(lb, f, rank, jnp.zeros(lb.capacity, bool), jax.random.PRNGKey(2), jnp.int32(5),
+                                 pool.next_id, pool.history, 1, gcfg)
+    assert int(n) == 1
+    child = int(np.flatnonzero(np.asarray(lb2.alive) & ~np.asarray(lb.alive))[0])
+    pool2 = pool.replace(layer=lb2)
+    agent = jax.tree.map(lambda x: x[0], state.agents)
+    obs = jax.random.normal(jax.random.PRNGKey(4), (sim.world.obs_dim,))
+    outs = []
+    for slot in (0, child):
+        layers = jax.tree.map(lambda w, g, s=slot: w.at[0].set(g[s]), agent.base["layers"], lb2.params)
+        base = dict(agent.base, layers=layers)
+        outs.append(forward(agent.replace(base=base), obs, 0)[0])
+    diff = float(jnp.abs(outs[0] - outs[1]).max())
+    assert 0 < diff < 0.05 * float(jnp.abs(outs[0]).max())
+    assert int(pool2.layer.parent_id[child]) == int(pool.layer.gene_id[0])
+
+
+def test_lamarckian_death_moves_the_gene_toward_the_carriers_learned_weights(sim, state):
+    ag = sim.agents
+    pool = state.pool
+    # A recent-lives buffer of poor lives: the dying agent ranks top (weight 1).
+    recent = pool.recent.replace(valid=jnp.ones_like(pool.recent.valid), fitness=jnp.zeros_like(pool.recent.fitness))
+    pool = pool.replace(recent=recent)
+    agent = jax.tree.map(lambda x: x[0], state.agents)
+    theta = agent.theta + 0.01 * jax.random.normal(jax.random.PRNGKey(5), agent.theta.shape)  # some "learning"
+    agent = agent.replace(theta=theta)
+    gates = ag.gates(jax.tree.map(lambda x: x[None], agent))[0]
+    out = jax.jit(ag.record_death)(pool, agent, gates, 5.0, 100, 7)
+    moved = dynamics.improve(out.layer, es_lr=1.0)
+    slot = int(agent.genome.layer_slot[0])
+    uses = np.flatnonzero((np.asarray(agent.genome.layer_slot) == slot) & np.asarray(agent.genome.active))
+    delta = ag.perturbation(agent, pool)["layers"]
+    for name in ("wq", "w1"):
+        # weight 1 (the top of the recent lives): the gene moves by the mean of its uses' deltas
+        expect = pool.layer.params[name][slot] + delta[name][uses].mean(0)
+        np.testing.assert_allclose(np.asarray(moved.params[name][slot]), np.asarray(expect), rtol=1e-5, atol=1e-6)
+        # ... which is the carrier's end-of-life weight: inherited + its low-rank delta A @ B
+        a, b = ag.unravel(agent.theta)["delta"]["layers"][name]
+        np.testing.assert_allclose(np.asarray(delta[name][0]), np.asarray(a[0] @ b[0]), rtol=1e-5, atol=1e-7)
+    assert float(jnp.abs(delta["wq"][0]).max()) > 0
+    assert int(out.recent.agent_id[0]) == 7 and float(out.recent.fitness[0]) == 5.0
+
+
+def test_darwinian_copies_come_in_antithetic_pairs(sim, state):
+    from evodevo.agents.learner import TransformerAgents
+
+    ag = TransformerAgents(tiny("genepool.improve=darwinian"), sim.world)  # same pool layout, no compile
+    pool = state.pool
+    g = jax.tree.map(lambda x: x[0], state.agents.genome)
+    pool1, g1 = ag.assign_mutations(pool, g)
+    pool2, g2 = ag.assign_mutations(pool1, g)
+    assert int(g1.noise_enc) == 0 and int(g2.noise_enc) == 1
+    e1, e2 = ag.mutations(pool2, g1), ag.mutations(pool2, g2)
+    for leaf1, leaf2 in zip(jax.tree.leaves(e1["layers"]), jax.tree.leaves(e2["layers"])):
+        np.testing.assert_allclose(np.asarray(leaf1 + leaf2), 0.0, atol=1e-7)
+    assert float(jnp.abs(e1["layers"]["wq"][0]).max()) > 0
+    assert float(jnp.abs(e1["layers"]["wq"][2]).max()) == 0  # inactive slot: no mutation
+
+
+# --------------------------------------------------------------------------- the whole loop
+
+
+def test_pool_evolves_in_the_running_loop_and_checkpoints_exactly(tmp_path, sim, state):
+    from evodevo.world.checkpoint import Checkpoints
+
+    s = jax.tree.map(jnp.copy, state)
+    # Short lives: every slot dies of old age every 60 steps, so genes gather lives quickly.
+    s = s.replace(slots=s.slots.replace(birth_step=jnp.array([-240, -250, -260, -270], jnp.int32)))
+    for _ in range(6):
+        s, out = sim.run_chunk(s)
+    pool = s.pool
+    assert int(pool.updates) == 300 // 25 and int(pool.splits.sum()) >= 1
+    assert int(pool.life_count) >= 4 and bool(pool.recent.valid.any())
+    parents = np.asarray(s.slots.parents)
+    assert (parents >= 0).any()  # newborns from tournaments
+    lb = pool.layer
+    alive = np.asarray(lb.alive)
+    np.testing.assert_allclose(float(np.asarray(lb.freq)[alive].sum()), 1.0, rtol=1e-5)
+    g = s.agents.genome
+    ok = jax.vmap(gn.is_valid, in_axes=(0, None))(g, pool)
+    assert bool(ok.all())
+
+    ckpt = Checkpoints(tmp_path / "ckpt", keep=1)
+    ckpt.save(int(s.step), s, {"step": int(s.step)})
+    restored, _, _ = ckpt.restore(state)
+    ckpt.close()
+    for a, b in zip(jax.tree.leaves(restored.pool), jax.tree.leaves(s.pool)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    view = sim.agents.pool_report(s.agents, s.pool)
+    table = report.top_genes_markdown(view, int(s.step))
+    assert table.count("\n") >= 3
+    summary = report.summary(view, int(s.step))
+    assert summary["living_genes"] == int(sum(np.asarray(b.alive).sum() for b in pool.banks().values()))
+    json.dumps(summary)
+    image = report.lineage_image(view["history"], int(s.step))
+    assert image.ndim == 3 and image.shape[2] == 3 and len(np.unique(image.reshape(-1, 3), axis=0)) > 3
