@@ -6,61 +6,21 @@ For each arm it runs the simulation from scratch and reports, over all lives tha
 ended within the budget: the number of lives, mean lifespan, and the Crafter score
 (achievement success rates across lives, a life as the episode). Lives still
 running at the end are not counted. Ends with one JSON line, per arm.
+(`benchmarks/ablations.py` runs the same comparison with more arms and windows.)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
+from pathlib import Path
 
-import jax
-import numpy as np
-from tqdm import tqdm
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evodevo import config
-from evodevo.metrics import crafter_score
-from evodevo.world.runner import lives_from_chunk
-from evodevo.world.sim import Simulation
+from ablations import run_arm, summarise  # noqa: E402
 
-
-def run_arm(cfg, agent_steps: int, label: str, last_agent_steps: int | None = None) -> dict:
-    """Simulate `agent_steps` and summarise finished lives (all, or those ending in the last window)."""
-    sim = Simulation(cfg)
-    state = sim.init()
-    steps = -(-agent_steps // sim.n)
-    chunk = cfg.run.chunk_steps
-    names = sim.world.achievement_names
-    lives, done, t_run = [], 0, 0.0
-    with tqdm(total=steps, unit="step", desc=label) as bar:
-        while done < steps:
-            n = min(chunk, steps - done)
-            t0 = time.perf_counter()
-            state, out = sim.run_chunk(state, n)
-            out = jax.device_get(out)
-            if done > 0:
-                t_run += time.perf_counter() - t0
-            lives += lives_from_chunk(out, done, names)
-            done += n
-            bar.update(n)
-    if last_agent_steps is not None:
-        lives = [life for life in lives if life["death_step"] > steps - last_agent_steps // sim.n]
-    return summarise(lives, names) | {
-        "agent_steps": steps * sim.n, "agent_steps_per_s": (done - min(chunk, done)) * sim.n / max(t_run, 1e-9),
-    }
-
-
-def summarise(lives: list[dict], names) -> dict:
-    if not lives:
-        return {"lives": 0, "mean_lifespan": float("nan"), "crafter_score": float("nan"), "rates": {}}
-    achieved = np.array([[n in life["achievements"] for n in names] for life in lives])
-    rates = 100.0 * achieved.mean(0)
-    return {
-        "lives": len(lives),
-        "mean_lifespan": float(np.mean([life["lifespan"] for life in lives])),
-        "crafter_score": crafter_score(rates),
-        "rates": {n: round(float(r), 2) for n, r in zip(names, rates) if r > 0},
-    }
+from evodevo import config  # noqa: E402
 
 
 def main(argv=None):
@@ -74,7 +34,11 @@ def main(argv=None):
         "learning": config.load(args.config, base + ["agents.kind=transformer"]),
         "random": config.load(args.config, base + ["agents.kind=random"]),
     }
-    results = {name: run_arm(cfg, args.agent_steps, name) for name, cfg in arms.items()}
+    results = {}
+    for name, cfg in arms.items():
+        run = run_arm(cfg, args.agent_steps, name)
+        results[name] = summarise(run["lives"], run["names"]) | {
+            "agent_steps": run["steps"] * run["n_slots"], "agent_steps_per_s": run["agent_steps_per_s"]}
     print(f"{'arm':>10} {'lives':>7} {'mean_lifespan':>14} {'crafter_score':>14} {'agent-steps/s':>14}")
     for name, r in results.items():
         print(f"{name:>10} {r['lives']:>7} {r['mean_lifespan']:>14.1f} {r['crafter_score']:>14.3f} "

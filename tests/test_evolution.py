@@ -32,8 +32,8 @@ GCFG = tiny().genepool  # n_min 3, split_top 0.25, discard_bottom 0.25, ...
 
 
 def toy_pool(layer_caps=6, founders=4, l_max=3):
-    """A pool of toy genes: encoder, layer and head banks of {"w": [3]} with ids 0.."""
-    init = lambda k: {"w": jax.random.normal(k, (3,))}  # noqa: E731
+    """A pool of toy genes: encoder, layer and head banks of 3 values each, with ids 0.."""
+    init = lambda k: jax.random.normal(k, (3,))  # noqa: E731
     caps = {"encoder": 2, "layer": layer_caps, "head": 2}
     found = {"encoder": 1, "layer": founders, "head": 1}
     return gp.init_pool(jax.random.PRNGKey(0), caps, found, {k: init for k in caps}, {}, 0.05,
@@ -134,15 +134,16 @@ def test_split_copies_fit_gene_with_lineage_and_history():
     f = gp.shrunk_fitness(lb, 1.0, 0.0)
     rank = dynamics.fitness_rank(f, lb.alive)
     gcfg = types.SimpleNamespace(n_min=3, split_top=0.5, sigma_tau=0.2)
+    layout = gp.GeneLayout.of({"w": jnp.zeros(3)})
     out, next_id, hist, n = dynamics.split(lb, f, rank, jnp.zeros(6, bool), jax.random.PRNGKey(1), jnp.int32(77),
-                                           pool.next_id, pool.history, 1, gcfg)
+                                           pool.next_id, pool.history, 1, gcfg, layout)
     # gene 2 is the fittest but has only 1 fresh life; gene 3 (rank 2/3 >= 0.5) splits into slot 4
     assert int(n) == 1 and np.asarray(out.alive).tolist() == [True] * 5 + [False]
     assert int(out.gene_id[4]) == int(pool.next_id) and int(out.parent_id[4]) == int(lb.gene_id[3])
     assert int(out.birth_step[4]) == 77 and int(out.lineage_depth[4]) == 1 and int(next_id) == int(pool.next_id) + 1
     np.testing.assert_allclose(np.asarray(out.freq)[[3, 4]], [0.2, 0.2])  # the two copies share the frequency
     assert int(out.fresh[3]) == 0 and int(out.count[4]) == 0  # both must prove themselves again
-    w_parent, w_child = np.asarray(out.params["w"][3]), np.asarray(out.params["w"][4])
+    w_parent, w_child = np.asarray(out.params[3]), np.asarray(out.params[4])
     assert 0 < np.abs(w_child - w_parent).max() < 0.5 * np.abs(w_parent).max()
     h = int(out.gene_id[4]) % gp.HISTORY
     assert int(hist.parent_id[h]) == int(lb.gene_id[3]) and int(hist.birth_step[h]) == 77 and int(hist.kind[h]) == 1
@@ -151,13 +152,13 @@ def test_split_copies_fit_gene_with_lineage_and_history():
 def test_improve_moves_genes_by_the_mean_weighted_perturbation():
     pool = toy_pool()
     lb = pool.layer
-    d = {"w": jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 4.0]])}
+    d = jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 4.0]])
     lb = gp.accumulate(lb, jnp.array([0, 0, 2]), d, jnp.array([1.0, 0.5, 0.0]))  # a zero weight does not count
     out = dynamics.improve(lb, es_lr=0.5)
     # slot 0: (1 x [1, 0, 0] + 0.5 x [0, 2, 0]) / 2 lives x 0.5
-    np.testing.assert_allclose(np.asarray(out.params["w"][0] - lb.params["w"][0]), [0.25, 0.25, 0.0], rtol=1e-6)
-    np.testing.assert_array_equal(np.asarray(out.params["w"][1:]), np.asarray(lb.params["w"][1:]))
-    assert float(jnp.abs(out.es_sum["w"]).sum()) == 0 and float(out.es_n.sum()) == 0
+    np.testing.assert_allclose(np.asarray(out.params[0] - lb.params[0]), [0.25, 0.25, 0.0], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(out.params[1:]), np.asarray(lb.params[1:]))
+    assert float(jnp.abs(out.es_sum).sum()) == 0 and float(out.es_n.sum()) == 0
 
 
 # --------------------------------------------------------------------------- genomes
@@ -257,8 +258,9 @@ def test_split_copy_computes_nearly_the_same_as_its_parent(sim, state, forward):
     f = jnp.where(lb.alive, jnp.arange(lb.capacity) == 0, 0).astype(jnp.float32)
     rank = dynamics.fitness_rank(f, lb.alive)
     gcfg = types.SimpleNamespace(n_min=3, split_top=0.5, sigma_tau=0.0)
+    layout = sim.agents.layouts["layer"]
     lb2, *_ , n = dynamics.split(lb, f, rank, jnp.zeros(lb.capacity, bool), jax.random.PRNGKey(2), jnp.int32(5),
-                                 pool.next_id, pool.history, 1, gcfg)
+                                 pool.next_id, pool.history, 1, gcfg, layout)
     assert int(n) == 1
     child = int(np.flatnonzero(np.asarray(lb2.alive) & ~np.asarray(lb.alive))[0])
     pool2 = pool.replace(layer=lb2)
@@ -266,7 +268,7 @@ def test_split_copy_computes_nearly_the_same_as_its_parent(sim, state, forward):
     obs = jax.random.normal(jax.random.PRNGKey(4), (sim.world.obs_dim,))
     outs = []
     for slot in (0, child):
-        layers = jax.tree.map(lambda w, g, s=slot: w.at[0].set(g[s]), agent.base["layers"], lb2.params)
+        layers = jax.tree.map(lambda w, g: w.at[0].set(g), agent.base["layers"], layout.unravel(lb2.params[slot]))
         base = dict(agent.base, layers=layers)
         outs.append(forward(agent.replace(base=base), obs, 0)[0])
     diff = float(jnp.abs(outs[0] - outs[1]).max())
@@ -288,11 +290,13 @@ def test_lamarckian_death_moves_the_gene_toward_the_carriers_learned_weights(sim
     moved = dynamics.improve(out.layer, es_lr=1.0)
     slot = int(agent.genome.layer_slot[0])
     uses = np.flatnonzero((np.asarray(agent.genome.layer_slot) == slot) & np.asarray(agent.genome.active))
-    delta = ag.perturbation(agent, pool)["layers"]
+    unravel = ag.layouts["layer"].unravel
+    delta = jax.vmap(unravel)(ag.perturbation(agent, pool)["layers"])
     for name in ("wq", "w1"):
         # weight 1 (the top of the recent lives): the gene moves by the mean of its uses' deltas
-        expect = pool.layer.params[name][slot] + delta[name][uses].mean(0)
-        np.testing.assert_allclose(np.asarray(moved.params[name][slot]), np.asarray(expect), rtol=1e-5, atol=1e-6)
+        expect = unravel(pool.layer.params[slot])[name] + delta[name][uses].mean(0)
+        np.testing.assert_allclose(np.asarray(unravel(moved.params[slot])[name]), np.asarray(expect), rtol=1e-5,
+                                   atol=1e-6)
         # ... which is the carrier's end-of-life weight: inherited + its low-rank delta A @ B
         a, b = ag.unravel(agent.theta)["delta"]["layers"][name]
         np.testing.assert_allclose(np.asarray(delta[name][0]), np.asarray(a[0] @ b[0]), rtol=1e-5, atol=1e-7)
@@ -310,10 +314,13 @@ def test_darwinian_copies_come_in_antithetic_pairs(sim, state):
     pool2, g2 = ag.assign_mutations(pool1, g)
     assert int(g1.noise_enc) == 0 and int(g2.noise_enc) == 1
     e1, e2 = ag.mutations(pool2, g1), ag.mutations(pool2, g2)
-    for leaf1, leaf2 in zip(jax.tree.leaves(e1["layers"]), jax.tree.leaves(e2["layers"])):
-        np.testing.assert_allclose(np.asarray(leaf1 + leaf2), 0.0, atol=1e-7)
-    assert float(jnp.abs(e1["layers"]["wq"][0]).max()) > 0
-    assert float(jnp.abs(e1["layers"]["wq"][2]).max()) == 0  # inactive slot: no mutation
+    for part in ("encoder", "layers", "head"):
+        np.testing.assert_allclose(np.asarray(e1[part] + e2[part]), 0.0, atol=1e-7)
+    assert float(jnp.abs(e1["layers"][0]).max()) > 0
+    assert float(jnp.abs(e1["layers"][2]).max()) == 0  # inactive slot: no mutation
+    # the noise is relative to each tensor's scale: LayerNorm scales (1) move more than biases (0)
+    eps = ag.layouts["layer"].unravel(e1["layers"][0])
+    assert float(jnp.abs(eps["ln1_s"]).mean()) > 10 * float(jnp.abs(eps["b1"]).mean())
 
 
 # --------------------------------------------------------------------------- the whole loop

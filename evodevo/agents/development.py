@@ -42,7 +42,7 @@ def _shift_layers(tree, p, new):
 
 def insert_layer(ag, agent, pool: gp.GenePool, p, slot, key):
     """Insert layer gene `slot` at position `p` of one agent (no slot axis), gates closed."""
-    gene = gp.gather(pool.layer, slot)
+    gene = ag.layouts["layer"].unravel(gp.gather(pool.layer, slot))
     genome = gn.insert_layer(agent.genome, p, slot, pool.layer.gene_id[slot], gate=0.0, developmental=True)
     base = dict(agent.base, layers=_shift_layers(agent.base["layers"], p, gene))
     tr, m, v = (ag.unravel(x) for x in (agent.theta, agent.adam_m, agent.adam_v))

@@ -76,6 +76,8 @@ class TransformerAgents:
         self.n = world.n
         self.world = world
         self.dm = tf.Dims.make(cfg.agents, world)
+        key = jax.random.PRNGKey(0)
+        self.layouts = {k: gp.GeneLayout.of(f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
         self.map_size = jnp.asarray(world.map_size(), jnp.float32)
         example = self._trainable_init(jax.random.PRNGKey(0), self._example_base(), jnp.zeros((self.dm.l_max, 2)))
         flat, self.unravel = ravel_pytree(example)
@@ -120,7 +122,7 @@ class TransformerAgents:
         g = self.g
         caps = {"encoder": g.encoder_genes, "layer": g.layer_genes, "head": g.head_genes}
         founders = {k: max(1, int(round(c * g.init_fill))) for k, c in caps.items()}
-        inits = {k: (lambda key, f=f: f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
+        inits = {k: (lambda key, f=f, k=k: self.layouts[k].ravel(f(key, self.dm))) for k, f in tf.GENE_INIT.items()}
         k1, k2 = jax.random.split(kr)
         rnd_target = {"w1": tf._dense(k1, self.world.obs_dim, 64), "w2": tf._dense(k2, 64, self.dm.rnd_dim)}
         recent = gn.RecentLives.zeros(g.recent_dead, self.dm.l_max)
@@ -137,13 +139,14 @@ class TransformerAgents:
     def newborn(self, pool: gp.GenePool, key, genome: Genome) -> AgentState:
         """One agent (no slot axis): genome -> weights gathered from the pool (plus, for darwinian
         carriers, their mutation of each gene), fresh learner state."""
-        base = {
+        flat = {
             "encoder": gp.gather(pool.encoder, genome.enc_slot),
             "layers": gp.gather(pool.layer, genome.layer_slot),
             "head": gp.gather(pool.head, genome.head_slot),
         }
         if self.g.improve == "darwinian":
-            base = jax.tree.map(jnp.add, base, self.mutations(pool, genome))
+            flat = jax.tree.map(jnp.add, flat, self.mutations(pool, genome))
+        base = self.unflatten(flat)
         theta, _ = ravel_pytree(self._trainable_init(key, base, genome.gates))
         dm = self.dm
         c = dm.t * dm.s
@@ -152,24 +155,36 @@ class TransformerAgents:
             adam_t=jnp.int32(0), obs_stats=Welford.zeros((self.world.obs_dim,)), reward_scale=RewardScale.zeros(),
             cache_k=jnp.zeros((dm.l_max, c, dm.d)), cache_v=jnp.zeros((dm.l_max, c, dm.d)),
             cache_step=jnp.full((c,), -1, jnp.int32), mem=jnp.zeros((dm.m, dm.d)), reward=jnp.zeros(()),
-            loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf),
+            loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf, jnp.float32),
             birth_layer_id=genome.layer_id, birth_gates=genome.gates,
         )
 
+    def unflatten(self, flat: dict) -> dict:
+        """Flat genes {"encoder": [P], "layers": [L, P], "head": [P]} -> named tensors (`base`)."""
+        return {"encoder": self.layouts["encoder"].unravel(flat["encoder"]),
+                "layers": jax.vmap(self.layouts["layer"].unravel)(flat["layers"]),
+                "head": self.layouts["head"].unravel(flat["head"])}
+
+    def flatten(self, genes: dict) -> dict:
+        """Inverse of `unflatten`."""
+        return {"encoder": self.layouts["encoder"].ravel(genes["encoder"]),
+                "layers": jax.vmap(self.layouts["layer"].ravel)(genes["layers"]),
+                "head": self.layouts["head"].ravel(genes["head"])}
+
     def mutations(self, pool: gp.GenePool, genome: Genome) -> dict:
-        """A darwinian carrier's perturbation of each gene it carries (zero where it has none),
-        shaped like `base`. Regenerated from (gene id, copy index), so nothing is stored per agent."""
-        def one(bank, slot, gene_id, index):
-            gene = jax.tree.map(lambda w: w[slot], bank.params)
-            eps = gp.perturbation(gene, gp.noise_key(pool, gene_id, index), bank.sigma[slot])
-            scale = jnp.where(index >= 0, gp.noise_sign(index), 0.0)
-            return jax.tree.map(lambda e: scale * e, eps)
+        """A darwinian carrier's perturbation of each gene it carries (zero where it has none), as flat
+        genes. Regenerated from (gene id, copy index), so nothing is stored per agent."""
+        def one(kind, slot, gene_id, index):
+            bank = pool.bank(kind)
+            eps = gp.perturbation(bank.params[slot], gp.noise_key(pool, gene_id, index), bank.sigma[slot],
+                                  self.layouts[kind])
+            return jnp.where(index >= 0, gp.noise_sign(index), 0.0) * eps
 
         return {
-            "encoder": one(pool.encoder, genome.enc_slot, genome.enc_id, genome.noise_enc),
-            "layers": jax.vmap(lambda s, i, k: one(pool.layer, s, i, k))(
+            "encoder": one("encoder", genome.enc_slot, genome.enc_id, genome.noise_enc),
+            "layers": jax.vmap(lambda s, i, k: one("layer", s, i, k))(
                 genome.layer_slot, genome.layer_id, genome.noise_layer),
-            "head": one(pool.head, genome.head_slot, genome.head_id, genome.noise_head),
+            "head": one("head", genome.head_slot, genome.head_id, genome.noise_head),
         }
 
     # ------------------------------------------------------------------ the function
@@ -354,15 +369,15 @@ class TransformerAgents:
         return lifetime_fitness(self.g, ages, pool, progress, achievements.sum(-1))
 
     def perturbation(self, agent: AgentState, pool: gp.GenePool) -> dict:
-        """What one dying carrier contributes to each of its genes' ES step, shaped like `base`:
+        """What one dying carrier contributes to each of its genes' ES step, as flat genes:
         lamarckian, its lifetime learning (end-of-life minus inherited weights); darwinian, its mutation."""
         if self.g.improve == "darwinian":
             return self.mutations(pool, agent.genome)
         tr = self.unravel(agent.theta)
         if self.a.learn == "full":
-            return jax.tree.map(jnp.subtract, tr["params"], agent.base)
-        return jax.tree.map(lambda d: d[0] @ d[1] if isinstance(d, tuple) else d, tr["delta"],
-                            is_leaf=lambda x: isinstance(x, tuple))
+            return self.flatten(jax.tree.map(jnp.subtract, tr["params"], agent.base))
+        return self.flatten(jax.tree.map(lambda d: d[0] @ d[1] if isinstance(d, tuple) else d, tr["delta"],
+                                         is_leaf=lambda x: isinstance(x, tuple)))
 
     def record_death(self, pool: gp.GenePool, agent: AgentState, gates_now, fitness, lifespan, agent_id):
         """One finished (not broken) life: credit, ES contribution, and a place among the recent lives."""
@@ -375,11 +390,10 @@ class TransformerAgents:
             else:
                 w, w_layers = u, u * (g.noise_layer >= 0)  # antithetic ES over the birth mutations
             d = self.perturbation(agent, pool)
-            one = lambda t: jax.tree.map(lambda x: x[None], t)  # noqa: E731
             pool = pool.replace(
-                encoder=gp.accumulate(pool.encoder, g.enc_slot[None], one(d["encoder"]), w[None]),
+                encoder=gp.accumulate(pool.encoder, g.enc_slot[None], d["encoder"][None], w[None]),
                 layer=gp.accumulate(pool.layer, g.layer_slot, d["layers"], w_layers),
-                head=gp.accumulate(pool.head, g.head_slot[None], one(d["head"]), w[None]),
+                head=gp.accumulate(pool.head, g.head_slot[None], d["head"][None], w[None]),
             )
         heir = gn.heritable(g, gates_now, self.g.improve == "lamarckian", self.a.assimilate_at)
         return pool.replace(recent=pool.recent.push(heir, fitness, agent_id))
@@ -409,7 +423,8 @@ class TransformerAgents:
 
         i1, i2 = tournament(ks[1]), tournament(ks[2])
         cross = jax.random.bernoulli(ks[3], self.g.crossover)
-        child = _where(cross, gn.crossover(ks[4], parent(i1), parent(i2)), parent(i1))
+        p1 = parent(i1)
+        child = _where(cross, gn.crossover(ks[4], p1, parent(i2)), p1)
         child = gn.mutate(ks[5], gn.repair(ks[6], child, pool), pool, self.g)
         immigrant = jax.random.bernoulli(ks[0], self.g.immigrants) | (cand.sum() == 0)
         genome = _where(immigrant, self.fresh_genome(pool, ks[0], by_freq=True), child)
@@ -485,7 +500,7 @@ class TransformerAgents:
         if self.g.evolve:
             pool = jax.lax.cond(
                 ended["step"] % self.g.update_every == 0,
-                lambda p: dynamics.update_pool(p, self.carriers(agents, p), ended["step"], k_pool, self.g),
+                lambda p: dynamics.update_pool(p, self.carriers(agents, p), ended["step"], k_pool, self.g, self.layouts),
                 lambda p: p, pool,
             )
         return agents, pool, {"parents": parents, "fitness": fitness}

@@ -30,13 +30,9 @@ def fitness_rank(f, alive):
 
 
 def improve(bank: gp.GeneBank, es_lr: float) -> gp.GeneBank:
-    scale = es_lr / jnp.maximum(bank.es_n, 1.0)
-
-    def step(w, acc):
-        return w + (scale * bank.alive).reshape((-1,) + (1,) * (w.ndim - 1)) * acc
-
-    return bank.replace(params=jax.tree.map(step, bank.params, bank.es_sum),
-                        es_sum=jax.tree.map(jnp.zeros_like, bank.es_sum), es_n=jnp.zeros_like(bank.es_n))
+    scale = es_lr / jnp.maximum(bank.es_n, 1.0) * bank.alive
+    return bank.replace(params=bank.params + scale[:, None] * bank.es_sum,
+                        es_sum=jnp.zeros_like(bank.es_sum), es_n=jnp.zeros_like(bank.es_n))
 
 
 def discard(bank: gp.GeneBank, f, rank, carriers, gcfg):
@@ -49,7 +45,8 @@ def discard(bank: gp.GeneBank, f, rank, carriers, gcfg):
     return bank.replace(alive=bank.alive & ~gone, freq=jnp.where(gone, 0.0, bank.freq)), gone
 
 
-def split(bank: gp.GeneBank, f, rank, discarded, key, step, next_id, history: gp.Ancestry, kind: int, gcfg):
+def split(bank: gp.GeneBank, f, rank, discarded, key, step, next_id, history: gp.Ancestry, kind: int, gcfg,
+          layout: gp.GeneLayout):
     """Copy reliably fit genes into free slots (fittest first). Returns (bank, next_id, history, n)."""
     cand = bank.alive & ~discarded & (bank.fresh >= gcfg.n_min) & (rank >= 1.0 - gcfg.split_top)
     order = jnp.argsort(jnp.where(cand, -f, jnp.inf))
@@ -62,9 +59,8 @@ def split(bank: gp.GeneBank, f, rank, discarded, key, step, next_id, history: gp
         k1, k2 = jax.random.split(jax.random.fold_in(key, i))
         # Log-normal self-adaptation: mutate the scale first, then the weights with the new scale.
         sigma = bank.sigma[src] * jnp.exp(gcfg.sigma_tau * jax.random.normal(k1))
-        parent = jax.tree.map(lambda w: w[src], bank.params)
-        noise = gp.perturbation(parent, k2, sigma)
-        params = jax.tree.map(lambda w, p, e: w.at[dst].set(p + e), bank.params, parent, noise)
+        parent = bank.params[src]
+        params = bank.params.at[dst].set(parent + gp.perturbation(parent, k2, sigma, layout))
         half = bank.freq[src] / 2
         d = gp.mean_depth(bank)[src]
         set_ = lambda x, v: x.at[dst].set(jnp.asarray(v, x.dtype))  # noqa: E731
@@ -76,7 +72,7 @@ def split(bank: gp.GeneBank, f, rank, discarded, key, step, next_id, history: gp
             fresh=set_(bank.fresh, 0).at[src].set(0),
             depth_sum=set_(bank.depth_sum, d), depth_n=set_(bank.depth_n, 1.0),  # the parent's role as a prior
             sigma=set_(bank.sigma, sigma), freq=set_(bank.freq, half).at[src].set(half),
-            births=set_(bank.births, 0), es_sum=jax.tree.map(lambda a: a.at[dst].set(0), bank.es_sum),
+            births=set_(bank.births, 0), es_sum=bank.es_sum.at[dst].set(0.0),
             es_n=set_(bank.es_n, 0.0),
         )
         h = next_id % gp.HISTORY
@@ -105,7 +101,7 @@ def replicate(bank: gp.GeneBank, f, eta: float, mix: float) -> gp.GeneBank:
     return bank.replace(freq=x)
 
 
-def update_pool(pool: gp.GenePool, carriers: dict, step, key, gcfg) -> gp.GenePool:
+def update_pool(pool: gp.GenePool, carriers: dict, step, key, gcfg, layouts: dict) -> gp.GenePool:
     """One round of pool dynamics over every bank (see the module doc)."""
     next_id, history = pool.next_id, pool.history
     banks, splits, discards = {}, [], []
@@ -118,7 +114,8 @@ def update_pool(pool: gp.GenePool, carriers: dict, step, key, gcfg) -> gp.GenePo
         bank, gone = discard(bank, f, rank, carriers[kind], gcfg)
         ended = jnp.where(gone, bank.gene_id % gp.HISTORY, gp.HISTORY)
         history = history.replace(end_step=history.end_step.at[ended].set(step, mode="drop"))
-        bank, next_id, history, n_split = split(bank, f, rank, gone, k, step, next_id, history, i, gcfg)
+        bank, next_id, history, n_split = split(bank, f, rank, gone, k, step, next_id, history, i, gcfg,
+                                                layouts[kind])
         f = gp.shrunk_fitness(bank, pool.fit_mean, gcfg.shrink_k)
         banks[kind] = replicate(bank, f, gcfg.freq_eta, gcfg.freq_mix)
         splits.append(n_split)

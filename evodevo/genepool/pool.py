@@ -7,15 +7,23 @@ relative depth at which they were used (their role: early, mid or late), a
 self-adapted mutation scale, a selection frequency, and an accumulator for the
 evolution-strategies step that moves their weights between generations.
 
-Agents refer to genes by slot (for gathering weights) and record gene ids (slots
-are reused after a discard; ids never are). Every function here is pure.
+A gene's weights are one flat vector ([G, P] per bank): gathering, mutating and moving
+a gene are single array operations, whatever the gene's layout. `GeneLayout` turns a
+flat gene back into its named tensors. Agents refer to genes by slot (for gathering
+weights) and record gene ids (slots are reused after a discard; ids never are). Every
+function here is pure.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
+from jax.flatten_util import ravel_pytree
 
 KINDS = ("encoder", "layer", "head")
 ROLES = ("early", "mid", "late")
@@ -23,9 +31,29 @@ HISTORY = 4096  # entries of the ancestry table (indexed by gene id modulo this)
 MIN_ALIVE = 2  # a discard never leaves a bank with fewer living genes than this
 
 
+@dataclass(frozen=True, eq=False)
+class GeneLayout:
+    """How one kind of gene is laid out in its flat vector (static, not part of any state)."""
+
+    size: int  # P, values per gene
+    unravel: Callable  # [P] -> {name: tensor}
+    segment: np.ndarray  # [P] int32: which tensor each value belongs to
+    segment_size: np.ndarray  # [n tensors] values per tensor
+
+    @classmethod
+    def of(cls, example: dict) -> "GeneLayout":
+        flat, unravel = ravel_pytree(example)
+        sizes = np.array([np.size(example[k]) for k in sorted(example)], np.int32)  # ravel order: sorted keys
+        return cls(size=int(flat.shape[0]), unravel=unravel, segment=np.repeat(np.arange(len(sizes)), sizes),
+                   segment_size=sizes)
+
+    def ravel(self, tree: dict):
+        return ravel_pytree(tree)[0]
+
+
 @struct.dataclass
 class GeneBank:
-    params: dict  # name -> [G, ...] gene weights
+    params: jax.Array  # [G, P] flat gene weights
     alive: jax.Array  # [G] bool
     gene_id: jax.Array  # [G] int32, unique over the run; -1 for an empty slot
     parent_id: jax.Array  # [G] int32, -1 for a founder
@@ -40,7 +68,7 @@ class GeneBank:
     sigma: jax.Array  # [G] float32 self-adapted mutation scale (relative to each tensor's RMS)
     freq: jax.Array  # [G] float32 selection frequency (sums to 1 over living genes)
     births: jax.Array  # [G] int32 carriers born with a mutated copy (antithetic pairing, darwinian)
-    es_sum: dict  # name -> [G, ...] sum of fitness-weighted perturbations since the last pool update
+    es_sum: jax.Array  # [G, P] sum of fitness-weighted perturbations since the last pool update
     es_n: jax.Array  # [G] float32 lives that contributed to es_sum
 
     @property
@@ -87,10 +115,10 @@ class GenePool:
 
 
 def init_bank(key, capacity: int, founders: int, init_fn, first_id, sigma: float) -> GeneBank:
-    """A bank whose first `founders` slots hold random genes with ids first_id, first_id + 1, ..."""
-    params = jax.vmap(init_fn)(jax.random.split(key, capacity))
+    """A bank whose first `founders` slots hold random genes (flat vectors from `init_fn(key)`)
+    with ids first_id, first_id + 1, ..."""
     alive = jnp.arange(capacity) < founders
-    params = jax.tree.map(lambda w: w * alive.reshape((-1,) + (1,) * (w.ndim - 1)), params)
+    params = jax.vmap(init_fn)(jax.random.split(key, capacity)) * alive[:, None]
     zf, zi = jnp.zeros(capacity, jnp.float32), jnp.zeros(capacity, jnp.int32)
     return GeneBank(
         params=params,
@@ -100,9 +128,9 @@ def init_bank(key, capacity: int, founders: int, init_fn, first_id, sigma: float
         birth_step=zi, lineage_depth=zi, count=zi, fit_mean=zf, fit_m2=zf, fresh=zi,
         depth_sum=zf, depth_n=zf,
         sigma=jnp.where(alive, sigma, 0.0).astype(jnp.float32),
-        freq=alive / founders,
+        freq=(alive / founders).astype(jnp.float32),
         births=zi,
-        es_sum=jax.tree.map(jnp.zeros_like, params),
+        es_sum=jnp.zeros_like(params),
         es_n=zf,
     )
 
@@ -141,8 +169,8 @@ def init_pool(key, capacities: dict, founders: dict, init_fns: dict, rnd_target:
 
 
 def gather(bank: GeneBank, slots):
-    """Gene weights at `slots` (any shape of int indices) -> params with that leading shape."""
-    return jax.tree.map(lambda w: w[slots], bank.params)
+    """Flat gene weights at `slots` (any shape of int indices): [..., P]."""
+    return bank.params[slots]
 
 
 def valid_ref(bank: GeneBank, slot, gene_id):
@@ -216,24 +244,18 @@ def credit(bank: GeneBank, carried, fitness, depth_sum=None, depth_n=None) -> Ge
 
 
 def accumulate(bank: GeneBank, slots, deltas, weights) -> GeneBank:
-    """Add `weights[i] * deltas[i]` (leading axis i over `slots`) to the genes' ES accumulators."""
-    def add(acc, d):
-        w = weights.reshape((-1,) + (1,) * (d.ndim - 1))
-        return acc.at[slots].add(w * d)
-
+    """Add `weights[i] * deltas[i]` (flat [n, P], one row per entry of `slots`) to the ES accumulators."""
     return bank.replace(
-        es_sum=jax.tree.map(add, bank.es_sum, deltas),
+        es_sum=bank.es_sum.at[slots].add(weights[:, None] * deltas),
         es_n=bank.es_n.at[slots].add((weights != 0).astype(jnp.float32)),
     )
 
 
-def perturbation(params: dict, key, sigma):
-    """A mutation of one gene: per tensor, Gaussian noise scaled by sigma x (the tensor's RMS + 0.01)."""
-    out = {}
-    for i, (name, w) in enumerate(sorted(params.items())):
-        rms = jnp.sqrt(jnp.mean(w**2))
-        out[name] = sigma * (rms + 0.01) * jax.random.normal(jax.random.fold_in(key, i), w.shape, w.dtype)
-    return out
+def perturbation(gene, key, sigma, layout: GeneLayout):
+    """A mutation of one flat gene: Gaussian noise scaled, tensor by tensor, by sigma x (RMS + 0.01)."""
+    seg = jnp.asarray(layout.segment)
+    ms = jax.ops.segment_sum(gene**2, seg, num_segments=len(layout.segment_size)) / layout.segment_size
+    return sigma * (jnp.sqrt(ms)[seg] + 0.01) * jax.random.normal(key, gene.shape, gene.dtype)
 
 
 def noise_key(pool: GenePool, gene_id, index):

@@ -1,0 +1,250 @@
+"""Ablations of evolution and development, same world seed, same number of agent-steps per arm.
+
+    python benchmarks/ablations.py --config configs/default.yaml --agent-steps 500000
+
+Arms (each also reachable from the CLI with the listed `--set` keys):
+
+    full            the default config: evolution + development
+    no_evolution    genepool.evolve=false   (uniform genomes, frozen pool: no selection, splits or improvement)
+    no_development  agents.develop=none     (no layers grow in during life)
+    random          agents.kind=random      (uniformly random actions)
+
+For each arm: mean lifespan and Crafter score of the lives that ended in the last
+--last agent-steps (default 100k) and in the first --first agent-steps (default 300k),
+and, every chunk, the gene pool's living genes and layer-frequency entropy (does the pool
+collapse?). Each finished arm is saved to OUT/<arm>.json (rerunning skips it unless
+--fresh), the plot to OUT/ablations.png. Ends with one JSON line: per arm, mean_lifespan
+and crafter_score of lives in the last window, plus the first-window figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from evodevo import config  # noqa: E402
+from evodevo.metrics import crafter_score  # noqa: E402
+from evodevo.world.runner import lives_from_chunk  # noqa: E402
+from evodevo.world.sim import Simulation  # noqa: E402
+
+ARMS = {
+    "full": [],
+    "no_evolution": ["genepool.evolve=false"],
+    "no_development": ["agents.develop=none"],
+    "random": ["agents.kind=random"],
+}
+
+
+def summarise(lives: list[dict], names) -> dict:
+    """Lives, mean lifespan, Crafter score (rates across lives, a life as the episode), rates in %."""
+    if not lives:
+        return {"lives": 0, "mean_lifespan": float("nan"), "crafter_score": float("nan"), "rates": {}}
+    achieved = np.array([[n in life["achievements"] for n in names] for life in lives])
+    rates = 100.0 * achieved.mean(0)
+    return {
+        "lives": len(lives),
+        "mean_lifespan": float(np.mean([life["lifespan"] for life in lives])),
+        "crafter_score": crafter_score(rates),
+        "rates": {n: round(float(r), 2) for n, r in zip(names, rates) if r > 0},
+    }
+
+
+def pool_point(sim, state) -> dict:
+    """The gene pool's state at this step (empty for agent kinds without a pool)."""
+    fn = getattr(sim.agents, "pool_report", None)
+    if fn is None:
+        return {}
+    view = fn(state.agents, state.pool)
+    banks = view["banks"]
+    a = view["agents"]
+    return {
+        "living_genes": {k: int(b["alive"].sum()) for k, b in banks.items()},
+        "entropy_layer": float(banks["layer"]["entropy"]),
+        "splits": int(np.asarray(view["pool"]["splits"]).sum()),
+        "discards": int(np.asarray(view["pool"]["discards"]).sum()),
+        "genome_length": float(np.mean(a["length"])),
+        "developmental_layers": int(np.asarray(a["developmental"]).sum()),
+    }
+
+
+def run_arm(cfg, agent_steps: int, label: str, on_chunk=None) -> dict:
+    """Simulate `agent_steps` from scratch. Returns the finished lives, a per-chunk series and the speed."""
+    sim = Simulation(cfg)
+    state = sim.init()
+    steps = -(-agent_steps // sim.n)
+    chunk = cfg.run.chunk_steps
+    names = sim.world.achievement_names
+    lives, series, done, t_run = [], [], 0, 0.0
+    with tqdm(total=steps, unit="step", desc=label, dynamic_ncols=True) as bar:
+        while done < steps:
+            n = min(chunk, steps - done)
+            t0 = time.perf_counter()
+            state, out = sim.run_chunk(state, n)
+            out = jax.device_get(out)
+            if done > 0:  # the first chunk compiles
+                t_run += time.perf_counter() - t0
+            new = lives_from_chunk(out, done, names)
+            lives += new
+            done += n
+            point = {"step": done, "lives": len(new),
+                     "lifespan_mean": float(np.mean([x["lifespan"] for x in new])) if new else None}
+            point.update(pool_point(sim, state))
+            series.append(point)
+            if on_chunk is not None:
+                on_chunk(point)
+            bar.update(n)
+            bar.set_postfix(lives=len(lives), lifespan=f"{np.mean([x['lifespan'] for x in lives[-200:]] or [0]):.0f}")
+    timed = done - min(chunk, done)
+    return {"lives": lives, "series": series, "n_slots": sim.n, "steps": steps, "names": list(names),
+            "agent_steps_per_s": timed * sim.n / max(t_run, 1e-9)}
+
+
+def windows(run: dict, first: int, last: int) -> dict:
+    """Summaries of the lives that ended in the first `first` and the last `last` agent-steps."""
+    n, steps = run["n_slots"], run["steps"]
+    early = [x for x in run["lives"] if x["death_step"] <= first // n]
+    late = [x for x in run["lives"] if x["death_step"] > steps - last // n]
+    return {"last": summarise(late, run["names"]), "first": summarise(early, run["names"]),
+            "all": summarise(run["lives"], run["names"])}
+
+
+def plot(results: dict, path: Path, last: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    ax = axes[0, 0]
+    for arm, r in results.items():
+        s = r["series"]
+        x = [p["step"] * r["n_slots"] for p in s]
+        y = [p["lifespan_mean"] if p["lifespan_mean"] is not None else np.nan for p in s]
+        k = 8  # smooth over chunks, weighting each chunk by its lives
+        w = np.array([p["lives"] for p in s], float)
+        yy = np.nan_to_num(np.array(y, float)) * w
+        smooth = np.convolve(yy, np.ones(k), "same") / np.maximum(np.convolve(w, np.ones(k), "same"), 1)
+        ax.plot(x, smooth, label=arm)
+    ax.set_xlabel("agent-steps")
+    ax.set_ylabel("mean lifespan of lives ending (steps)")
+    ax.set_title("lifespan over the run")
+    ax.legend()
+
+    ax = axes[0, 1]
+    names = list(results)
+    spans = [results[a]["windows"]["last"]["mean_lifespan"] for a in names]
+    scores = [results[a]["windows"]["last"]["crafter_score"] for a in names]
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, spans, 0.4, label="mean lifespan (steps)", color="tab:blue")
+    ax.set_xticks(x, names)
+    ax.set_ylabel("mean lifespan (steps)")
+    ax2 = ax.twinx()
+    ax2.bar(x + 0.2, scores, 0.4, label="Crafter score", color="tab:orange")
+    ax2.set_ylabel("Crafter score")
+    ax.set_title(f"lives ending in the last {last:,} agent-steps (blue: lifespan, orange: score)")
+
+    ax = axes[1, 0]
+    for arm, r in results.items():
+        s = [p for p in r["series"] if "entropy_layer" in p]
+        if s:
+            ax.plot([p["step"] * r["n_slots"] for p in s], [p["entropy_layer"] for p in s], label=arm)
+    ax.set_xlabel("agent-steps")
+    ax.set_ylabel("layer-gene frequency entropy (nats)")
+    ax.set_title("does the pool collapse? frequency entropy")
+    ax.legend()
+
+    ax = axes[1, 1]
+    for arm, r in results.items():
+        s = [p for p in r["series"] if "living_genes" in p]
+        if s:
+            ax.plot([p["step"] * r["n_slots"] for p in s], [sum(p["living_genes"].values()) for p in s],
+                    label=f"{arm}: living genes")
+            ax.plot([p["step"] * r["n_slots"] for p in s], [p["splits"] for p in s], "--", label=f"{arm}: splits")
+    ax.set_xlabel("agent-steps")
+    ax.set_title("living genes (all kinds) and cumulative splits")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"))
+    p.add_argument("--agent-steps", type=int, default=500_000)
+    p.add_argument("--last", type=int, default=100_000, help="agent-steps at the end whose lives are compared")
+    p.add_argument("--first", type=int, default=300_000, help="agent-steps at the start, reported too")
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {list(ARMS)}")
+    p.add_argument("--out", default=str(ROOT / "runs" / "ablations"), help="directory for per-arm JSON and the plot")
+    p.add_argument("--fresh", action="store_true", help="rerun arms whose results are already in --out")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = p.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    bad = [a for a in arms if a not in ARMS]
+    if bad:
+        p.error(f"unknown arm {bad[0]!r}; choose from {list(ARMS)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    results = {}
+    for arm in arms:
+        overrides = ["run.progress=false", "run.snapshot=false", *args.overrides, *ARMS[arm]]
+        cfg = config.load(args.config, overrides)
+        saved = out / f"{arm}.json"
+        key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps}
+        if saved.exists() and not args.fresh:
+            r = json.loads(saved.read_text())
+            if r.get("key") == key:
+                print(f"{arm}: reusing {saved}")
+                results[arm] = r
+                continue
+        r = run_arm(cfg, args.agent_steps, arm)
+        r["key"] = key
+        r["set"] = ARMS[arm]
+        tmp = saved.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(r))
+        tmp.replace(saved)
+        results[arm] = r
+    for r in results.values():
+        r["windows"] = windows(r, args.first, args.last)
+
+    plot(results, out / "ablations.png", args.last)
+    print(f"\n{'arm':>15} {'lives':>6} {'lifespan':>9} {'score':>7}   first {args.first:,}: {'lives':>6} "
+          f"{'lifespan':>9} {'score':>7} {'agent-steps/s':>14}")
+    for arm, r in results.items():
+        la, fi = r["windows"]["last"], r["windows"]["first"]
+        print(f"{arm:>15} {la['lives']:>6} {la['mean_lifespan']:>9.1f} {la['crafter_score']:>7.3f}   "
+              f"{'':>{len(f'first {args.first:,}:')}} {fi['lives']:>6} {fi['mean_lifespan']:>9.1f} "
+              f"{fi['crafter_score']:>7.3f} {r['agent_steps_per_s']:>14.0f}")
+    for arm, r in results.items():
+        print(f"{arm} achievement rates, last window (%): {r['windows']['last']['rates']}")
+    for arm, r in results.items():
+        last_pt = [p for p in r["series"] if "entropy_layer" in p]
+        if last_pt:
+            p0, p1 = last_pt[0], last_pt[-1]
+            print(f"{arm} pool: layer entropy {p0['entropy_layer']:.3f} -> {p1['entropy_layer']:.3f}, living genes "
+                  f"{sum(p0['living_genes'].values())} -> {sum(p1['living_genes'].values())}, splits {p1['splits']}, "
+                  f"discards {p1['discards']}, genome length {p1['genome_length']:.2f}")
+    print(f"plot: {out / 'ablations.png'}")
+    line = {arm: {"mean_lifespan": r["windows"]["last"]["mean_lifespan"],
+                  "crafter_score": r["windows"]["last"]["crafter_score"],
+                  "lives": r["windows"]["last"]["lives"],
+                  f"first_{args.first}": {k: r["windows"]["first"][k] for k in ("lives", "mean_lifespan", "crafter_score")},
+                  "agent_steps_per_s": round(r["agent_steps_per_s"], 1), "set": r["set"]}
+            for arm, r in results.items()}
+    print(json.dumps(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
