@@ -519,9 +519,9 @@ class TransformerAgents:
             "encoder": int(rec["encoder_id"]),
             "head": int(rec["head_id"]),
             "layers_birth": np.asarray(rec["layer_id_birth"])[born].tolist(),
-            "gates_birth": np.round(np.asarray(rec["gates_birth"])[born], 4).tolist(),
+            "gates_birth": np.round(np.asarray(rec["gates_birth"], np.float64)[born], 4).tolist(),
             "layers": np.asarray(rec["layer_id"])[on].tolist(),
-            "gates_death": np.round(np.asarray(rec["gates"])[on], 4).tolist(),
+            "gates_death": np.round(np.asarray(rec["gates"], np.float64)[on], 4).tolist(),
             "developmental": np.asarray(rec["developmental"])[on].tolist(),
         }}
         if "fitness" in rec:
