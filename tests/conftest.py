@@ -50,12 +50,17 @@ def key():
     return jax.random.PRNGKey(0)
 
 
-@pytest.fixture(scope="session")
-def tiny_cfg():
-    """configs/tiny.yaml without the live snapshot (4 slots, 50-step chunks, max_age 300)."""
+def tiny_config(*overrides):
+    """configs/tiny.yaml (4 slots, a d_model-16 transformer, 50-step chunks, max_age 300) without
+    the live snapshot, plus `overrides`."""
     from evodevo import config
 
-    return config.load(CONFIGS / "tiny.yaml", ["run.snapshot=false"])
+    return config.load(CONFIGS / "tiny.yaml", ["run.snapshot=false", *overrides])
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg():
+    return tiny_config()
 
 
 # ----------------------------------------------------------------- shared simulations
@@ -84,6 +89,18 @@ def shared_simulation(cfg):
 def simulation():
     """`simulation(cfg) -> Simulation`, shared by every test that asks for the same compiled shape."""
     return shared_simulation
+
+
+@pytest.fixture(scope="session")
+def tiny_sim(tiny_cfg):
+    """The shared Simulation of the tiny preset."""
+    return shared_simulation(tiny_cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_state(tiny_sim):
+    """A fresh SimState of the tiny preset, shared: copy it before `run_chunk` (which donates)."""
+    return tiny_sim.init()
 
 
 @pytest.fixture

@@ -7,23 +7,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from evodevo import config
 from evodevo.agents import transformer as tf
 from evodevo.agents.normalize import RewardScale, Welford, normalize
 
-def tiny(*extra):
-    """configs/tiny.yaml (a 4-slot, d_model-16 transformer) as the platform tests use it."""
-    return config.load("configs/tiny.yaml", ["run.snapshot=false", *extra])
+from conftest import tiny_config as tiny  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def sim(simulation):
-    return simulation(tiny())
+def sim(tiny_sim):
+    return tiny_sim
 
 
 @pytest.fixture(scope="module")
-def state(sim):
-    return sim.init()
+def state(tiny_state):
+    return tiny_state
 
 
 def one_agent(state, i=0):

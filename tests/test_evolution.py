@@ -16,7 +16,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from evodevo import config
 from evodevo.agents import development
 from evodevo.genepool import dynamics, report
 from evodevo.genepool import genome as gn
@@ -24,8 +23,7 @@ from evodevo.genepool import pool as gp
 from evodevo.genepool.fitness import credit_fitness, lifetime_fitness
 
 
-def tiny(*extra):
-    return config.load("configs/tiny.yaml", ["run.snapshot=false", *extra])
+from conftest import tiny_config as tiny  # noqa: E402
 
 
 GCFG = tiny().genepool  # n_min 3, split_top 0.25, discard_bottom 0.25, ...
@@ -207,13 +205,13 @@ def test_heritable_assimilates_opened_developmental_layers():
 
 
 @pytest.fixture(scope="module")
-def sim(simulation):
-    return simulation(tiny())
+def sim(tiny_sim):
+    return tiny_sim
 
 
 @pytest.fixture(scope="module")
-def state(sim):
-    return sim.init()
+def state(tiny_state):
+    return tiny_state
 
 
 @pytest.fixture(scope="module")

@@ -70,9 +70,9 @@ def world(sim):
 
 
 @pytest.fixture(scope="module")
-def stepped(sim):
-    """Host copy of a SimState after 100 steps of random play (maps changed, needs dropped)."""
-    state = sim.init()
+def stepped(sim, tiny_state):
+    """Host copy of a SimState after 100 steps of play (maps changed, needs dropped)."""
+    state = jax.tree.map(jnp.copy, tiny_state)
     state, _ = sim.run_chunk(state)
     state, _ = sim.run_chunk(state)
     return host(state)
@@ -502,15 +502,15 @@ def test_stop_signal_checkpoints_and_says_how_to_resume(signum, tiny_cfg, shared
     resumed.close()
 
 
-def test_restored_state_has_the_signature_of_a_fresh_one(sim, tmp_path):
+def test_restored_state_has_the_signature_of_a_fresh_one(tiny_state, tmp_path):
     """Same dtypes, weak types and committedness: otherwise the jitted chunk compiles again on resume."""
     from evodevo.world.checkpoint import Checkpoints
 
+    fresh = tiny_state
     ck = Checkpoints(tmp_path / "ck", 1)
-    ck.save(0, sim.init(), {})
-    restored, _, step = ck.restore(sim.init())
+    ck.save(0, fresh, {})
+    restored, _, step = ck.restore(fresh)
     ck.close()
-    fresh = sim.init()
 
     def sig(x):
         return x.dtype, x.shape, x.weak_type, x.committed

@@ -5,7 +5,8 @@ Per step and agent (all vmapped over slots, one update per agent per step):
          open, sample a_t, write the step's keys/values into the cache
   learn  after the world step: value of s_{t+1} (no gradient), intrinsic reward
          r_t = error of the latent next-state prediction (target: the inherited
-         encoder's latent of the raw s_{t+1}, fixed during life) (+ optional RND novelty),
+         encoder's latent of the raw s_{t+1}, fixed during life; predicted as a change
+         from the same latent of s_t) (+ optional RND novelty),
          scaled by the running std of the intrinsic return; one Adam step on
          actor-critic TD(0) + forward-model + inverse-dynamics + reward + position
          losses, with a clipped gradient and a norm-bounded update. Non-finite
@@ -219,13 +220,13 @@ class TransformerAgents:
 
     # ------------------------------------------------------------------ act
 
-    def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, key):
+    def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, key, phi_now):
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
         x, k_new, v_new, phi, (enc, head) = self.forward(theta, agent, obs_n, prev_action, age, pos, agent.mem, cache)
         x_act = x[self.dm.action_index]
         logits, _ = tf.policy_value(head, x_act)
         action = jax.random.categorical(key, jax.lax.stop_gradient(logits)).astype(jnp.int32)
-        out = tf.heads(head, x_act, action)
+        out = tf.heads(head, x_act, action, phi_now)
         mem_out = jax.lax.stop_gradient(x[1 + self.dm.k:])
         aux = (action, jax.lax.stop_gradient(k_new), jax.lax.stop_gradient(v_new), mem_out)
         return out, aux
@@ -235,27 +236,32 @@ class TransformerAgents:
         obs_n = jax.vmap(normalize, in_axes=(0, 0, None))(obs_stats, obs, self.a.obs_clip)
         keys = jax.random.split(key, self.n)
         age = ctx["age"]
+        phi_now = jax.vmap(self._target_latent)(agents, obs)
 
         def batched(theta):
-            return jax.vmap(self._act_one)(theta, agents, obs_n, ctx["prev_action"], age, ctx["pos"], keys)
+            return jax.vmap(self._act_one)(theta, agents, obs_n, ctx["prev_action"], age, ctx["pos"], keys, phi_now)
 
         out, vjp_fn, (action, k_new, v_new, mem_out) = jax.vjp(batched, agents.theta, has_aux=True)
         agents = jax.vmap(self.write_cache)(agents.replace(obs_stats=obs_stats), k_new, v_new, age)
         agents = agents.replace(mem=mem_out)
-        pending = {"out": out, "vjp": vjp_fn, "action": action, "obs_n": obs_n, "pos": ctx["pos"]}
+        pending = {"out": out, "vjp": vjp_fn, "action": action, "obs_n": obs_n, "pos": ctx["pos"], "phi_now": phi_now}
         return action, pending
 
     # ------------------------------------------------------------------ learn
 
+    def _target_latent(self, agent: AgentState, obs):
+        """phi0(s): the latent of a raw observation under the *inherited* encoder. Neither
+        within-life learning nor the running observation statistics move it, so the
+        prediction error (the curiosity signal) is stationary: it falls where the agent has
+        learned how the world goes."""
+        return tf.encode_obs(tf.Eff(agent.base["encoder"], None), obs, self.dm)
+
     def _next_value(self, theta, agent: AgentState, obs_n1, obs1, action, age1, pos1):
-        """V(s_{t+1}) (no gradient) and the forward model's target: the latent of the raw s_{t+1}
-        under the *inherited* encoder. Neither within-life learning nor the running observation
-        statistics move this target, so the prediction error (the curiosity signal) is
-        stationary: it falls where the agent has learned how the world goes."""
+        """V(s_{t+1}) (no gradient) and phi0(s_{t+1})."""
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
         x, *_, (enc, head) = self.forward(theta, agent, obs_n1, action, age1, pos1, agent.mem, cache)
         _, v1 = tf.policy_value(head, x[self.dm.action_index])
-        return v1, tf.encode_obs(tf.Eff(agent.base["encoder"], None), obs1, self.dm)
+        return v1, self._target_latent(agent, obs1)
 
     def _aux_loss(self, theta, agent: AgentState, obs_n, obs_n1, action, rnd_target):
         """Losses that need s_{t+1} with a gradient: inverse dynamics (+ RND predictor)."""
@@ -271,14 +277,14 @@ class TransformerAgents:
             loss = loss + self.a.w_rnd * rnd_err
         return loss, (-logp[action], rnd_err)
 
-    def _head_loss(self, out, phi1, action, target_v, delta, r_s, pos_t):
+    def _head_loss(self, out, d_phi, action, target_v, delta, r_s, pos_t):
         """Loss as a function of the act-step outputs (its gradient is the VJP cotangent)."""
         a = self.a
         logp = jax.nn.log_softmax(out["logits"])
         entropy = -(jnp.exp(logp) * logp).sum()
         policy = -jax.lax.stop_gradient(delta) * logp[action] - a.entropy * entropy
         value = 0.5 * (jax.lax.stop_gradient(target_v) - out["value"]) ** 2
-        fwd = jnp.mean((out["pred"] - phi1) ** 2)
+        fwd = jnp.mean((out["pred"] - d_phi) ** 2)
         rew = (out["reward"] - r_s) ** 2
         pos = jnp.sum((out["pos"] - pos_t) ** 2)
         total = policy + a.w_value * value + a.w_forward * fwd + a.w_reward * rew + a.w_position * pos
@@ -307,12 +313,16 @@ class TransformerAgents:
         action = pending["action"]
         v1, phi1 = jax.vmap(self._next_value)(agents.theta, agents, obs_n1, obs, action, ctx["age"], ctx["pos"])
         v1, phi1 = jax.lax.stop_gradient((v1, phi1))
+        # The forward model predicts the change phi0(s_{t+1}) - phi0(s_t) (a skip from the
+        # current target latent): what stays the same costs nothing to predict, so the error
+        # measures what the agent has not learned about how its action changes the world.
+        d_phi = phi1 - pending["phi_now"]
         out = pending["out"]
 
         (aux, (inv_ce, rnd_err)), g_aux = jax.vmap(
             jax.value_and_grad(self._aux_loss, has_aux=True), in_axes=(0, 0, 0, 0, 0, None)
         )(agents.theta, agents, pending["obs_n"], obs_n1, action, pool.rnd_target)
-        r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - phi1) ** 2, axis=-1)
+        r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - d_phi) ** 2, axis=-1)
         reward = r_fwd + a.w_rnd * rnd_err if a.rnd else r_fwd
         scale = jax.vmap(RewardScale.update, in_axes=(0, 0, 0, None))(agents.reward_scale, reward, term, a.gamma)
         r_s = jax.vmap(RewardScale.scale)(scale, reward)
@@ -321,7 +331,7 @@ class TransformerAgents:
         pos_t = pending["pos"].astype(jnp.float32) / self.map_size * 2.0 - 1.0
 
         def total(out):
-            loss, parts = jax.vmap(self._head_loss)(out, phi1, action, target_v, delta, r_s, pos_t)
+            loss, parts = jax.vmap(self._head_loss)(out, d_phi, action, target_v, delta, r_s, pos_t)
             return loss.sum(), (loss, parts)
 
         (_, (loss, parts)), cot = jax.value_and_grad(total, has_aux=True)(out)

@@ -116,7 +116,8 @@ def init_head(key, dm: Dims) -> dict:
         "w_v": _dense(k[1], d, 1, 0.1), "b_v": jnp.zeros(1),
         "w_pos": _dense(k[2], d, 2, 0.1), "b_pos": jnp.zeros(2),
         "w_f1": _dense(k[3], d, d), "f_act": jax.random.normal(k[4], (dm.actions, d)) * 0.3, "b_f1": jnp.zeros(d),
-        "w_f2": _dense(k[5], d, d), "b_f2": jnp.zeros(d),
+        "w_fs": _dense(jax.random.fold_in(k[3], 1), d, d),
+        "w_f2": _dense(k[5], d, d, 0.1), "b_f2": jnp.zeros(d),  # small: a newborn predicts "no change"
         "w_r": _dense(k[6], d, 1, 0.1), "b_r": jnp.zeros(1),
         "w_i1": _dense(k[7], 2 * d, d), "b_i1": jnp.zeros(d),
         "w_i2": _dense(k[8], d, dm.actions, 0.1), "b_i2": jnp.zeros(dm.actions),
@@ -269,10 +270,12 @@ def run_layers(x, layers_base, layers_delta, gates, active, cache_k, cache_v, ca
     return x, jnp.stack(k_all), jnp.stack(v_all)
 
 
-def heads(head: Eff, x_act, action):
-    """Outputs read at the action token. `action` conditions the forward model."""
+def heads(head: Eff, x_act, action, phi_now):
+    """Outputs read at the action token. The forward model predicts the *change* of the
+    target latent, phi0(s_{t+1}) - phi0(s_t), from the context, the action and phi0(s_t)
+    itself (`phi_now`: the inherited encoder's latent of the raw current observation)."""
     h = layer_norm(x_act, head["lnf_s"], head["lnf_b"])
-    z = jax.nn.gelu(head.mm(h, "w_f1") + head["f_act"][action] + head["b_f1"])
+    z = jax.nn.gelu(head.mm(h, "w_f1") + head.mm(phi_now, "w_fs") + head["f_act"][action] + head["b_f1"])
     return {
         "logits": head.mm(h, "w_pi") + head["b_pi"],
         "value": (head.mm(h, "w_v") + head["b_v"])[..., 0],
