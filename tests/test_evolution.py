@@ -359,3 +359,32 @@ def test_pool_evolves_in_the_running_loop_and_checkpoints_exactly(tmp_path, sim,
     json.dumps(summary)
     image = report.lineage_image(view["history"], int(s.step))
     assert image.ndim == 3 and image.shape[2] == 3 and len(np.unique(image.reshape(-1, 3), axis=0)) > 3
+
+
+def test_fitness_options():
+    pool = toy_pool().replace(life_count=jnp.int32(3), life_mean=jnp.float32(50.0))
+    age, progress, achieved = jnp.array([100, 25]), jnp.array([0.5, -0.2]), jnp.array([3, 0])
+    f = lambda kind: lifetime_fitness(types.SimpleNamespace(fitness=kind, w_progress=2.0), age, pool,  # noqa: E731
+                                      progress, achieved)
+    np.testing.assert_allclose(np.asarray(f("survival")), [2.0, 0.5])
+    np.testing.assert_allclose(np.asarray(f("progress")), [3.0, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(f("achievements")), [3.0, 0.0])
+
+
+def test_development_triggers():
+    a = types.SimpleNamespace(develop="plateau", plateau_window=10, plateau_tol=0.1, develop_age=30)
+    ag = types.SimpleNamespace(a=a, dm=types.SimpleNamespace(l_max=3))
+    agents = types.SimpleNamespace(
+        genome=types.SimpleNamespace(length=jnp.array([2, 2, 2, 3, 2])),
+        loss_ema=jnp.array([1.0, 0.95, 0.5, 1.0, 1.0]), loss_ref=jnp.array([1.0, 1.0, 1.0, 1.0, jnp.inf]))
+    ages = jnp.array([20, 20, 20, 20, 10])
+    grow, ref = development.triggers(ag, agents, ages)
+    # stalled (1.0 vs 1.0; 0.95 is < 10% better), improved (0.5), no room (3 layers), first check (ref inf)
+    assert np.asarray(grow).tolist() == [True, True, False, False, False]
+    np.testing.assert_allclose(np.asarray(ref), [1.0, 0.95, 0.5, 1.0, 1.0])
+    grow, ref = development.triggers(ag, agents, jnp.array([21, 20, 0, 20, 10]))
+    assert np.asarray(grow).tolist() == [False, True, False, False, False]  # only at multiples of the window
+    assert float(ref[0]) == 1.0
+    a.develop = "age"
+    grow, _ = development.triggers(ag, agents, jnp.array([30, 60, 0, 30, 31]))
+    assert np.asarray(grow).tolist() == [True, True, False, False, False]
