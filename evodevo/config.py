@@ -89,8 +89,8 @@ class AgentsConfig:
                       lambda x: x in DEVELOP, f"one of {DEVELOP}")
     develop_age: int = _f(100, "develop=age: insert a layer every this many steps of age", _pos, "> 0")
     plateau_window: int = _f(50, "develop=plateau: steps between checks of the forward-loss average", _pos, "> 0")
-    plateau_tol: float = _f(0.02, "develop=plateau: a check that improved the loss average by less than this share stalls",
-                            _unit, "in [0, 1]")
+    plateau_tol: float = _f(0.02, "develop=plateau: a check that improved the loss average by less than this "
+                            "share stalls", _unit, "in [0, 1]")
     dev_gate_lr: float = _f(10.0, "learning-rate multiplier on the gate alphas of layers inserted during life", _pos,
                             "> 0")
     assimilate_at: float = _f(0.2, "a developmental layer whose |tanh(alpha)| reached this is inherited by offspring",
@@ -102,17 +102,19 @@ class GenePoolConfig:
     encoder_genes: int = _f(4, "pool capacity of encoder genes (observation -> tokens)", _pos, "> 0")
     layer_genes: int = _f(32, "pool capacity of layer genes (one transformer block each)", _pos, "> 0")
     head_genes: int = _f(4, "pool capacity of head genes (all output heads)", _pos, "> 0")
-    init_fill: float = _f(0.5, "share of each bank holding random founder genes at the start (the rest: room for splits)",
-                          lambda x: 0.0 < x <= 1.0, "in (0, 1]")
-    evolve: bool = _f(True, "selection, splits, discards, frequencies and gene improvement (false: uniform genomes, frozen pool)")
+    init_fill: float = _f(0.5, "share of each bank holding random founder genes at the start (the rest: room "
+                          "for splits)", lambda x: 0.0 < x <= 1.0, "in (0, 1]")
+    evolve: bool = _f(True, "selection, splits, discards, frequencies and gene improvement (false: uniform "
+                      "genomes, frozen pool)")
     improve: str = _f("lamarckian", "how genes move between generations: lamarckian, darwinian or frozen",
                       lambda x: x in IMPROVE, f"one of {IMPROVE}")
-    fitness: str = _f("survival", "lifetime fitness: survival, progress (survival + learning progress), achievements (comparison only)",
-                      lambda x: x in FITNESS, f"one of {FITNESS}")
+    fitness: str = _f("survival", "lifetime fitness: survival, progress (survival + learning progress), "
+                      "achievements (comparison only)", lambda x: x in FITNESS, f"one of {FITNESS}")
     w_progress: float = _f(1.0, "fitness=progress: weight of the learning progress", _nonneg, ">= 0")
     update_every: int = _f(250, "steps between pool updates (improve, discard, split, frequencies)", _pos, "> 0")
     n_min: int = _f(10, "lives a gene needs before it counts as reliably fit or unfit", _pos, "> 0")
-    shrink_k: float = _f(4.0, "shrinkage of gene fitness toward the pool mean: (n mean + k prior) / (n + k)", _nonneg, ">= 0")
+    shrink_k: float = _f(4.0, "shrinkage of gene fitness toward the pool mean: (n mean + k prior) / (n + k)",
+                         _nonneg, ">= 0")
     split_top: float = _f(0.25, "reliably fit genes in this top share of their bank split", _unit, "in [0, 1]")
     discard_bottom: float = _f(0.25, "reliably unfit genes in this bottom share (and without carriers) are discarded",
                                _unit, "in [0, 1]")

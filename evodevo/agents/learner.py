@@ -510,7 +510,8 @@ class TransformerAgents:
         if self.g.evolve:
             pool = jax.lax.cond(
                 ended["step"] % self.g.update_every == 0,
-                lambda p: dynamics.update_pool(p, self.carriers(agents, p), ended["step"], k_pool, self.g, self.layouts),
+                lambda p: dynamics.update_pool(p, self.carriers(agents, p), ended["step"], k_pool, self.g,
+                                               self.layouts),
                 lambda p: p, pool,
             )
         return agents, pool, {"parents": parents, "fitness": fitness}
