@@ -320,6 +320,17 @@ def test_darwinian_copies_come_in_antithetic_pairs(sim, state):
     eps = ag.layouts["layer"].unravel(e1["layers"][0])
     assert float(jnp.abs(eps["ln1_s"]).mean()) > 10 * float(jnp.abs(eps["b1"]).mean())
 
+    # A carrier that ranks top contributes +1 x its mutation; a founder (no mutation) nothing.
+    pool2 = pool2.replace(recent=pool2.recent.replace(valid=jnp.ones_like(pool2.recent.valid)))
+    agent = jax.tree.map(lambda x: x[0], state.agents)
+    gates = ag.gates(jax.tree.map(lambda x: x[None], agent))[0]
+    record = jax.jit(ag.record_death)
+    out = record(pool2, agent.replace(genome=g1), gates, 1.0, 100, 9)
+    np.testing.assert_allclose(np.asarray(out.encoder.es_sum[g1.enc_slot]), np.asarray(e1["encoder"]), atol=1e-6)
+    assert float(out.encoder.es_n[g1.enc_slot]) == 1.0
+    founder = record(pool2, agent, gates, 1.0, 100, 9)
+    assert float(founder.encoder.es_n.sum() + founder.layer.es_n.sum() + founder.head.es_n.sum()) == 0
+
 
 # --------------------------------------------------------------------------- the whole loop
 

@@ -395,15 +395,16 @@ class TransformerAgents:
         pool = credit_fitness(pool, g, fitness, lifespan)
         if self.g.evolve and self.g.improve != "frozen":
             u = 2.0 * pool.recent.quantile(fitness) - 1.0  # centred rank among recent lives, in [-1, 1]
-            if self.g.improve == "lamarckian":
-                w, w_layers = jnp.maximum(u, 0.0), jnp.maximum(u, 0.0) * g.active  # move toward the fitter half
-            else:
-                w, w_layers = u, u * (g.noise_layer >= 0)  # antithetic ES over the birth mutations
+            if self.g.improve == "lamarckian":  # move toward what the fitter half learned
+                w = jnp.maximum(u, 0.0)
+                w_enc, w_layers, w_head = w, w * g.active, w
+            else:  # antithetic ES over the birth mutations (founders and immigrants carry none)
+                w_enc, w_layers, w_head = u * (g.noise_enc >= 0), u * (g.noise_layer >= 0), u * (g.noise_head >= 0)
             d = self.perturbation(agent, pool)
             pool = pool.replace(
-                encoder=gp.accumulate(pool.encoder, g.enc_slot[None], d["encoder"][None], w[None]),
+                encoder=gp.accumulate(pool.encoder, g.enc_slot[None], d["encoder"][None], w_enc[None]),
                 layer=gp.accumulate(pool.layer, g.layer_slot, d["layers"], w_layers),
-                head=gp.accumulate(pool.head, g.head_slot[None], d["head"][None], w[None]),
+                head=gp.accumulate(pool.head, g.head_slot[None], d["head"][None], w_head[None]),
             )
         heir = gn.heritable(g, gates_now, self.g.improve == "lamarckian", self.a.assimilate_at)
         return pool.replace(recent=pool.recent.push(heir, fitness, agent_id))
