@@ -122,7 +122,7 @@ class GenePoolConfig:
     sigma_tau: float = _f(0.2, "log-normal self-adaptation rate of the mutation scale", _nonneg, ">= 0")
     es_lr: float = _f(1.0, "step of a gene toward its carriers' fitness-weighted perturbations per pool update", _nonneg,
                       ">= 0")
-    freq_eta: float = _f(1.0, "replicator step in units of the fitness spread: x <- x exp(eta (f - f_bar) / std)",
+    freq_eta: float = _f(1.0, "replicator step: x <- x exp(eta (f - f_bar) / s), s the fitness spread between lives",
                          _nonneg, ">= 0")
     freq_mix: float = _f(0.01, "share of the uniform distribution mixed into the gene frequencies (diffusion)", _unit,
                          "in [0, 1]")

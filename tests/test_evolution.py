@@ -96,17 +96,19 @@ def test_replicator_update_hand_computed():
     bank = toy_pool().layer.replace(freq=jnp.array([0.5, 0.25, 0.25, 0.0, 0.0, 0.0]),
                                     alive=jnp.array([True, True, True, False, False, False]))
     f = jnp.array([1.0, 2.0, 0.0, 9.0, 0.0, 0.0])
-    out = dynamics.replicate(bank, f, eta=0.5, mix=0.1)
+    out = dynamics.replicate(bank, f, eta=0.5, mix=0.1, spread=2.0)
     x = np.array([0.5, 0.25, 0.25])
     fv = np.array([1.0, 2.0, 0.0])
     fbar = (x * fv).sum()  # 1.0
-    std = np.sqrt((x * (fv - fbar) ** 2).sum())  # sqrt(0.5)
-    y = x * np.exp(0.5 * (fv - fbar) / (std + 1e-6))
+    y = x * np.exp(0.5 * (fv - fbar) / 2.0)
     y = 0.9 * y / y.sum() + 0.1 / 3
     np.testing.assert_allclose(np.asarray(out.freq)[:3], y, rtol=1e-5)
     assert np.all(np.asarray(out.freq)[3:] == 0)  # dead slots keep no frequency
     np.testing.assert_allclose(float(out.freq.sum()), 1.0, rtol=1e-6)
     np.testing.assert_allclose(float(gp.entropy(out.freq)), -(y * np.log(y)).sum(), rtol=1e-5)
+    lives = gn.RecentLives.zeros(4, 3).replace(fitness=jnp.array([1.0, 3.0, 9.0, 0.0]),
+                                               valid=jnp.array([True, True, False, False]))
+    np.testing.assert_allclose(float(lives.spread()), np.std([1.0, 3.0], ddof=1), rtol=1e-6)
 
 
 def test_discard_never_removes_a_gene_with_living_carriers():

@@ -7,8 +7,8 @@ For each bank, in order:
   discard    reliably unfit genes (enough lives, bottom fraction) with no living carriers
   split      reliably fit genes (enough lives since their last split, top fraction) become two
              where the bank has room: a copy plus noise at a self-adapted scale
-  frequencies  replicator dynamics with diffusion: x <- x exp(eta (f - f_bar) / std f),
-             renormalised and mixed with a small uniform term
+  frequencies  replicator dynamics with diffusion: x <- x exp(eta (f - f_bar) / s), s the spread
+             of lifetime fitness between lives, renormalised and mixed with a small uniform term
 """
 
 from __future__ import annotations
@@ -87,14 +87,16 @@ def split(bank: gp.GeneBank, f, rank, discarded, key, step, next_id, history: gp
     return bank, next_id, history, n
 
 
-def replicate(bank: gp.GeneBank, f, eta: float, mix: float) -> gp.GeneBank:
-    """Replicator step on the frequencies, in units of the fitness spread, plus diffusion."""
+def replicate(bank: gp.GeneBank, f, eta: float, mix: float, spread) -> gp.GeneBank:
+    """Replicator step on the frequencies plus diffusion. The fitness difference is measured in
+    units of `spread`, the standard deviation of lifetime fitness between single lives (the
+    noise a gene's mean is estimated against), so eta ~ 1 is a moderate step: a gene whose
+    carriers live one spread longer than the average grows by a factor e per update."""
     alive = bank.alive
     x = jnp.where(alive, bank.freq, 0.0)
     x = x / jnp.maximum(x.sum(), 1e-30)
     f_bar = jnp.sum(x * f)
-    std = jnp.sqrt(jnp.sum(x * (f - f_bar) ** 2))
-    x = x * jnp.exp(jnp.clip(eta * (f - f_bar) / (std + 1e-6), -20.0, 20.0))
+    x = x * jnp.exp(jnp.clip(eta * (f - f_bar) / (spread + 1e-6), -20.0, 20.0))
     x = jnp.where(alive, x, 0.0)
     x = x / jnp.maximum(x.sum(), 1e-30)
     x = (1.0 - mix) * x + mix * alive / jnp.maximum(alive.sum(), 1)
@@ -105,6 +107,7 @@ def update_pool(pool: gp.GenePool, carriers: dict, step, key, gcfg, layouts: dic
     """One round of pool dynamics over every bank (see the module doc)."""
     next_id, history = pool.next_id, pool.history
     banks, splits, discards = {}, [], []
+    spread = pool.recent.spread()
     for i, (kind, k) in enumerate(zip(gp.KINDS, jax.random.split(key, len(gp.KINDS)))):
         bank = pool.bank(kind)
         if gcfg.improve != "frozen":
@@ -117,7 +120,7 @@ def update_pool(pool: gp.GenePool, carriers: dict, step, key, gcfg, layouts: dic
         bank, next_id, history, n_split = split(bank, f, rank, gone, k, step, next_id, history, i, gcfg,
                                                 layouts[kind])
         f = gp.shrunk_fitness(bank, pool.fit_mean, gcfg.shrink_k)
-        banks[kind] = replicate(bank, f, gcfg.freq_eta, gcfg.freq_mix)
+        banks[kind] = replicate(bank, f, gcfg.freq_eta, gcfg.freq_mix, spread)
         splits.append(n_split)
         discards.append(gone.sum())
     return pool.replace(

@@ -273,6 +273,13 @@ class RecentLives:
             valid=self.valid.at[i].set(True), next=self.next + 1,
         )
 
+    def spread(self):
+        """Standard deviation of the buffered lives' fitness (1 when fewer than two)."""
+        n = self.valid.sum()
+        mean = jnp.sum(self.valid * self.fitness) / jnp.maximum(n, 1)
+        var = jnp.sum(self.valid * (self.fitness - mean) ** 2) / jnp.maximum(n - 1, 1)
+        return jnp.where(n >= 2, jnp.sqrt(var), 1.0)
+
     def quantile(self, fitness):
         """Share of the buffered lives with lower fitness (ties count half); 0.5 when empty."""
         n = self.valid.sum()
