@@ -11,7 +11,11 @@ each is swept over the slot counts of `--slots`:
             preset's n_slots: the loop at N=256 takes minutes per chunk on a 2-core CPU)
 
 The JSON line's scalar keys world_agent_steps_per_s, loop_agent_steps_per_s, ratio and
-bytes_per_slot are at the preset's n_slots; `by_slots` holds every measured N.
+bytes_per_slot are at the preset's n_slots, measured *interleaved*: after both have
+compiled, world and loop chunks alternate (--chunks of each), so a change in the
+machine's load hits both alike; `ratio` is the median of the per-pair ratios. The
+world-only rate of a short chunk swings 2x with other jobs on the machine, so a ratio of
+rates measured minutes apart is not reliable. `by_slots` holds the sweeps over N.
 
     .venv/bin/python benchmarks/throughput.py --config configs/default.yaml
     .venv/bin/python benchmarks/throughput.py --slots 16,64 --chunks 3 --set run.chunk_steps=100
@@ -62,27 +66,49 @@ VARIANTS = {
 }
 
 
+class Timed:
+    """A Simulation and its state, compiled (one warm-up chunk), ready to time chunk by chunk."""
+
+    def __init__(self, cfg: Config):
+        self.sim = Simulation(cfg)
+        self.state = self.sim.init()
+        jax.block_until_ready(self.state)
+        self.warmup_s = self.chunk_seconds()
+
+    def chunk_seconds(self) -> float:
+        t0 = time.perf_counter()
+        self.state, out = self.sim.run_chunk(self.state)
+        jax.device_get(out)
+        jax.block_until_ready(self.state)
+        return time.perf_counter() - t0
+
+    def rate(self) -> float:
+        return self.sim.cfg.run.chunk_steps * self.sim.n / self.chunk_seconds()
+
+
+def interleaved(cfg: Config, chunks: int) -> dict:
+    """World-only and full-loop rates at the preset's N, chunks alternating after both compiled."""
+    world, loop = Timed(world_only(cfg)), Timed(full_loop(cfg))
+    w, lp = [], []
+    for _ in range(chunks):
+        w.append(world.rate())
+        lp.append(loop.rate())
+    agents_bytes = getattr(loop.sim.agents, "bytes_per_slot", None)
+    return {
+        "world": w, "loop": lp, "ratios": [b / a for a, b in zip(w, lp)],
+        "bytes_per_slot": int(agents_bytes(loop.state.agents)) if agents_bytes else 0,
+    }
+
+
 def measure(cfg: Config, chunks: int = 5, info: dict | None = None) -> float:
     """Median agent-steps/s of `chunks` timed chunks after one warm-up chunk. Fills `info` if given."""
-    sim = Simulation(cfg)
-    steps = cfg.run.chunk_steps
     t0 = time.perf_counter()
-    state = sim.init()
-    jax.block_until_ready(state)
-    t_init = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    state, out = sim.run_chunk(state)
-    jax.device_get(out)
-    t_warm = time.perf_counter() - t0
-
-    rates = []
-    for _ in range(chunks):
-        t0 = time.perf_counter()
-        state, out = sim.run_chunk(state)
-        jax.device_get(out)
-        jax.block_until_ready(state)
-        rates.append(steps * sim.n / (time.perf_counter() - t0))
+    timed = Timed(cfg)
+    sim, steps = timed.sim, cfg.run.chunk_steps
+    t_init = time.perf_counter() - t0 - timed.warmup_s
+    t_warm = timed.warmup_s
+    rates = [timed.rate() for _ in range(chunks)]
+    state = timed.state
     rate = statistics.median(rates)
     if info is not None:
         agents_bytes = getattr(sim.agents, "bytes_per_slot", None)
@@ -152,6 +178,15 @@ def main(argv=None) -> int:
         line[f"{name}_agent_steps_per_s"] = by[f"{name}_agent_steps_per_s"].get(n0)
     line["ratio"] = by.get("ratio", {}).get(n0)
     line["bytes_per_slot"] = by.get("loop_bytes_per_slot", {}).get(n0)
+    if "world" in results and "loop" in results:
+        print(f"\ninterleaved at N = {n0}: {args.chunks} world and {args.chunks} loop chunks, alternating", flush=True)
+        pair = interleaved(cfg, args.chunks)
+        for i, (w, lp, r) in enumerate(zip(pair["world"], pair["loop"], pair["ratios"])):
+            print(f"  pair {i}: world {w:>10,.0f}  loop {lp:>8,.0f}  ratio {r:.4f}")
+        line.update(world_agent_steps_per_s=round(statistics.median(pair["world"]), 1),
+                    loop_agent_steps_per_s=round(statistics.median(pair["loop"]), 1),
+                    ratio=round(statistics.median(pair["ratios"]), 4), bytes_per_slot=pair["bytes_per_slot"],
+                    ratio_min=round(min(pair["ratios"]), 4), ratio_max=round(max(pair["ratios"]), 4))
     line["n_slots"] = cfg.world.n_slots
     line["by_slots"] = by
     line.update(config=args.config, overrides=args.overrides, chunk_steps=cfg.run.chunk_steps, chunks=args.chunks,
