@@ -92,15 +92,15 @@ def simulation():
 
 
 @pytest.fixture(scope="session")
-def tiny_sim(tiny_cfg):
+def sim(tiny_cfg):
     """The shared Simulation of the tiny preset."""
     return shared_simulation(tiny_cfg)
 
 
 @pytest.fixture(scope="session")
-def tiny_state(tiny_sim):
+def state(sim):
     """A fresh SimState of the tiny preset, shared: copy it before `run_chunk` (which donates)."""
-    return tiny_sim.init()
+    return sim.init()
 
 
 @pytest.fixture

@@ -13,16 +13,6 @@ from evodevo.agents.normalize import RewardScale, Welford, normalize
 from conftest import tiny_config as tiny  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def sim(tiny_sim):
-    return tiny_sim
-
-
-@pytest.fixture(scope="module")
-def state(tiny_state):
-    return tiny_state
-
-
 def one_agent(state, i=0):
     return jax.tree.map(lambda x: x[i], state.agents)
 

@@ -207,16 +207,6 @@ def test_heritable_assimilates_opened_developmental_layers():
 
 
 @pytest.fixture(scope="module")
-def sim(tiny_sim):
-    return tiny_sim
-
-
-@pytest.fixture(scope="module")
-def state(tiny_state):
-    return tiny_state
-
-
-@pytest.fixture(scope="module")
 def forward(sim):
     """Jitted one step of one agent: (agent, obs, age) -> (tokens out, agent with cache and memory)."""
     ag, dm = sim.agents, sim.agents.dm

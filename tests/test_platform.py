@@ -60,19 +60,14 @@ def take(tree, i):
 
 
 @pytest.fixture(scope="module")
-def sim(tiny_cfg, simulation):
-    return simulation(tiny_cfg)
-
-
-@pytest.fixture(scope="module")
 def world(sim):
     return sim.world
 
 
 @pytest.fixture(scope="module")
-def stepped(sim, tiny_state):
+def stepped(sim, state):
     """Host copy of a SimState after 100 steps of play (maps changed, needs dropped)."""
-    state = jax.tree.map(jnp.copy, tiny_state)
+    state = jax.tree.map(jnp.copy, state)
     state, _ = sim.run_chunk(state)
     state, _ = sim.run_chunk(state)
     return host(state)
@@ -502,11 +497,11 @@ def test_stop_signal_checkpoints_and_says_how_to_resume(signum, tiny_cfg, shared
     resumed.close()
 
 
-def test_restored_state_has_the_signature_of_a_fresh_one(tiny_state, tmp_path):
+def test_restored_state_has_the_signature_of_a_fresh_one(state, tmp_path):
     """Same dtypes, weak types and committedness: otherwise the jitted chunk compiles again on resume."""
     from evodevo.world.checkpoint import Checkpoints
 
-    fresh = tiny_state
+    fresh = state
     ck = Checkpoints(tmp_path / "ck", 1)
     ck.save(0, fresh, {})
     restored, _, step = ck.restore(fresh)
