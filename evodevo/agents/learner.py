@@ -461,15 +461,10 @@ class TransformerAgents:
     def carriers(self, agents: AgentState, pool: gp.GenePool) -> dict:
         """{kind: [G] int32} living agents carrying each gene (a gene twice in a genome counts once)."""
         g = agents.genome
-
-        def count(bank, slots, mask):
-            per_agent = jax.vmap(lambda s, m: jnp.zeros(bank.capacity, bool).at[s].max(m))(slots, mask)
-            return per_agent.sum(0, dtype=jnp.int32)
-
         ones = jnp.ones((self.n, 1), bool)
-        return {"encoder": count(pool.encoder, g.enc_slot[:, None], ones),
-                "layer": count(pool.layer, g.layer_slot, g.active),
-                "head": count(pool.head, g.head_slot[:, None], ones)}
+        return {"encoder": gp.carriers(pool.encoder.capacity, g.enc_slot[:, None], ones),
+                "layer": gp.carriers(pool.layer.capacity, g.layer_slot, g.active),
+                "head": gp.carriers(pool.head.capacity, g.head_slot[:, None], ones)}
 
     def turnover(self, agents: AgentState, pool: gp.GenePool, ended, key):
         """Deaths, births, development and (every update_every steps) the pool's dynamics."""

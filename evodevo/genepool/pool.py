@@ -35,17 +35,15 @@ MIN_ALIVE = 2  # a discard never leaves a bank with fewer living genes than this
 class GeneLayout:
     """How one kind of gene is laid out in its flat vector (static, not part of any state)."""
 
-    size: int  # P, values per gene
     unravel: Callable  # [P] -> {name: tensor}
     segment: np.ndarray  # [P] int32: which tensor each value belongs to
     segment_size: np.ndarray  # [n tensors] values per tensor
 
     @classmethod
     def of(cls, example: dict) -> "GeneLayout":
-        flat, unravel = ravel_pytree(example)
+        _, unravel = ravel_pytree(example)
         sizes = np.array([np.size(example[k]) for k in sorted(example)], np.int32)  # ravel order: sorted keys
-        return cls(size=int(flat.shape[0]), unravel=unravel, segment=np.repeat(np.arange(len(sizes)), sizes),
-                   segment_size=sizes)
+        return cls(unravel=unravel, segment=np.repeat(np.arange(len(sizes)), sizes), segment_size=sizes)
 
     def ravel(self, tree: dict):
         return ravel_pytree(tree)[0]
@@ -217,8 +215,10 @@ def fitness_stderr(bank: GeneBank):
 
 
 def carriers(capacity: int, slots, mask):
-    """[G] int32 how many entries of `slots` (any shape) with `mask` point at each gene slot."""
-    return jnp.zeros(capacity, jnp.int32).at[slots.reshape(-1)].add(mask.reshape(-1).astype(jnp.int32))
+    """[G] int32 how many agents carry each gene: `slots` and `mask` are [N, k] (k genes per agent);
+    a gene twice in one genome counts once."""
+    per_agent = jax.vmap(lambda s, m: jnp.zeros(capacity, bool).at[s].max(m))(slots, mask)
+    return per_agent.sum(0, dtype=jnp.int32)
 
 
 def entropy(freq):
