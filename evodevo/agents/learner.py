@@ -360,7 +360,7 @@ class TransformerAgents:
 
     def _track_loss(self, agents: AgentState, loss, age) -> dict:
         """Running averages of the forward loss: over the first plateau_window steps of life (fixed
-        after that) and a recent one (an EMA over ~plateau_window / 2 steps)."""
+        after that) and a recent one (an EMA over ~plateau_window / 4 steps)."""
         n = jnp.maximum(age, 1).astype(jnp.float32)  # the first update of a life comes at age 1
         w = self.a.plateau_window
         first = jnp.where(n <= w, agents.loss_first + (loss - agents.loss_first) / n, agents.loss_first)
@@ -406,8 +406,11 @@ class TransformerAgents:
                 layer=gp.accumulate(pool.layer, g.layer_slot, d["layers"], w_layers),
                 head=gp.accumulate(pool.head, g.head_slot[None], d["head"][None], w_head[None]),
             )
-        heir = gn.heritable(g, gates_now, self.g.improve == "lamarckian", self.a.assimilate_at)
-        return pool.replace(recent=pool.recent.push(heir, fitness, agent_id))
+        return pool.replace(recent=pool.recent.push(self.heritable(g, gates_now), fitness, agent_id))
+
+    def heritable(self, genome: Genome, gates_now) -> Genome:
+        """What a parent with these current gate alphas passes on (see genome.heritable)."""
+        return gn.heritable(genome, gates_now, self.g.improve == "lamarckian", self.a.assimilate_at)
 
     def reproduce(self, agents: AgentState, pool: gp.GenePool, living, fitness, agent_ids, gates_now, key):
         """A newborn's genome and its parents' agent ids ([2], -1 where none)."""
@@ -427,8 +430,7 @@ class TransformerAgents:
 
         def parent(i):
             j = jnp.minimum(i, n - 1)
-            living_genome = gn.heritable(jax.tree.map(lambda x: x[j], agents.genome), gates_now[j],
-                                         self.g.improve == "lamarckian", self.a.assimilate_at)
+            living_genome = self.heritable(jax.tree.map(lambda x: x[j], agents.genome), gates_now[j])
             dead = jax.tree.map(lambda x: x[jnp.maximum(i - n, 0)], pool.recent.genome)
             return _where(i < n, living_genome, dead)
 
