@@ -14,15 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import jax
 import yaml
+from flax import struct
 
 
 class ConfigError(ValueError):
     """A bad configuration: the message names the key and what to do."""
 
 
-def _f(default, doc: str, check: Callable[[Any], bool] | None = None, need: str = ""):
-    return field(default=default, metadata={"doc": doc, "check": check, "need": need})
+def _f(default, doc: str, check: Callable[[Any], bool] | None = None, need: str = "", static: bool = False):
+    """A config field. Floats of the agents and genepool sections are traced hyperparameters
+    (see `hyperparams`) unless `static` (a float that fixes a shape)."""
+    return field(default=default, metadata={"doc": doc, "check": check, "need": need, "static": static})
 
 
 def _pos(x):
@@ -93,8 +97,7 @@ class AgentsConfig:
                             "share stalls", _unit, "in [0, 1]")
     dev_gate_lr: float = _f(10.0, "learning-rate multiplier on the gate alphas of layers inserted during life", _pos,
                             "> 0")
-    assimilate_at: float = _f(0.2, "a developmental layer whose |tanh(alpha)| reached this is inherited by offspring",
-                              _unit, "in [0, 1]")
+
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class GenePoolConfig:
     layer_genes: int = _f(32, "pool capacity of layer genes (one transformer block each)", _pos, "> 0")
     head_genes: int = _f(4, "pool capacity of head genes (all output heads)", _pos, "> 0")
     init_fill: float = _f(0.5, "share of each bank holding random founder genes at the start (the rest: room "
-                          "for splits)", lambda x: 0.0 < x <= 1.0, "in (0, 1]")
+                          "for splits)", lambda x: 0.0 < x <= 1.0, "in (0, 1]", static=True)
     evolve: bool = _f(True, "selection, splits, discards, frequencies and gene improvement (false: uniform "
                       "genomes, frozen pool)")
     improve: str = _f("lamarckian", "how genes move between generations: lamarckian, darwinian or frozen",
@@ -136,6 +139,8 @@ class GenePoolConfig:
     p_insert: float = _f(0.05, "probability that a newborn's genome gains a layer (gate closed)", _unit, "in [0, 1]")
     p_delete: float = _f(0.05, "probability that a newborn's genome loses a layer", _unit, "in [0, 1]")
     gate_sigma: float = _f(0.1, "standard deviation of the inherited gate alphas' mutation", _nonneg, ">= 0")
+    assimilate_at: float = _f(0.2, "a developmental layer whose |tanh(alpha)| reached this is inherited by offspring",
+                              _unit, "in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,49 @@ class Config:
     agents: AgentsConfig = field(default_factory=AgentsConfig, metadata={"doc": "the agents"})
     genepool: GenePoolConfig = field(default_factory=GenePoolConfig, metadata={"doc": "the gene pool"})
     run: RunConfig = field(default_factory=RunConfig, metadata={"doc": "the host loop and its outputs"})
+
+
+# --------------------------------------------------------------------------- traced hyperparameters
+
+
+def traced_fields(cls) -> tuple[str, ...]:
+    """The float fields of a section that the jitted step takes as traced values."""
+    hints = typing.get_type_hints(cls)
+    return tuple(f.name for f in dataclasses.fields(cls) if hints[f.name] is float and not f.metadata["static"])
+
+
+# The agents and genepool sections are pytrees: their traced floats are leaves, every other
+# field (sizes, switches, names) is static and part of the tree's structure. Passed into a
+# jitted function, a changed float does not recompile it; a changed size or switch does.
+for _cls in (AgentsConfig, GenePoolConfig):
+    jax.tree_util.register_dataclass(
+        _cls, data_fields=list(traced_fields(_cls)),
+        meta_fields=[f.name for f in dataclasses.fields(_cls) if f.name not in traced_fields(_cls)])
+
+
+@struct.dataclass
+class Hyper:
+    """The traced hyperparameters of the simulation step: the agents and genepool sections."""
+
+    agents: AgentsConfig
+    genepool: GenePoolConfig
+
+
+def hyperparams(cfg: Config) -> Hyper:
+    return Hyper(agents=cfg.agents, genepool=cfg.genepool)
+
+
+def statics(section):
+    """`section` with its traced floats set to None: what static objects may hold, so that code
+    reading a float from them instead of from the traced `Hyper` fails at once."""
+    return dataclasses.replace(section, **{name: None for name in traced_fields(type(section))})
+
+
+def compile_key(cfg: Config) -> Config:
+    """The part of a Config that the jitted chunk depends on (host-only run.* keys and traced
+    floats excluded): two configs with the same key share one compiled Simulation."""
+    return dataclasses.replace(cfg, agents=statics(cfg.agents), genepool=statics(cfg.genepool),
+                               run=RunConfig(chunk_steps=cfg.run.chunk_steps))
 
 
 # --------------------------------------------------------------------------- loading

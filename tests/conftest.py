@@ -14,7 +14,6 @@ Tests that use `Simulation.run_chunk` must remember that it donates its input st
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import os
 import shutil
 import sys
@@ -68,18 +67,12 @@ def tiny_cfg():
 _SIMS: dict = {}
 
 
-def _compile_key(cfg):
-    """The part of a Config that a Simulation depends on (run.* other than chunk_steps is host-only)."""
-    from evodevo.config import RunConfig
-
-    return dataclasses.replace(cfg, run=RunConfig(chunk_steps=cfg.run.chunk_steps))
-
-
 def shared_simulation(cfg):
     """One Simulation per compiled shape for the whole session (its jitted chunk compiles once)."""
+    from evodevo.config import compile_key
     from evodevo.world.sim import Simulation
 
-    k = _compile_key(cfg)
+    k = compile_key(cfg)
     if k not in _SIMS:
         _SIMS[k] = Simulation(cfg)
     return _SIMS[k]

@@ -27,23 +27,23 @@ def random_inputs(sim, key, steps):
 
 def forward_step(sim, agent, theta, obs, act, age, pos, mem):
     cache = (agent.cache_k, agent.cache_v, agent.cache_step)
-    return sim.agents.forward(theta, agent, obs, act, age, pos, mem, cache)
+    return sim.kind.forward(theta, agent, obs, act, age, pos, mem, cache)
 
 
 # --------------------------------------------------------------------------- gates and slots
 
 
 def test_gate_at_zero_and_inactive_slot_leave_output_unchanged(sim, state):
-    ag = sim.agents
+    ag = sim.kind
     agent = one_agent(state)
     obs, act, pos = random_inputs(sim, jax.random.PRNGKey(1), 1)
     tr = ag.unravel(agent.theta)
-    active = agent.genome.active
+    active = agent.active
     assert bool(active[0]) and bool(active[1]) and not bool(active[2])
     x_ref = forward_step(sim, agent, agent.theta, obs[0], act[0], 0, pos[0], agent.mem)[0]
 
     # Activate slot 2 with its gates at zero: the output must be unchanged (up to float rounding).
-    gated = agent.replace(genome=agent.genome.replace(active=active.at[2].set(True)))
+    gated = agent.replace(active=active.at[2].set(True))
     tr0 = dict(tr, gates=tr["gates"].at[2].set(0.0))
     theta0 = jax.flatten_util.ravel_pytree(tr0)[0]
     x_gate0 = forward_step(sim, gated, theta0, obs[0], act[0], 0, pos[0], agent.mem)[0]
@@ -61,7 +61,7 @@ def test_gate_at_zero_and_inactive_slot_leave_output_unchanged(sim, state):
 
 
 def test_alpha_receives_gradient_at_zero(sim, state):
-    ag = sim.agents
+    ag = sim.kind
     agent = one_agent(state)
     obs, act, pos = random_inputs(sim, jax.random.PRNGKey(2), 1)
     tr = ag.unravel(agent.theta)
@@ -69,10 +69,10 @@ def test_alpha_receives_gradient_at_zero(sim, state):
 
     def value(theta):
         x, *_ , (enc, head) = forward_step(sim, agent, theta, obs[0], act[0], 0, pos[0], agent.mem)
-        return tf.policy_value(head, x[ag.dm.action_index])[1]
+        return tf.policy_value(head, tf.read_out(head, x[ag.dm.action_index]))[1]
 
     g = ag.unravel(jax.grad(value)(theta0))["gates"]
-    active = np.asarray(agent.genome.active)
+    active = np.asarray(agent.active)
     assert np.all(np.abs(np.asarray(g)[active]) > 0), g
     assert np.all(np.asarray(g)[~active] == 0)
 
@@ -81,7 +81,7 @@ def test_alpha_receives_gradient_at_zero(sim, state):
 
 
 def test_kv_cache_stepping_equals_full_recomputation(sim, state):
-    ag, dm = sim.agents, sim.agents.dm
+    ag, dm = sim.kind, sim.kind.dm
     agent = one_agent(state)
     steps = dm.t + 3  # longer than the window: old steps must fall out of both
     obs, act, pos = random_inputs(sim, jax.random.PRNGKey(3), steps)
@@ -102,7 +102,7 @@ def test_kv_cache_stepping_equals_full_recomputation(sim, state):
     ])
     q_step = jnp.repeat(jnp.arange(steps, dtype=jnp.int32), dm.s)
     empty = (jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((0,), jnp.int32))
-    full, _, _ = tf.run_layers(tokens, lb, ld, gates, agent.genome.active, *empty, q_step, dm)
+    full, _, _ = tf.run_layers(tokens, lb, ld, gates, agent.active, *empty, q_step, dm)
     np.testing.assert_allclose(np.asarray(stepped).reshape(full.shape), np.asarray(full), rtol=1e-4, atol=1e-5)
 
 
@@ -167,27 +167,49 @@ def test_one_update_changes_weights_and_stays_finite(sim, state):
     assert not np.array_equal(np.asarray(s.agents.theta), np.asarray(state.agents.theta))
     for name in ("intrinsic_reward", "loss_forward", "loss_inverse", "td_error", "loss_position"):
         assert name in out["metrics"]
+    # What act did to an agent reaches the next step: one observation counted per step of life,
+    # and the KV cache holds the last step (an earlier version dropped both).
+    age = np.asarray(s.step - s.slots.birth_step)
+    np.testing.assert_array_equal(np.asarray(s.agents.obs_stats.count), age)
+    np.testing.assert_array_equal(np.asarray(s.agents.cache_step).max(axis=1), age - 1)
+    assert float(jnp.abs(s.agents.mem).max()) > 0
+
+
+def test_changed_float_hyperparameter_does_not_recompile(sim, state):
+    """Float hyperparameters are traced: a new learning rate (or ES step) runs on the compiled chunk."""
+    from evodevo import config
+    from conftest import shared_simulation
+
+    s1, _ = sim.run_chunk(jax.tree.map(jnp.copy, state), 2)
+    compiled = sim._chunk._cache_size()
+    other = tiny("agents.lr=0.02", "genepool.es_lr=0.3", "genepool.crossover=0.9")
+    assert shared_simulation(other) is sim  # one compile key: the tests share the chunk too
+    s2, _ = sim.run_chunk(jax.tree.map(jnp.copy, state), 2, hp=config.hyperparams(other))
+    assert sim._chunk._cache_size() == compiled
+    # the new rate took effect: the test could fail
+    assert not np.allclose(np.asarray(s1.agents.theta), np.asarray(s2.agents.theta))
+    # a float that fixes a shape is static: it is part of the compile key
+    assert config.compile_key(tiny("genepool.init_fill=1.0")) != config.compile_key(tiny())
 
 
 def agent_steps(cfg, steps=2):
     """act + learn on synthetic observations, without the world (compiles only the agent)."""
-    from evodevo.world.craftax_world import ContinuousWorld
-    from evodevo.agents.learner import TransformerAgents
+    from evodevo.agents.kind import Senses
+    from evodevo.world.sim import Simulation
 
-    world = ContinuousWorld(cfg.world)
-    ag = TransformerAgents(cfg, world)
-    agents, pool = jax.jit(ag.init)(jax.random.PRNGKey(0))
-    n = world.n
+    sim = Simulation(cfg)  # builds no world state and compiles nothing by itself
+    ag, hp, n, obs_dim = sim.kind, sim.hp, sim.n, sim.world.obs_dim
+    agents, _, _ = jax.jit(sim._founders)(hp, jax.random.PRNGKey(0))
 
     @jax.jit
     def step(agents, t, key):
         k1, k2, k3 = jax.random.split(key, 3)
-        obs = (jax.random.uniform(k1, (n, world.obs_dim)) < 0.05).astype(jnp.float32)
-        ctx = {"age": jnp.full(n, t), "pos": jnp.full((n, 2), 30) + t, "prev_action": jnp.full(n, -1)}
-        action, pending = ag.act(agents, pool, obs, ctx, k2)
-        obs1 = (jax.random.uniform(k3, (n, world.obs_dim)) < 0.05).astype(jnp.float32)
-        ctx1 = dict(ctx, age=ctx["age"] + 1, prev_action=action)
-        return ag.learn(agents, pool, pending, obs1, ctx1, jnp.zeros(n, bool), key)
+        obs = (jax.random.uniform(k1, (n, obs_dim)) < 0.05).astype(jnp.float32)
+        senses = Senses(age=jnp.full(n, t), pos=jnp.full((n, 2), 30) + t, prev_action=jnp.full(n, -1))
+        action, agents, pending = ag.act(hp.agents, agents, obs, senses, k2)
+        obs1 = (jax.random.uniform(k3, (n, obs_dim)) < 0.05).astype(jnp.float32)
+        senses1 = senses.replace(age=senses.age + 1, prev_action=action)
+        return ag.learn(hp.agents, agents, pending, obs1, senses1, jnp.zeros(n, bool))
 
     theta0 = np.asarray(agents.theta)
     for t in range(steps):

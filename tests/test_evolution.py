@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from evodevo.agents import development
+from evodevo.genepool.strategy import GeneStrategy, Lives
+from evodevo.treeutil import row
 from evodevo.genepool import dynamics, report
 from evodevo.genepool import genome as gn
 from evodevo.genepool import pool as gp
@@ -34,8 +36,7 @@ def toy_pool(layer_caps=6, founders=4, l_max=3):
     init = lambda k: jax.random.normal(k, (3,))  # noqa: E731
     caps = {"encoder": 2, "layer": layer_caps, "head": 2}
     found = {"encoder": 1, "layer": founders, "head": 1}
-    return gp.init_pool(jax.random.PRNGKey(0), caps, found, {k: init for k in caps}, {}, 0.05,
-                        gn.RecentLives.zeros(4, l_max))
+    return gp.init_pool(jax.random.PRNGKey(0), caps, found, {k: init for k in caps}, 0.05, gn.Archive.zeros(4, l_max))
 
 
 def genome_of(pool, layer_slots, l_max=3):
@@ -45,8 +46,9 @@ def genome_of(pool, layer_slots, l_max=3):
     slots = jnp.array(list(layer_slots) + [0] * (l_max - n), jnp.int32)
     active = jnp.arange(l_max) < n
     return g.replace(
-        enc_slot=jnp.int32(0), enc_id=pool.encoder.gene_id[0], head_slot=jnp.int32(0), head_id=pool.head.gene_id[0],
-        layer_slot=slots, layer_id=jnp.where(active, pool.layer.gene_id[slots], -1), active=active,
+        enc_slot=jnp.int32(0), enc_id=pool.bank("encoder").gene_id[0], head_slot=jnp.int32(0),
+        head_id=pool.bank("head").gene_id[0], layer_slot=slots,
+        layer_id=jnp.where(active, pool.bank("layer").gene_id[slots], -1), active=active,
         gates=jnp.where(active[:, None], 1.0, 0.0) * jnp.ones((l_max, 2)),
     )
 
@@ -59,7 +61,7 @@ def test_credit_on_hand_built_lives():
     lives = [([0, 1], 2.0, 100), ([1, 2], 1.0, 50), ([1, 1, 3], 0.0, 30)]  # (layer slots, fitness, lifespan)
     for slots, f, span in lives:
         pool = credit_fitness(pool, genome_of(pool, slots), jnp.float32(f), jnp.float32(span))
-    lb = pool.layer
+    lb = pool.bank("layer")
     # gene 1 carried by all three lives (twice in the third: credited once), fitness 2, 1, 0
     np.testing.assert_array_equal(np.asarray(lb.count), [1, 3, 1, 1, 0, 0])
     np.testing.assert_allclose(np.asarray(lb.fit_mean)[:4], [2.0, 1.0, 1.0, 0.0], atol=1e-6)
@@ -69,7 +71,7 @@ def test_credit_on_hand_built_lives():
     np.testing.assert_allclose(float(gp.mean_depth(lb)[1]), (0.75 + 0.25 + 1 / 6 + 0.5) / 4, rtol=1e-6)
     assert int(gp.roles(lb)[0]) == 0 and int(gp.roles(lb)[2]) == 2 and int(gp.roles(lb)[4]) == 1  # unknown: mid
     # every life credits the single encoder and head
-    assert int(pool.encoder.count[0]) == 3 and int(pool.head.count[0]) == 3
+    assert int(pool.bank("encoder").count[0]) == 3 and int(pool.bank("head").count[0]) == 3
     # running means: rate 1/count for the first lives
     np.testing.assert_allclose(float(pool.life_mean), 60.0, rtol=1e-6)
     np.testing.assert_allclose(float(pool.fit_mean), 1.0, rtol=1e-6)
@@ -77,7 +79,7 @@ def test_credit_on_hand_built_lives():
 
 def test_shrinkage_and_survival_fitness():
     pool = toy_pool()
-    lb = pool.layer.replace(count=jnp.array([0, 1, 4, 12, 0, 0]), fit_mean=jnp.array([0.0, 3.0, 2.0, 0.5, 0, 0]))
+    lb = pool.bank("layer").replace(count=jnp.array([0, 1, 4, 12, 0, 0]), fit_mean=jnp.array([0.0, 3.0, 2.0, 0.5, 0, 0]))
     # (n mean + k prior) / (n + k) with k = 4, prior 1
     np.testing.assert_allclose(np.asarray(gp.shrunk_fitness(lb, 1.0, 4.0))[:4],
                                [1.0, (3 + 4) / 5, (8 + 4) / 8, (6 + 4) / 16], rtol=1e-6)
@@ -93,7 +95,7 @@ def test_shrinkage_and_survival_fitness():
 
 
 def test_replicator_update_hand_computed():
-    bank = toy_pool().layer.replace(freq=jnp.array([0.5, 0.25, 0.25, 0.0, 0.0, 0.0]),
+    bank = toy_pool().bank("layer").replace(freq=jnp.array([0.5, 0.25, 0.25, 0.0, 0.0, 0.0]),
                                     alive=jnp.array([True, True, True, False, False, False]))
     f = jnp.array([1.0, 2.0, 0.0, 9.0, 0.0, 0.0])
     out = dynamics.replicate(bank, f, eta=0.5, mix=0.1, spread=2.0)
@@ -106,14 +108,14 @@ def test_replicator_update_hand_computed():
     assert np.all(np.asarray(out.freq)[3:] == 0)  # dead slots keep no frequency
     np.testing.assert_allclose(float(out.freq.sum()), 1.0, rtol=1e-6)
     np.testing.assert_allclose(float(gp.entropy(out.freq)), -(y * np.log(y)).sum(), rtol=1e-5)
-    lives = gn.RecentLives.zeros(4, 3).replace(fitness=jnp.array([1.0, 3.0, 9.0, 0.0]),
+    lives = gn.Archive.zeros(4, 3).replace(fitness=jnp.array([1.0, 3.0, 9.0, 0.0]),
                                                valid=jnp.array([True, True, False, False]))
     np.testing.assert_allclose(float(lives.spread()), np.std([1.0, 3.0], ddof=1), rtol=1e-6)
 
 
 def test_discard_never_removes_a_gene_with_living_carriers():
     pool = toy_pool()
-    lb = pool.layer.replace(count=jnp.array([10, 10, 10, 10, 0, 0]), fit_mean=jnp.array([0.0, 0.1, 2.0, 3.0, 0, 0]))
+    lb = pool.bank("layer").replace(count=jnp.array([10, 10, 10, 10, 0, 0]), fit_mean=jnp.array([0.0, 0.1, 2.0, 3.0, 0, 0]))
     f = gp.shrunk_fitness(lb, 1.0, 0.0)
     rank = dynamics.fitness_rank(f, lb.alive)
     np.testing.assert_allclose(np.asarray(rank)[:4], [0.0, 1 / 3, 2 / 3, 1.0], rtol=1e-6)
@@ -129,7 +131,7 @@ def test_discard_never_removes_a_gene_with_living_carriers():
 
 def test_split_copies_fit_gene_with_lineage_and_history():
     pool = toy_pool()
-    lb = pool.layer.replace(count=jnp.array([10, 10, 10, 10, 0, 0]), fresh=jnp.array([10, 10, 1, 10, 0, 0]),
+    lb = pool.bank("layer").replace(count=jnp.array([10, 10, 10, 10, 0, 0]), fresh=jnp.array([10, 10, 1, 10, 0, 0]),
                             fit_mean=jnp.array([0.0, 1.0, 5.0, 3.0, 0, 0]), freq=jnp.array([0.1, 0.2, 0.3, 0.4, 0, 0]))
     f = gp.shrunk_fitness(lb, 1.0, 0.0)
     rank = dynamics.fitness_rank(f, lb.alive)
@@ -145,13 +147,13 @@ def test_split_copies_fit_gene_with_lineage_and_history():
     assert int(out.fresh[3]) == 0 and int(out.count[4]) == 0  # both must prove themselves again
     w_parent, w_child = np.asarray(out.params[3]), np.asarray(out.params[4])
     assert 0 < np.abs(w_child - w_parent).max() < 0.5 * np.abs(w_parent).max()
-    h = int(out.gene_id[4]) % gp.HISTORY
+    h = int(out.gene_id[4]) % gp.ANCESTRY_SIZE
     assert int(hist.parent_id[h]) == int(lb.gene_id[3]) and int(hist.birth_step[h]) == 77 and int(hist.kind[h]) == 1
 
 
 def test_improve_moves_genes_by_the_mean_weighted_perturbation():
     pool = toy_pool()
-    lb = pool.layer
+    lb = pool.bank("layer")
     d = jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 4.0]])
     lb = gp.accumulate(lb, jnp.array([0, 0, 2]), d, jnp.array([1.0, 0.5, 0.0]))  # a zero weight does not count
     out = dynamics.improve(lb, es_lr=0.5)
@@ -181,7 +183,8 @@ def test_crossover_and_mutation_keep_genomes_valid():
     pool = toy_pool(layer_caps=6, founders=5)
     g1, g2 = genome_of(pool, [0, 1, 2]), genome_of(pool, [3, 4])
     # gene 4 is discarded since parent 2 lived: its references must be repaired
-    pool = pool.replace(layer=pool.layer.replace(alive=pool.layer.alive.at[4].set(False)))
+    lb = pool.bank("layer")
+    pool = pool.with_bank("layer", lb.replace(alive=lb.alive.at[4].set(False)))
     children, ok = _inherit_many(jax.random.split(jax.random.PRNGKey(0), 256), pool, g1, g2)
     assert bool(ok.all())
     length = np.asarray(children.active).sum(1)
@@ -209,7 +212,7 @@ def test_heritable_assimilates_opened_developmental_layers():
 @pytest.fixture(scope="module")
 def forward(sim):
     """Jitted one step of one agent: (agent, obs, age) -> (tokens out, agent with cache and memory)."""
-    ag, dm = sim.agents, sim.agents.dm
+    ag, dm = sim.kind, sim.kind.dm
 
     @jax.jit
     def run(a, obs, t):
@@ -220,18 +223,29 @@ def forward(sim):
     return run
 
 
+def lives_of(sim, state, ended, fitness, lifespan, agent_id, genomes=None):
+    """The gene pool's view of the shared state's lives, `ended` ([N] bool) marking the finished ones."""
+    agents = state.agents
+    n = sim.n
+    return Lives(ended=jnp.asarray(ended), living=~jnp.asarray(ended),
+                 genome=state.genomes if genomes is None else genomes, gates=sim.kind.gates(agents),
+                 fitness=jnp.full(n, fitness, jnp.float32), lifespan=jnp.full(n, lifespan, jnp.int32),
+                 agent_id=jnp.full(n, agent_id, jnp.int32),
+                 change=lambda s: sim.kind.learned_change(row(agents, s)))
+
+
 def test_insertion_leaves_the_output_unchanged(sim, state, forward):
-    ag = sim.agents
-    agent = jax.tree.map(lambda x: x[0], state.agents)
+    ag = sim.kind
+    agent = row(state.agents, 0)
     k = jax.random.PRNGKey(3)
     obs = jax.random.normal(k, (3, sim.world.obs_dim))
     run = lambda a, t: forward(a, obs[t], t)  # noqa: E731
 
     x0, agent = run(agent, 0)
     x1, agent = run(agent, 1)
-    grown = jax.jit(development.insert_layer, static_argnums=0)(ag, agent, state.pool, 1, 1, k)
-    assert int(grown.genome.length) == 3 and bool(grown.genome.developmental[1])
-    assert int(grown.genome.layer_id[1]) == int(state.pool.layer.gene_id[1])
+    gene = state.pool.bank("layer").params[1]
+    grown = jax.jit(ag.insert_layer)(agent, 1, gene, k)
+    assert int(grown.active.sum()) == 3 and bool(grown.developmental[1])
     np.testing.assert_array_equal(np.asarray(ag.gates(jax.tree.map(lambda x: x[None], grown))[0, 1]), [0.0, 0.0])
     before, _ = run(agent, 2)
     after, _ = run(grown, 2)
@@ -240,88 +254,107 @@ def test_insertion_leaves_the_output_unchanged(sim, state, forward):
     theta = grown.theta.at[ag.gate_index[1]].set(1.0)
     opened, _ = run(grown.replace(theta=theta), 2)
     assert float(jnp.abs(opened - before).max()) > 1e-3
+    # the pool's side: the genome gains the same layer, marked developmental, at the offered place
+    genome = row(state.genomes, 0)
+    grown_genome, p, offered = sim.strategy.offer_layer(state.pool, genome, jax.random.PRNGKey(9))
+    assert int(grown_genome.length) == 3 and bool(grown_genome.developmental[int(p)])
+    slot = int(grown_genome.layer_slot[int(p)])
+    np.testing.assert_array_equal(np.asarray(offered), np.asarray(state.pool.bank("layer").params[slot]))
 
 
 def test_split_copy_computes_nearly_the_same_as_its_parent(sim, state, forward):
     pool = state.pool
-    lb = pool.layer.replace(fresh=pool.layer.fresh.at[0].set(5), sigma=jnp.full_like(pool.layer.sigma, 0.01))
+    lb = pool.bank("layer")
+    lb = lb.replace(fresh=lb.fresh.at[0].set(5), sigma=jnp.full_like(lb.sigma, 0.01))
     f = jnp.where(lb.alive, jnp.arange(lb.capacity) == 0, 0).astype(jnp.float32)
     rank = dynamics.fitness_rank(f, lb.alive)
     gcfg = types.SimpleNamespace(n_min=3, split_top=0.5, sigma_tau=0.0)
-    layout = sim.agents.layouts["layer"]
+    layout = sim.strategy.layouts["layer"]
     lb2, *_ , n = dynamics.split(lb, f, rank, jnp.zeros(lb.capacity, bool), jax.random.PRNGKey(2), jnp.int32(5),
                                  pool.next_id, pool.history, 1, gcfg, layout)
     assert int(n) == 1
     child = int(np.flatnonzero(np.asarray(lb2.alive) & ~np.asarray(lb.alive))[0])
-    pool2 = pool.replace(layer=lb2)
-    agent = jax.tree.map(lambda x: x[0], state.agents)
+    agent = row(state.agents, 0)
     obs = jax.random.normal(jax.random.PRNGKey(4), (sim.world.obs_dim,))
     outs = []
     for slot in (0, child):
-        layers = jax.tree.map(lambda w, g: w.at[0].set(g), agent.base["layers"], layout.unravel(lb2.params[slot]))
-        base = dict(agent.base, layers=layers)
-        outs.append(forward(agent.replace(base=base), obs, 0)[0])
+        layers = jax.tree.map(lambda w, g: w.at[0].set(g), agent.base["layer"], layout.unravel(lb2.params[slot]))
+        outs.append(forward(agent.replace(base=dict(agent.base, layer=layers)), obs, 0)[0])
     diff = float(jnp.abs(outs[0] - outs[1]).max())
     assert 0 < diff < 0.05 * float(jnp.abs(outs[0]).max())
-    assert int(pool2.layer.parent_id[child]) == int(pool.layer.gene_id[0])
+    assert int(lb2.parent_id[child]) == int(lb.gene_id[0])
 
 
 def test_lamarckian_death_moves_the_gene_toward_the_carriers_learned_weights(sim, state):
-    ag = sim.agents
+    ag, strategy = sim.kind, sim.strategy
     pool = state.pool
-    # A recent-lives buffer of poor lives: the dying agent ranks top (weight 1).
-    recent = pool.recent.replace(valid=jnp.ones_like(pool.recent.valid), fitness=jnp.zeros_like(pool.recent.fitness))
-    pool = pool.replace(recent=recent)
-    agent = jax.tree.map(lambda x: x[0], state.agents)
-    theta = agent.theta + 0.01 * jax.random.normal(jax.random.PRNGKey(5), agent.theta.shape)  # some "learning"
-    agent = agent.replace(theta=theta)
-    gates = ag.gates(jax.tree.map(lambda x: x[None], agent))[0]
-    out = jax.jit(ag.record_death)(pool, agent, gates, 5.0, 100, 7)
-    moved = dynamics.improve(out.layer, es_lr=1.0)
-    slot = int(agent.genome.layer_slot[0])
-    uses = np.flatnonzero((np.asarray(agent.genome.layer_slot) == slot) & np.asarray(agent.genome.active))
-    unravel = ag.layouts["layer"].unravel
-    delta = jax.vmap(unravel)(ag.perturbation(agent, pool)["layers"])
+    # An archive of poor lives: the dying agent ranks top (weight 1).
+    pool = pool.replace(archive=pool.archive.replace(valid=jnp.ones_like(pool.archive.valid),
+                                                     fitness=jnp.zeros_like(pool.archive.fitness)))
+    agents = state.agents
+    theta = agents.theta + 0.01 * jax.random.normal(jax.random.PRNGKey(5), agents.theta.shape)  # some "learning"
+    st = state.replace(agents=agents.replace(theta=theta))
+    ended = jnp.arange(sim.n) == 0
+    tell = jax.jit(strategy.tell, static_argnums=())
+    out = tell(sim.hp.genepool, pool, lives_of(sim, st, ended, 5.0, 100, 7), jnp.int32(1), jax.random.PRNGKey(0))
+    moved = dynamics.improve(out.bank("layer"), es_lr=1.0)
+    genome, agent = row(st.genomes, 0), row(st.agents, 0)
+    slot = int(genome.layer_slot[0])
+    uses = np.flatnonzero((np.asarray(genome.layer_slot) == slot) & np.asarray(genome.active))
+    unravel = ag.unravel_gene["layer"]
+    delta = jax.vmap(unravel)(ag.learned_change(agent)["layer"])
     for name in ("wq", "w1"):
         # weight 1 (the top of the recent lives): the gene moves by the mean of its uses' deltas
-        expect = unravel(pool.layer.params[slot])[name] + delta[name][uses].mean(0)
+        expect = unravel(pool.bank("layer").params[slot])[name] + delta[name][uses].mean(0)
         np.testing.assert_allclose(np.asarray(unravel(moved.params[slot])[name]), np.asarray(expect), rtol=1e-5,
                                    atol=1e-6)
         # ... which is the carrier's end-of-life weight: inherited + its low-rank delta A @ B
-        a, b = ag.unravel(agent.theta)["delta"]["layers"][name]
+        a, b = ag.unravel(agent.theta)["delta"]["layer"][name]
         np.testing.assert_allclose(np.asarray(delta[name][0]), np.asarray(a[0] @ b[0]), rtol=1e-5, atol=1e-7)
     assert float(jnp.abs(delta["wq"][0]).max()) > 0
-    assert int(out.recent.agent_id[0]) == 7 and float(out.recent.fitness[0]) == 5.0
+    assert int(out.archive.agent_id[0]) == 7 and float(out.archive.fitness[0]) == 5.0
+    assert int(out.life_count) == int(pool.life_count) + 1  # one life told, the living ones not
 
 
 def test_darwinian_copies_come_in_antithetic_pairs(sim, state):
-    from evodevo.agents.learner import TransformerAgents
-
-    ag = TransformerAgents(tiny("genepool.improve=darwinian"), sim.world)  # same pool layout, no compile
+    cfg = tiny("genepool.improve=darwinian")
+    strategy = GeneStrategy(cfg.genepool, sim.kind.genes(), cfg.agents.l_max, cfg.agents.init_depth)  # no compile
     pool = state.pool
-    g = jax.tree.map(lambda x: x[0], state.agents.genome)
-    pool1, g1 = ag.assign_mutations(pool, g)
-    pool2, g2 = ag.assign_mutations(pool1, g)
+    genomes = state.genomes
+    only0 = jnp.arange(sim.n) == 0
+    pool1, g1 = strategy.assign_copies(pool, genomes, only0)
+    pool2, g2 = strategy.assign_copies(pool1, genomes, only0)
+    g1, g2 = row(g1, 0), row(g2, 0)
     assert int(g1.noise_enc) == 0 and int(g2.noise_enc) == 1
-    e1, e2 = ag.mutations(pool2, g1), ag.mutations(pool2, g2)
-    for part in ("encoder", "layers", "head"):
+    e1, e2 = strategy.mutations(pool2, g1), strategy.mutations(pool2, g2)
+    for part in ("encoder", "layer", "head"):
         np.testing.assert_allclose(np.asarray(e1[part] + e2[part]), 0.0, atol=1e-7)
-    assert float(jnp.abs(e1["layers"][0]).max()) > 0
-    assert float(jnp.abs(e1["layers"][2]).max()) == 0  # inactive slot: no mutation
+    assert float(jnp.abs(e1["layer"][0]).max()) > 0
+    assert float(jnp.abs(e1["layer"][2]).max()) == 0  # inactive slot: no mutation
     # the noise is relative to each tensor's scale: LayerNorm scales (1) move more than biases (0)
-    eps = ag.layouts["layer"].unravel(e1["layers"][0])
+    eps = strategy.layouts["layer"].unravel(e1["layer"][0])
     assert float(jnp.abs(eps["ln1_s"]).mean()) > 10 * float(jnp.abs(eps["b1"]).mean())
+    # two newborns in one step carrying the same gene take consecutive copies (slot order)
+    both = jnp.arange(sim.n) < 2
+    _, g12 = strategy.assign_copies(pool, genomes.replace(enc_slot=jnp.zeros_like(genomes.enc_slot)), both)
+    assert np.asarray(g12.noise_enc)[:2].tolist() == [0, 1] and int(g12.noise_enc[2]) == -1
+    # gathering a darwinian genome adds its mutation to the pool's weights
+    genes = strategy.gather(pool2, g1)
+    np.testing.assert_allclose(np.asarray(genes["encoder"] - pool2.bank("encoder").params[g1.enc_slot]),
+                               np.asarray(e1["encoder"]), atol=1e-6)
 
     # A carrier that ranks top contributes +1 x its mutation; a founder (no mutation) nothing.
-    pool2 = pool2.replace(recent=pool2.recent.replace(valid=jnp.ones_like(pool2.recent.valid)))
-    agent = jax.tree.map(lambda x: x[0], state.agents)
-    gates = ag.gates(jax.tree.map(lambda x: x[None], agent))[0]
-    record = jax.jit(ag.record_death)
-    out = record(pool2, agent.replace(genome=g1), gates, 1.0, 100, 9)
-    np.testing.assert_allclose(np.asarray(out.encoder.es_sum[g1.enc_slot]), np.asarray(e1["encoder"]), atol=1e-6)
-    assert float(out.encoder.es_n[g1.enc_slot]) == 1.0
-    founder = record(pool2, agent, gates, 1.0, 100, 9)
-    assert float(founder.encoder.es_n.sum() + founder.layer.es_n.sum() + founder.head.es_n.sum()) == 0
+    pool2 = pool2.replace(archive=pool2.archive.replace(valid=jnp.ones_like(pool2.archive.valid)))
+    tell = jax.jit(strategy.tell)
+    ended = jnp.arange(sim.n) == 0
+    out = tell(cfg.genepool, pool2, lives_of(sim, state, ended, 1.0, 100, 9, genomes=genomes.replace(
+        **{f: getattr(genomes, f).at[0].set(getattr(g1, f)) for f in ("noise_enc", "noise_layer", "noise_head")})),
+        jnp.int32(1), jax.random.PRNGKey(0))
+    enc = out.bank("encoder")
+    np.testing.assert_allclose(np.asarray(enc.es_sum[g1.enc_slot]), np.asarray(e1["encoder"]), atol=1e-6)
+    assert float(enc.es_n[g1.enc_slot]) == 1.0
+    founder = tell(cfg.genepool, pool2, lives_of(sim, state, ended, 1.0, 100, 9), jnp.int32(1), jax.random.PRNGKey(0))
+    assert float(sum(b.es_n.sum() for b in founder.banks.values())) == 0
 
 
 # --------------------------------------------------------------------------- the whole loop
@@ -337,13 +370,13 @@ def test_pool_evolves_in_the_running_loop_and_checkpoints_exactly(tmp_path, sim,
         s, out = sim.run_chunk(s)
     pool = s.pool
     assert int(pool.updates) == 300 // 25 and int(pool.splits.sum()) >= 1
-    assert int(pool.life_count) >= 4 and bool(pool.recent.valid.any())
+    assert int(pool.life_count) >= 4 and bool(pool.archive.valid.any())
     parents = np.asarray(s.slots.parents)
     assert (parents >= 0).any()  # newborns from tournaments
-    lb = pool.layer
+    lb = pool.bank("layer")
     alive = np.asarray(lb.alive)
     np.testing.assert_allclose(float(np.asarray(lb.freq)[alive].sum()), 1.0, rtol=1e-5)
-    g = s.agents.genome
+    g = s.genomes
     ok = jax.vmap(gn.is_valid, in_axes=(0, None))(g, pool)
     assert bool(ok.all())
 
@@ -354,11 +387,11 @@ def test_pool_evolves_in_the_running_loop_and_checkpoints_exactly(tmp_path, sim,
     for a, b in zip(jax.tree.leaves(restored.pool), jax.tree.leaves(s.pool)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
-    view = sim.agents.pool_report(s.agents, s.pool)
+    view = sim.pool_report(s)
     table = report.top_genes_markdown(view, int(s.step))
     assert table.count("\n") >= 3
     summary = report.summary(view, int(s.step))
-    assert summary["living_genes"] == int(sum(np.asarray(b.alive).sum() for b in pool.banks().values()))
+    assert summary["living_genes"] == int(sum(np.asarray(b.alive).sum() for b in pool.banks.values()))
     json.dumps(summary)
     image = report.lineage_image(view["history"], int(s.step))
     assert image.ndim == 3 and image.shape[2] == 3 and len(np.unique(image.reshape(-1, 3), axis=0)) > 3
@@ -375,19 +408,20 @@ def test_fitness_options():
 
 
 def test_development_triggers():
-    a = types.SimpleNamespace(develop="plateau", plateau_window=10, plateau_tol=0.1, develop_age=30)
-    ag = types.SimpleNamespace(a=a, dm=types.SimpleNamespace(l_max=3))
+    cfg = types.SimpleNamespace(develop="plateau", plateau_window=10, develop_age=30)
+    hp = types.SimpleNamespace(plateau_tol=0.1)
+    lengths = jnp.array([2, 2, 2, 3, 2])
     agents = types.SimpleNamespace(
-        genome=types.SimpleNamespace(length=jnp.array([2, 2, 2, 3, 2])),
+        active=jnp.arange(3)[None, :] < lengths[:, None],
         loss_ema=jnp.array([1.0, 0.95, 0.5, 1.0, 1.0]), loss_ref=jnp.array([1.0, 1.0, 1.0, 1.0, jnp.inf]))
     ages = jnp.array([20, 20, 20, 20, 10])
-    grow, ref = development.triggers(ag, agents, ages)
+    grow, ref = development.triggers(cfg, hp, agents, ages)
     # stalled (1.0 vs 1.0; 0.95 is < 10% better), improved (0.5), no room (3 layers), first check (ref inf)
     assert np.asarray(grow).tolist() == [True, True, False, False, False]
     np.testing.assert_allclose(np.asarray(ref), [1.0, 0.95, 0.5, 1.0, 1.0])
-    grow, ref = development.triggers(ag, agents, jnp.array([21, 20, 0, 20, 10]))
+    grow, ref = development.triggers(cfg, hp, agents, jnp.array([21, 20, 0, 20, 10]))
     assert np.asarray(grow).tolist() == [False, True, False, False, False]  # only at multiples of the window
     assert float(ref[0]) == 1.0
-    a.develop = "age"
-    grow, _ = development.triggers(ag, agents, jnp.array([30, 60, 0, 30, 31]))
+    cfg.develop = "age"
+    grow, _ = development.triggers(cfg, hp, agents, jnp.array([30, 60, 0, 30, 31]))
     assert np.asarray(grow).tolist() == [True, True, False, False, False]

@@ -1,47 +1,51 @@
-"""The `random` agent kind: uniformly random actions, no learning, no genome.
+"""The `random` agent kind: uniformly random actions, no genes, no learning (`kind.AgentKind`).
 
-It is the baseline for benchmarks and ablations, and the smallest example of the
-agent-kind interface the simulation loop calls (see `evodevo.world.sim`):
-
-    init(key)                                   -> (agents, pool)
-    act(agents, pool, obs, ctx, key)            -> (actions[N], pending)
-    learn(agents, pool, pending, obs, ctx, terminal, key)
-                                                -> (agents, broken[N], metrics{name: [N]})
-    turnover(agents, pool, ended, key)          -> (agents, pool, {"parents": [N, 2], other per-slot
-                                                    life records such as "fitness": [N]})
-    genome(agents)                              -> {name: [N, ...]} recorded per life
-    describe_life(record)                       -> extra JSON fields of one finished life
+It is the baseline for benchmarks and ablations: the simulation keeps no gene pool for it.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from flax import struct
+
+from evodevo.agents.kind import LifeEnd
+
+
+@struct.dataclass
+class RandomState:
+    """Nothing to remember: a random agent is the same at every step."""
 
 
 class RandomAgents:
-    def __init__(self, n_slots: int, num_actions: int):
+    def __init__(self, n_slots: int, num_actions: int, l_max: int = 1):
         self.n = n_slots
         self.num_actions = num_actions
+        self.l_max = l_max
 
-    def init(self, key):
-        del key
-        return {}, {}
+    def genes(self) -> dict:
+        return {}
 
-    def act(self, agents, pool, obs, ctx, key):
-        return jax.random.randint(key, (self.n,), 0, self.num_actions, dtype=jnp.int32), None
+    def newborn(self, genes, active, gates, key) -> RandomState:
+        return RandomState()
 
-    def learn(self, agents, pool, pending, obs, ctx, terminal, key):
+    def act(self, hp, agents, obs, senses, key):
+        return jax.random.randint(key, (self.n,), 0, self.num_actions, dtype=jnp.int32), agents, None
+
+    def learn(self, hp, agents, pending, obs, senses, terminal):
         return agents, jnp.zeros(self.n, bool), {}
 
-    def turnover(self, agents, pool, ended, key):
-        return agents, pool, {"parents": jnp.full((self.n, 2), -1, jnp.int32)}
+    def life_end(self, agents) -> LifeEnd:
+        return LifeEnd(gates=jnp.zeros((self.n, self.l_max, 2)), progress=jnp.zeros(self.n))
 
-    def genome(self, agents):
+    def learned_change(self, agent) -> dict:
         return {}
 
-    def describe_life(self, rec):
-        return {}
+    def wants_layer(self, hp, agents, ages):
+        return agents, jnp.zeros(self.n, bool)
 
-    def bytes_per_slot(self, agents):
+    def insert_layer(self, agent, p, gene, key):
+        return agent
+
+    def bytes_per_slot(self, agents) -> int:
         return 0

@@ -270,24 +270,26 @@ def run_layers(x, layers_base, layers_delta, gates, active, cache_k, cache_v, ca
     return x, jnp.stack(k_all), jnp.stack(v_all)
 
 
-def heads(head: Eff, x_act, action, phi_now):
-    """Outputs read at the action token. The forward model predicts the *change* of the
-    target latent, phi0(s_{t+1}) - phi0(s_t), from the context, the action and phi0(s_t)
-    itself (`phi_now`: the inherited encoder's latent of the raw current observation)."""
-    h = layer_norm(x_act, head["lnf_s"], head["lnf_b"])
+def read_out(head: Eff, x_act):
+    """The action token's stream, normalised for every head."""
+    return layer_norm(x_act, head["lnf_s"], head["lnf_b"])
+
+
+def policy_value(head: Eff, h):
+    """(logits [A], value []) from the normalised action token `h`."""
+    return head.mm(h, "w_pi") + head["b_pi"], (head.mm(h, "w_v") + head["b_v"])[..., 0]
+
+
+def predictions(head: Eff, h, action, phi_now):
+    """The other heads, read at the normalised action token `h`. The forward model predicts the
+    *change* of the target latent, phi0(s_{t+1}) - phi0(s_t), from the context, the action and
+    phi0(s_t) itself (`phi_now`: the inherited encoder's latent of the raw current observation)."""
     z = jax.nn.gelu(head.mm(h, "w_f1") + head.mm(phi_now, "w_fs") + head["f_act"][action] + head["b_f1"])
     return {
-        "logits": head.mm(h, "w_pi") + head["b_pi"],
-        "value": (head.mm(h, "w_v") + head["b_v"])[..., 0],
         "pos": head.mm(h, "w_pos") + head["b_pos"],
         "pred": head.mm(z, "w_f2") + head["b_f2"],
         "reward": (head.mm(z, "w_r") + head["b_r"])[..., 0],
     }
-
-
-def policy_value(head: Eff, x_act):
-    h = layer_norm(x_act, head["lnf_s"], head["lnf_b"])
-    return head.mm(h, "w_pi") + head["b_pi"], (head.mm(h, "w_v") + head["b_v"])[..., 0]
 
 
 def inverse_logits(head: Eff, phi, phi_next):

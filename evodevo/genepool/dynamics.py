@@ -60,7 +60,7 @@ def split(bank: gp.GeneBank, f, rank, discarded, key, step, next_id, history: gp
         # Log-normal self-adaptation: mutate the scale first, then the weights with the new scale.
         sigma = bank.sigma[src] * jnp.exp(gcfg.sigma_tau * jax.random.normal(k1))
         parent = bank.params[src]
-        params = bank.params.at[dst].set(parent + gp.perturbation(parent, k2, sigma, layout))
+        params = bank.params.at[dst].set(parent + gp.mutation_noise(parent, k2, sigma, layout))
         half = bank.freq[src] / 2
         d = gp.mean_depth(bank)[src]
         set_ = lambda x, v: x.at[dst].set(jnp.asarray(v, x.dtype))  # noqa: E731
@@ -75,7 +75,7 @@ def split(bank: gp.GeneBank, f, rank, discarded, key, step, next_id, history: gp
             births=set_(bank.births, 0), es_sum=bank.es_sum.at[dst].set(0.0),
             es_n=set_(bank.es_n, 0.0),
         )
-        h = next_id % gp.HISTORY
+        h = next_id % gp.ANCESTRY_SIZE
         history = history.replace(
             gene_id=history.gene_id.at[h].set(next_id), parent_id=history.parent_id.at[h].set(bank.parent_id[dst]),
             kind=history.kind.at[h].set(jnp.int8(kind)), birth_step=history.birth_step.at[h].set(step),
@@ -107,7 +107,7 @@ def update_pool(pool: gp.GenePool, carriers: dict, step, key, gcfg, layouts: dic
     """One round of pool dynamics over every bank (see the module doc)."""
     next_id, history = pool.next_id, pool.history
     banks, splits, discards = {}, [], []
-    spread = pool.recent.spread()
+    spread = pool.archive.spread()
     for i, (kind, k) in enumerate(zip(gp.KINDS, jax.random.split(key, len(gp.KINDS)))):
         bank = pool.bank(kind)
         if gcfg.improve != "frozen":
@@ -115,7 +115,7 @@ def update_pool(pool: gp.GenePool, carriers: dict, step, key, gcfg, layouts: dic
         f = gp.shrunk_fitness(bank, pool.fit_mean, gcfg.shrink_k)
         rank = fitness_rank(f, bank.alive)
         bank, gone = discard(bank, f, rank, carriers[kind], gcfg)
-        ended = jnp.where(gone, bank.gene_id % gp.HISTORY, gp.HISTORY)
+        ended = jnp.where(gone, bank.gene_id % gp.ANCESTRY_SIZE, gp.ANCESTRY_SIZE)
         history = history.replace(end_step=history.end_step.at[ended].set(step, mode="drop"))
         bank, next_id, history, n_split = split(bank, f, rank, gone, k, step, next_id, history, i, gcfg,
                                                 layouts[kind])
@@ -124,7 +124,7 @@ def update_pool(pool: gp.GenePool, carriers: dict, step, key, gcfg, layouts: dic
         splits.append(n_split)
         discards.append(gone.sum())
     return pool.replace(
-        **banks, next_id=next_id, history=history, updates=pool.updates + 1,
+        banks=banks, next_id=next_id, history=history, updates=pool.updates + 1,
         splits=pool.splits + jnp.stack(splits).astype(jnp.int32),
         discards=pool.discards + jnp.stack(discards).astype(jnp.int32),
     )

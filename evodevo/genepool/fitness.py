@@ -32,20 +32,19 @@ def lifetime_fitness(gcfg, age, pool: gp.GenePool, progress, achievements):
 def credit_fitness(pool: gp.GenePool, genome: Genome, fitness, lifespan) -> gp.GenePool:
     """Credit one finished life to every gene it carried (each gene once per life; layer genes also
     record the relative depths they were used at) and update the pool's running means."""
-    n = genome.length
-    depth = jnp.where(genome.active, (jnp.arange(genome.active.shape[0]) + 0.5) / jnp.maximum(n, 1), 0.0)
-    lb = pool.layer
+    depth = jnp.where(genome.active, gp.relative_depth(jnp.arange(genome.active.shape[0]), genome.length), 0.0)
+    lb = pool.bank("layer")
     layers = jnp.zeros(lb.capacity, bool).at[genome.layer_slot].max(genome.active)
     d_sum = jnp.zeros(lb.capacity).at[genome.layer_slot].add(depth)
     d_n = jnp.zeros(lb.capacity).at[genome.layer_slot].add(genome.active.astype(jnp.float32))
-    enc = jnp.arange(pool.encoder.capacity) == genome.enc_slot
-    head = jnp.arange(pool.head.capacity) == genome.head_slot
+    eb, hb = pool.bank("encoder"), pool.bank("head")
+    enc = jnp.arange(eb.capacity) == genome.enc_slot
+    head = jnp.arange(hb.capacity) == genome.head_slot
     count = pool.life_count + 1
     rate = jnp.maximum(1.0 / count, 1.0 / LIFE_WINDOW)
     return pool.replace(
-        encoder=gp.credit(pool.encoder, enc, fitness),
-        layer=gp.credit(lb, layers, fitness, d_sum, d_n),
-        head=gp.credit(pool.head, head, fitness),
+        banks={"encoder": gp.credit(eb, enc, fitness), "layer": gp.credit(lb, layers, fitness, d_sum, d_n),
+               "head": gp.credit(hb, head, fitness)},
         life_count=count,
         life_mean=pool.life_mean + rate * (lifespan - pool.life_mean),
         fit_mean=pool.fit_mean + rate * (fitness - pool.fit_mean),

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from evodevo.genepool import pool as gp
+from evodevo.treeutil import insert_at, remove_at, select
 
 # Per-layer fields of a Genome (leading axis L), shifted together on insertion and deletion.
 LAYER_FIELDS = ("layer_slot", "layer_id", "active", "gates", "developmental", "noise_layer")
@@ -52,21 +53,6 @@ def empty(l_max: int) -> Genome:
 # --------------------------------------------------------------------------- layer lists
 
 
-def shift_in(x, p, value):
-    """Insert `value` at index `p` of the leading axis, shifting later entries right (the last drops)."""
-    i = jnp.arange(x.shape[0])
-    out = x[jnp.where(i <= p, i, i - 1)]
-    return jnp.where((i == p).reshape((-1,) + (1,) * (x.ndim - 1)), value, out)
-
-
-def shift_out(x, p, fill):
-    """Remove index `p` of the leading axis, shifting later entries left; `fill` enters at the end."""
-    n = x.shape[0]
-    i = jnp.arange(n)
-    out = x[jnp.minimum(jnp.where(i < p, i, i + 1), n - 1)]
-    return jnp.where((i == n - 1).reshape((-1,) + (1,) * (x.ndim - 1)), fill, out)
-
-
 def _layers(g: Genome) -> dict:
     return {f: getattr(g, f) for f in LAYER_FIELDS}
 
@@ -80,12 +66,12 @@ def insert_layer(g: Genome, p, slot, gene_id, gate=0.0, developmental=False) -> 
     """Insert a layer gene at position `p` (<= length < L) with both gate alphas = `gate`."""
     new = {"layer_slot": slot, "layer_id": gene_id, "active": True, "gates": jnp.full(2, gate, jnp.float32),
            "developmental": developmental, "noise_layer": -1}
-    return g.replace(**{f: shift_in(x, p, jnp.asarray(new[f], x.dtype)) for f, x in _layers(g).items()})
+    return g.replace(**{f: insert_at(x, p, jnp.asarray(new[f], x.dtype)) for f, x in _layers(g).items()})
 
 
 def delete_layer(g: Genome, p) -> Genome:
     blank = _blank_layer(g)
-    return g.replace(**{f: shift_out(x, p, jnp.asarray(blank[f], x.dtype)) for f, x in _layers(g).items()})
+    return g.replace(**{f: remove_at(x, p, jnp.asarray(blank[f], x.dtype)) for f, x in _layers(g).items()})
 
 
 def compact(g: Genome, keep) -> Genome:
@@ -97,8 +83,7 @@ def compact(g: Genome, keep) -> Genome:
     blank = _blank_layer(g)
     fields = {}
     for f, x in _layers(g).items():
-        y = x[order]
-        fields[f] = jnp.where(inside.reshape((-1,) + (1,) * (x.ndim - 1)), y, jnp.asarray(blank[f], x.dtype))
+        fields[f] = select(inside, x[order], jnp.asarray(blank[f], x.dtype))
     return g.replace(**fields)
 
 
@@ -131,8 +116,7 @@ def crossover(key, g1: Genome, g2: Genome) -> Genome:
     fields = {}
     for f in LAYER_FIELDS:
         a, b = getattr(g1, f), getattr(g2, f)
-        y = jnp.where(from1.reshape((-1,) + (1,) * (a.ndim - 1)), a, b[src2])
-        fields[f] = jnp.where(inside.reshape((-1,) + (1,) * (a.ndim - 1)), y, jnp.asarray(blank[f], a.dtype))
+        fields[f] = select(inside, select(from1, a, b[src2]), jnp.asarray(blank[f], a.dtype))
     enc2 = jax.random.bernoulli(k3)
     head2 = jax.random.bernoulli(k4)
     return g1.replace(
@@ -162,15 +146,16 @@ def pick_layer_gene(key, bank: gp.GeneBank, role, weights):
 def sample_genome(key, pool: gp.GenePool, depth: int, l_max: int, gate: float, by_freq: bool) -> Genome:
     """A fresh genome of `depth` layers: genes drawn by frequency (or uniformly), gates `gate`."""
     ke, kl, kh = jax.random.split(key, 3)
+    eb, lb, hb = (pool.bank(k) for k in gp.KINDS)
     w = (lambda b: b.freq) if by_freq else (lambda b: None)
-    enc = gp.sample(ke, pool.encoder, (), w(pool.encoder))
-    head = gp.sample(kh, pool.head, (), w(pool.head))
-    layers = gp.sample(kl, pool.layer, (l_max,), w(pool.layer))
+    enc = gp.sample(ke, eb, (), w(eb))
+    head = gp.sample(kh, hb, (), w(hb))
+    layers = gp.sample(kl, lb, (l_max,), w(lb))
     active = jnp.arange(l_max) < depth
     g = empty(l_max)
     return g.replace(
-        enc_slot=enc, enc_id=pool.encoder.gene_id[enc], head_slot=head, head_id=pool.head.gene_id[head],
-        layer_slot=jnp.where(active, layers, 0), layer_id=jnp.where(active, pool.layer.gene_id[layers], -1),
+        enc_slot=enc, enc_id=eb.gene_id[enc], head_slot=head, head_id=hb.gene_id[head],
+        layer_slot=jnp.where(active, layers, 0), layer_id=jnp.where(active, lb.gene_id[layers], -1),
         active=active, gates=jnp.where(active[:, None], jnp.full((l_max, 2), gate, jnp.float32), 0.0),
     )
 
@@ -179,7 +164,7 @@ def mutate(key, g: Genome, pool: gp.GenePool, gcfg) -> Genome:
     """Swap genes (for a relative or a gene of the same role, by frequency), delete a layer,
     insert one (gate alpha 0: the child's function is unchanged by it), perturb the gates."""
     ks = jax.random.split(key, 12)
-    lb = pool.layer
+    lb = pool.bank("layer")
     l_max = g.active.shape[0]
 
     # Swap each layer gene with probability p_swap: half the time for a relative, else by role.
@@ -197,24 +182,22 @@ def mutate(key, g: Genome, pool: gp.GenePool, gcfg) -> Genome:
     slot = jnp.where(swap, new_slot, g.layer_slot)
     g = g.replace(layer_slot=slot, layer_id=jnp.where(g.active, lb.gene_id[slot], -1))
 
-    enc_swap = jax.random.bernoulli(ks[2], gcfg.p_swap)
-    enc = jnp.where(enc_swap, gp.sample(ks[3], pool.encoder, (), pool.encoder.freq), g.enc_slot)
-    head_swap = jax.random.bernoulli(ks[4], gcfg.p_swap)
-    head = jnp.where(head_swap, gp.sample(ks[5], pool.head, (), pool.head.freq), g.head_slot)
-    g = g.replace(enc_slot=enc, enc_id=pool.encoder.gene_id[enc], head_slot=head, head_id=pool.head.gene_id[head])
+    eb, hb = pool.bank("encoder"), pool.bank("head")
+    enc = jnp.where(jax.random.bernoulli(ks[2], gcfg.p_swap), gp.sample(ks[3], eb, (), eb.freq), g.enc_slot)
+    head = jnp.where(jax.random.bernoulli(ks[4], gcfg.p_swap), gp.sample(ks[5], hb, (), hb.freq), g.head_slot)
+    g = g.replace(enc_slot=enc, enc_id=eb.gene_id[enc], head_slot=head, head_id=hb.gene_id[head])
 
     # Delete one layer (never the last one left).
     n = g.length
     do_del = jax.random.bernoulli(ks[6], gcfg.p_delete) & (n > 1)
-    g = jax.tree.map(lambda a, b: jnp.where(do_del, a, b),
-                     delete_layer(g, jax.random.randint(ks[7], (), 0, jnp.maximum(n, 1))), g)
+    g = select(do_del, delete_layer(g, jax.random.randint(ks[7], (), 0, jnp.maximum(n, 1))), g)
 
     # Insert one layer at a random position with its gate closed.
     n = g.length
     p = jax.random.randint(ks[8], (), 0, n + 1)
     new = pick_layer_gene(ks[9], lb, gp.role_at(p, n + 1), lb.freq)
     do_ins = jax.random.bernoulli(ks[10], gcfg.p_insert) & (n < l_max)
-    g = jax.tree.map(lambda a, b: jnp.where(do_ins, a, b), insert_layer(g, p, new, lb.gene_id[new]), g)
+    g = select(do_ins, insert_layer(g, p, new, lb.gene_id[new]), g)
 
     noise = gcfg.gate_sigma * jax.random.normal(ks[11], g.gates.shape)
     return g.replace(gates=jnp.where(g.active[:, None], g.gates + noise, 0.0))
@@ -223,34 +206,33 @@ def mutate(key, g: Genome, pool: gp.GenePool, gcfg) -> Genome:
 def repair(key, g: Genome, pool: gp.GenePool) -> Genome:
     """Replace references to genes that are no longer alive (discarded since the parent lived)."""
     ke, kl, kh = jax.random.split(key, 3)
-    lb = pool.layer
+    lb = pool.bank("layer")
     ok = gp.valid_ref(lb, g.layer_slot, g.layer_id) | ~g.active
     fresh = jax.vmap(lambda k, i: pick_layer_gene(k, lb, gp.role_at(i, g.length), lb.freq))(
         jax.random.split(kl, g.active.shape[0]), jnp.arange(g.active.shape[0]))
     slot = jnp.where(ok, g.layer_slot, fresh)
-    enc_ok = gp.valid_ref(pool.encoder, g.enc_slot, g.enc_id)
-    enc = jnp.where(enc_ok, g.enc_slot, gp.sample(ke, pool.encoder, (), pool.encoder.freq))
-    head_ok = gp.valid_ref(pool.head, g.head_slot, g.head_id)
-    head = jnp.where(head_ok, g.head_slot, gp.sample(kh, pool.head, (), pool.head.freq))
+    eb, hb = pool.bank("encoder"), pool.bank("head")
+    enc = jnp.where(gp.valid_ref(eb, g.enc_slot, g.enc_id), g.enc_slot, gp.sample(ke, eb, (), eb.freq))
+    head = jnp.where(gp.valid_ref(hb, g.head_slot, g.head_id), g.head_slot, gp.sample(kh, hb, (), hb.freq))
     return g.replace(
         layer_slot=jnp.where(g.active, slot, 0), layer_id=jnp.where(g.active, lb.gene_id[slot], -1),
-        enc_slot=enc, enc_id=pool.encoder.gene_id[enc], head_slot=head, head_id=pool.head.gene_id[head],
+        enc_slot=enc, enc_id=eb.gene_id[enc], head_slot=head, head_id=hb.gene_id[head],
     )
 
 
 def is_valid(g: Genome, pool: gp.GenePool):
     """Every referenced gene is alive with the recorded id; layers are a prefix; gates finite."""
-    layers_ok = (gp.valid_ref(pool.layer, g.layer_slot, g.layer_id) | ~g.active).all()
+    layers_ok = (gp.valid_ref(pool.bank("layer"), g.layer_slot, g.layer_id) | ~g.active).all()
     prefix = (g.active == (jnp.arange(g.active.shape[0]) < g.length)).all()
-    return (layers_ok & prefix & gp.valid_ref(pool.encoder, g.enc_slot, g.enc_id)
-            & gp.valid_ref(pool.head, g.head_slot, g.head_id) & jnp.isfinite(g.gates).all())
+    return (layers_ok & prefix & gp.valid_ref(pool.bank("encoder"), g.enc_slot, g.enc_id)
+            & gp.valid_ref(pool.bank("head"), g.head_slot, g.head_id) & jnp.isfinite(g.gates).all())
 
 
-# --------------------------------------------------------------------------- recent lives
+# --------------------------------------------------------------------------- the archive of recent lives
 
 
 @struct.dataclass
-class RecentLives:
+class Archive:
     """A ring buffer of the heritable genomes and fitness of the most recent deaths (tournaments)."""
 
     genome: Genome  # [R] batched
@@ -260,12 +242,12 @@ class RecentLives:
     next: jax.Array  # int32 write position
 
     @classmethod
-    def zeros(cls, size: int, l_max: int) -> "RecentLives":
+    def zeros(cls, size: int, l_max: int) -> "Archive":
         g = jax.tree.map(lambda x: jnp.broadcast_to(x, (size,) + x.shape), empty(l_max))
         return cls(genome=g, fitness=jnp.zeros(size, jnp.float32), agent_id=jnp.full(size, -1, jnp.int32),
                    valid=jnp.zeros(size, bool), next=jnp.int32(0))
 
-    def push(self, genome: Genome, fitness, agent_id) -> "RecentLives":
+    def push(self, genome: Genome, fitness, agent_id) -> "Archive":
         i = self.next % self.valid.shape[0]
         return self.replace(
             genome=jax.tree.map(lambda b, x: b.at[i].set(x), self.genome, genome),

@@ -27,7 +27,7 @@ from jax.flatten_util import ravel_pytree
 
 KINDS = ("encoder", "layer", "head")
 ROLES = ("early", "mid", "late")
-HISTORY = 4096  # entries of the ancestry table (indexed by gene id modulo this)
+ANCESTRY_SIZE = 4096  # the ancestry table keeps the last this many genes made (a ring over gene ids)
 MIN_ALIVE = 2  # a discard never leaves a bank with fewer living genes than this
 
 
@@ -76,7 +76,8 @@ class GeneBank:
 
 @struct.dataclass
 class Ancestry:
-    """Every gene ever made (a ring over gene ids): the lineage tree, dead branches included."""
+    """The last ANCESTRY_SIZE genes made (a ring over gene ids; older entries are overwritten):
+    the lineage tree, dead branches included."""
 
     gene_id: jax.Array  # [H] int32, -1 where unused
     parent_id: jax.Array  # [H] int32
@@ -87,26 +88,23 @@ class Ancestry:
 
 @struct.dataclass
 class GenePool:
-    encoder: GeneBank
-    layer: GeneBank
-    head: GeneBank
+    banks: dict  # {kind: GeneBank} for every kind in KINDS
     next_id: jax.Array  # int32: the next fresh gene id
-    rnd_target: dict  # fixed random network of the RND novelty term (never learns, never evolves)
-    noise_key: jax.Array  # fixed PRNG key of the darwinian perturbations (regenerated at death)
+    noise_key: jax.Array  # fixed PRNG key of the darwinian mutations (regenerated at death)
     life_count: jax.Array  # int32 lives credited (broken ones excluded)
     life_mean: jax.Array  # float32 running mean lifespan of recent lives (the survival yardstick)
     fit_mean: jax.Array  # float32 running mean lifetime fitness (the shrinkage target)
-    splits: jax.Array  # [3] int32 cumulative splits per kind
-    discards: jax.Array  # [3] int32 cumulative discards per kind
+    splits: jax.Array  # [len(KINDS)] int32 cumulative splits per kind
+    discards: jax.Array  # [len(KINDS)] int32 cumulative discards per kind
     updates: jax.Array  # int32 pool updates so far
     history: Ancestry
-    recent: object  # RecentLives buffer of heritable genomes for tournaments (genome.py)
+    archive: object  # genome.Archive of the recent lives' heritable genomes (tournament candidates)
 
     def bank(self, kind: str) -> GeneBank:
-        return getattr(self, kind)
+        return self.banks[kind]
 
-    def banks(self) -> dict:
-        return {k: getattr(self, k) for k in KINDS}
+    def with_bank(self, kind: str, bank: GeneBank) -> "GenePool":
+        return self.replace(banks=dict(self.banks, **{kind: bank}))
 
 
 # --------------------------------------------------------------------------- construction
@@ -135,12 +133,12 @@ def init_bank(key, capacity: int, founders: int, init_fn, first_id, sigma: float
 
 def init_history(banks: dict) -> Ancestry:
     h = Ancestry(
-        gene_id=jnp.full(HISTORY, -1, jnp.int32), parent_id=jnp.full(HISTORY, -1, jnp.int32),
-        kind=jnp.zeros(HISTORY, jnp.int8), birth_step=jnp.zeros(HISTORY, jnp.int32),
-        end_step=jnp.full(HISTORY, -1, jnp.int32),
+        gene_id=jnp.full(ANCESTRY_SIZE, -1, jnp.int32), parent_id=jnp.full(ANCESTRY_SIZE, -1, jnp.int32),
+        kind=jnp.zeros(ANCESTRY_SIZE, jnp.int8), birth_step=jnp.zeros(ANCESTRY_SIZE, jnp.int32),
+        end_step=jnp.full(ANCESTRY_SIZE, -1, jnp.int32),
     )
     for k, bank in banks.items():
-        live = jnp.where(bank.alive, bank.gene_id % HISTORY, HISTORY)  # dropped when not alive
+        live = jnp.where(bank.alive, bank.gene_id % ANCESTRY_SIZE, ANCESTRY_SIZE)  # dropped when not alive
         h = h.replace(
             gene_id=h.gene_id.at[live].set(bank.gene_id, mode="drop"),
             kind=h.kind.at[live].set(jnp.int8(KINDS.index(k)), mode="drop"),
@@ -148,18 +146,18 @@ def init_history(banks: dict) -> Ancestry:
     return h
 
 
-def init_pool(key, capacities: dict, founders: dict, init_fns: dict, rnd_target: dict, sigma: float,
-              recent) -> GenePool:
+def init_pool(key, capacities: dict, founders: dict, init_fns: dict, sigma, archive) -> GenePool:
+    """A pool whose banks hold `founders[kind]` random genes (flat, from `init_fns[kind](key)`)."""
     banks, next_id = {}, 0
     k_banks, k_noise = jax.random.split(key)
     for kind, k in zip(KINDS, jax.random.split(k_banks, len(KINDS))):
         banks[kind] = init_bank(k, capacities[kind], founders[kind], init_fns[kind], next_id, sigma)
         next_id += founders[kind]
     return GenePool(
-        **banks, next_id=jnp.int32(next_id), rnd_target=rnd_target, noise_key=k_noise,
+        banks=banks, next_id=jnp.int32(next_id), noise_key=k_noise,
         life_count=jnp.int32(0), life_mean=jnp.float32(0.0), fit_mean=jnp.float32(0.0),
-        splits=jnp.zeros(3, jnp.int32), discards=jnp.zeros(3, jnp.int32), updates=jnp.int32(0),
-        history=init_history(banks), recent=recent,
+        splits=jnp.zeros(len(KINDS), jnp.int32), discards=jnp.zeros(len(KINDS), jnp.int32), updates=jnp.int32(0),
+        history=init_history(banks), archive=archive,
     )
 
 
@@ -189,16 +187,24 @@ def mean_depth(bank: GeneBank):
     return jnp.where(bank.depth_n > 0, bank.depth_sum / jnp.maximum(bank.depth_n, 1.0), 0.5)
 
 
+def relative_depth(position, length):
+    """Relative depth of layer `position` in a list of `length` layers: 0 first, 1 last."""
+    return (position + 0.5) / jnp.maximum(length, 1)
+
+
+def role_of(depth):
+    """int32 role of a relative depth: 0 early (< 1/3), 1 mid, 2 late (> 2/3)."""
+    return jnp.where(depth < 1 / 3, 0, jnp.where(depth > 2 / 3, 2, 1)).astype(jnp.int32)
+
+
 def roles(bank: GeneBank):
-    """[G] int32 role by mean relative depth: 0 early (< 1/3), 1 mid, 2 late (> 2/3)."""
-    d = mean_depth(bank)
-    return jnp.where(d < 1 / 3, 0, jnp.where(d > 2 / 3, 2, 1)).astype(jnp.int32)
+    """[G] int32 role of each gene by the mean relative depth of its uses."""
+    return role_of(mean_depth(bank))
 
 
 def role_at(position, length):
-    """Role of layer `position` in a list of `length` layers (by its relative depth)."""
-    d = (position + 0.5) / jnp.maximum(length, 1)
-    return jnp.where(d < 1 / 3, 0, jnp.where(d > 2 / 3, 2, 1)).astype(jnp.int32)
+    """Role of layer `position` in a list of `length` layers."""
+    return role_of(relative_depth(position, length))
 
 
 def shrunk_fitness(bank: GeneBank, prior, k: float):
@@ -251,14 +257,14 @@ def accumulate(bank: GeneBank, slots, deltas, weights) -> GeneBank:
     )
 
 
-def perturbation(gene, key, sigma, layout: GeneLayout):
+def mutation_noise(gene, key, sigma, layout: GeneLayout):
     """A mutation of one flat gene: Gaussian noise scaled, tensor by tensor, by sigma x (RMS + 0.01)."""
     seg = jnp.asarray(layout.segment)
     ms = jax.ops.segment_sum(gene**2, seg, num_segments=len(layout.segment_size)) / layout.segment_size
     return sigma * (jnp.sqrt(ms)[seg] + 0.01) * jax.random.normal(key, gene.shape, gene.dtype)
 
 
-def noise_key(pool: GenePool, gene_id, index):
+def copy_key(pool: GenePool, gene_id, index):
     """Key of the `index`-th mutated copy of gene `gene_id`: copies 2j and 2j+1 share it (antithetic)."""
     return jax.random.fold_in(jax.random.fold_in(pool.noise_key, gene_id), index // 2)
 

@@ -7,7 +7,7 @@ which the next chunk donates); everything else is host-side numpy.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import math
 
 import jax
@@ -15,31 +15,29 @@ import jax.numpy as jnp
 import numpy as np
 
 from evodevo.genepool import pool as gp
+from evodevo.genepool.genome import Genome
 
 GENE_FIELDS = ("alive", "gene_id", "parent_id", "birth_step", "lineage_depth", "count", "fit_mean", "sigma", "freq")
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def pool_view(kind_obj, agents, pool: gp.GenePool) -> dict:
-    """Everything the reports need, as fresh device arrays (no gene weights)."""
-    carriers = kind_obj.carriers(agents, pool)
+@jax.jit
+def pool_view(pool: gp.GenePool, genomes: Genome, carriers: dict, gates, shrink_k) -> dict:
+    """Everything the reports need, as fresh device arrays (no gene weights): the pool's banks,
+    the living genomes' shapes and gate openness (`gates` [N, L, 2] alphas), the ancestry."""
     out = {"banks": {}}
     for kind in gp.KINDS:
         b = pool.bank(kind)
         fields = {f: getattr(b, f) + jnp.zeros((), getattr(b, f).dtype) for f in GENE_FIELDS}  # copies
         fields.update(
-            fitness=gp.shrunk_fitness(b, pool.fit_mean, kind_obj.g.shrink_k), stderr=gp.fitness_stderr(b),
+            fitness=gp.shrunk_fitness(b, pool.fit_mean, shrink_k), stderr=gp.fitness_stderr(b),
             role=gp.roles(b), depth=gp.mean_depth(b), carriers=carriers[kind], entropy=gp.entropy(b.freq),
         )
         out["banks"][kind] = fields
-    g = agents.genome
-    out["agents"] = {"length": g.length, "active": g.active, "developmental": g.developmental,
-                     "gate_open": jnp.abs(jnp.tanh(kind_obj.gates(agents)))}
+    out["agents"] = {"length": genomes.length, "active": genomes.active, "developmental": genomes.developmental,
+                     "gate_open": jnp.abs(jnp.tanh(gates))}
     out["pool"] = {"splits": pool.splits + 0, "discards": pool.discards + 0, "updates": pool.updates + 0,
                    "life_mean": pool.life_mean + 0, "fit_mean": pool.fit_mean + 0}
-    h = pool.history
-    out["history"] = {"gene_id": h.gene_id + 0, "parent_id": h.parent_id + 0, "kind": h.kind + 0,
-                      "birth_step": h.birth_step + 0, "end_step": h.end_step + 0}
+    out["history"] = {f.name: getattr(pool.history, f.name) + 0 for f in dataclasses.fields(pool.history)}
     return out
 
 

@@ -137,6 +137,7 @@ class Runner:
         self.recent = recent
         self.log = LifetimeLog(self.run_dir / LIFETIMES)
         self.ckpt = Checkpoints(self.run_dir / CHECKPOINTS, cfg.run.keep_checkpoints)
+        self.hp = config_mod.hyperparams(cfg)  # traced: a shared Simulation may have other floats
         self._purge_step = purge_step
         self._tb = None
         self._pool_counts = None  # cumulative splits/discards at the last TensorBoard write
@@ -165,7 +166,7 @@ class Runner:
         (run_dir / CONFIG).write_text(config_mod.dump_yaml(cfg))
         sim = Simulation(cfg) if sim is None else sim  # tests share one compiled Simulation
         recent = RecentLives(cfg.run.recent_lives, sim.world.achievement_names)
-        runner = cls(run_dir, cfg, sim, sim.init(), recent, purge_step=None)
+        runner = cls(run_dir, cfg, sim, sim.init(config_mod.hyperparams(cfg)), recent, purge_step=None)
         runner.log.path.touch()
         runner.checkpoint()  # step 0: a run killed before its first interval can still resume
         return runner
@@ -184,7 +185,7 @@ class Runner:
         cfg = config_mod.from_dict(config_mod.apply_overrides(data, list(overrides)))
         sim = Simulation(cfg)
         ckpt = Checkpoints(run_dir / CHECKPOINTS, cfg.run.keep_checkpoints)
-        state, meta, step = ckpt.restore(sim.init())
+        state, meta, step = ckpt.restore(sim.init(config_mod.hyperparams(cfg)))
         ckpt.close()
         recent = RecentLives(cfg.run.recent_lives, sim.world.achievement_names)
         log = LifetimeLog(run_dir / LIFETIMES)
@@ -215,8 +216,7 @@ class Runner:
         self._write_pool_pictures()
 
     def _pool_view(self) -> dict | None:
-        fn = getattr(self.sim.agents, "pool_report", None)
-        return None if fn is None else fn(self.state.agents, self.state.pool)
+        return self.sim.pool_report(self.state)
 
     def _write_pool_pictures(self) -> None:
         """At checkpoints: the top-genes table and the lineage tree (TensorBoard and lineage.png).
@@ -283,10 +283,10 @@ class Runner:
                     step0 = self.step
                     n = min(chunk, target - step0)
                     t0 = time.perf_counter()
-                    self.state, out = self.sim.run_chunk(self.state, n)
+                    self.state, out = self.sim.run_chunk(self.state, n, hp=self.hp)
                     out = jax.device_get(out)
                     rate = n * self.sim.n / (time.perf_counter() - t0)
-                    lives = lives_from_chunk(out, step0, names, self.sim.agents.describe_life)
+                    lives = lives_from_chunk(out, step0, names, self.sim.describe_life)
                     self.log.append(lives)
                     self._logged_step = self.step
                     for life in lives:

@@ -1,19 +1,39 @@
-"""The simulation step and the jitted chunk of steps.
+"""The simulation step, the one place where the agents and the gene pool meet.
 
-`sim_step` is pure: act -> world step -> learn -> deaths -> births. The PRNG key is
-carried in the state and split once per step, so a run does not depend on how its
-steps are grouped into chunks. `run_chunk` scans a fixed number of steps; a shorter
-request masks the tail steps instead of compiling a second shape.
+`sim_step` is pure and reads top to bottom:
+
+    act      kind.act(agents, obs, senses)                    -> actions, pending
+    world    world.step(world, actions)                        -> obs', cause of death
+    learn    kind.learn(agents, pending, obs', senses')        -> agents', broken
+    tell     strategy.tell(pool, lives that ended)             -> pool'  (credit, ES, archive, updates)
+    ask      strategy.ask(pool, candidates)                    -> genomes and parents of newborns
+    born     kind.newborn(strategy.gather(pool, genome))       -> fresh agents in the freed slots
+    grow     kind.wants_layer, strategy.offer_layer, kind.insert_layer  -> a gated layer inserted
+    respawn  world.respawn(world, died)
+
+A kind without genes (random agents) has no pool: tell, ask, born and grow are skipped. Float
+hyperparameters (`config.Hyper`) are a traced argument of the jitted chunk: changing one does not
+recompile it. The PRNG key is carried in the state and split once per step, so a run does not
+depend on how its steps are grouped into chunks; a shorter chunk masks its tail steps instead
+of compiling a second shape.
 """
 
 from __future__ import annotations
 
+import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
-from evodevo.config import Config
+from evodevo.agents.kind import AgentKind, Senses
+from evodevo.config import Config, Hyper, hyperparams
+from evodevo.genepool import report
+from evodevo.genepool.genome import Genome
+from evodevo.genepool.pool import GenePool
+from evodevo.genepool.strategy import GeneStrategy, Lives
+from evodevo.treeutil import row, select, set_row
 from evodevo.world.craftax_world import Cause, ContinuousWorld, WorldState
 
 
@@ -22,6 +42,8 @@ class Slots:
     agent_id: jax.Array  # [N] int32, unique over the run, increasing with birth
     birth_step: jax.Array  # [N] int32
     parents: jax.Array  # [N, 2] int32 parent agent ids, -1 where none
+    layers_birth: jax.Array  # [N, L] int32 layer gene ids at birth (-1 where none)
+    gates_birth: jax.Array  # [N, L, 2] gate alphas at birth
 
 
 @struct.dataclass
@@ -29,8 +51,9 @@ class SimState:
     step: jax.Array  # int32: completed simulation steps
     key: jax.Array  # uint32[2]
     world: WorldState
-    agents: object  # agent-kind pytree, leading axis = slot
-    pool: object  # gene pool pytree (empty for random agents)
+    agents: object  # the agent kind's state (learner.AgentState, random_agent.RandomState), leading axis = slot
+    pool: GenePool | None  # None for a kind without genes
+    genomes: Genome | None  # [N] each slot's genome (layers grown in during life included); None without genes
     slots: Slots
     prev_action: jax.Array  # [N] int32, the action each slot took last step (-1 for newborns)
     next_agent_id: jax.Array  # int32
@@ -38,16 +61,14 @@ class SimState:
     deaths: jax.Array  # [len(Cause)] int32, cumulative by cause (index 0 unused)
 
 
-def make_agents(cfg: Config, world: ContinuousWorld):
+def make_kind(cfg: Config, world: ContinuousWorld) -> AgentKind:
     if cfg.agents.kind == "random":
         from evodevo.agents.random_agent import RandomAgents
 
-        return RandomAgents(world.n, world.num_actions)
-    if cfg.agents.kind == "transformer":
-        from evodevo.agents.learner import TransformerAgents
+        return RandomAgents(world.n, world.num_actions, cfg.agents.l_max)
+    from evodevo.agents.learner import Learner
 
-        return TransformerAgents(cfg, world)
-    raise ValueError(f"agents.kind '{cfg.agents.kind}' is not available")
+    return Learner(cfg.agents, world)
 
 
 def pack_bits(flags):
@@ -60,125 +81,229 @@ def pack_bits(flags):
 
 
 class Simulation:
-    """Static description of a run: the world, the agent kind, and the jitted chunk."""
+    """Static description of a run: the world, the agent kind, the gene strategy, the jitted chunk."""
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.hp = hyperparams(cfg)
         self.world = ContinuousWorld(cfg.world)
-        self.agents = make_agents(cfg, self.world)
+        self.kind = make_kind(cfg, self.world)
+        genes = self.kind.genes()
+        self.strategy = GeneStrategy(cfg.genepool, genes, cfg.agents.l_max, cfg.agents.init_depth) if genes else None
         self.n = self.world.n
-        self._chunk = jax.jit(self._run_chunk, static_argnums=1, donate_argnums=0)
+        self._chunk = jax.jit(self._run_chunk, static_argnums=2, donate_argnums=0)
 
     # ------------------------------------------------------------------ state
 
-    def init(self) -> SimState:
+    def init(self, hp: Hyper | None = None) -> SimState:
+        hp = self.hp if hp is None else hp
         key = jax.random.PRNGKey(self.cfg.seed)
         key, k_world, k_agents = jax.random.split(key, 3)
         # World generation runs op by op: jitting Craftax's generator costs 20-120 s of compile.
         world = self.world.init(k_world)
-        agents, pool = jax.jit(self.agents.init)(k_agents)
-        n = self.n
+        agents, pool, genomes = jax.jit(self._founders)(hp, k_agents)
+        n, l_max = self.n, self.cfg.agents.l_max
         return SimState(
-            step=jnp.int32(0),
-            key=key,
-            world=world,
-            agents=agents,
-            pool=pool,
+            step=jnp.int32(0), key=key, world=world, agents=agents, pool=pool, genomes=genomes,
             slots=Slots(
-                agent_id=jnp.arange(n, dtype=jnp.int32),
-                birth_step=jnp.zeros(n, jnp.int32),
+                agent_id=jnp.arange(n, dtype=jnp.int32), birth_step=jnp.zeros(n, jnp.int32),
                 parents=jnp.full((n, 2), -1, jnp.int32),
+                # copies: the chunk donates the state, and a buffer cannot be donated twice
+                layers_birth=jnp.full((n, l_max), -1, jnp.int32) if genomes is None else jnp.copy(genomes.layer_id),
+                gates_birth=jnp.zeros((n, l_max, 2)) if genomes is None else jnp.copy(genomes.gates),
             ),
-            prev_action=jnp.full(n, -1, jnp.int32),
-            next_agent_id=jnp.int32(n),
-            births=jnp.int32(0),
+            prev_action=jnp.full(n, -1, jnp.int32), next_agent_id=jnp.int32(n), births=jnp.int32(0),
             deaths=jnp.zeros(len(Cause), jnp.int32),
         )
 
-    def context(self, state: SimState, world: WorldState, step) -> dict:
-        """What an agent senses besides the observation: its age and place."""
-        return {
-            "age": step - state.slots.birth_step,
-            "pos": self.world.position(world),
-            "prev_action": state.prev_action,
-        }
+    def _founders(self, hp: Hyper, key):
+        """(agents, pool, genomes) of the first generation: genomes drawn uniformly from a fresh pool."""
+        k_pool, k_agents = jax.random.split(key)
+        keys = jax.random.split(k_agents, self.n)
+        if self.strategy is None:
+            return jax.vmap(lambda k: self.kind.newborn(None, None, None, k))(keys), None, None
+        pool = self.strategy.init(hp.genepool, k_pool)
+        genomes = jax.vmap(lambda k: self.strategy.fresh_genome(pool, k, False, hp.agents.init_gate))(keys)
+        agents = jax.vmap(lambda g, k: self.kind.newborn(self.strategy.gather(pool, g), g.active, g.gates, k))(
+            genomes, keys)
+        return agents, pool, genomes
+
+    def senses(self, state: SimState, world: WorldState, step, prev_action) -> Senses:
+        """What an agent senses besides the observation: its age, place and last action."""
+        return Senses(age=step - state.slots.birth_step, pos=self.world.position(world), prev_action=prev_action)
 
     # ------------------------------------------------------------------ one step
 
-    def sim_step(self, state: SimState):
-        key, k_act, k_env, k_learn, k_birth = jax.random.split(state.key, 5)
-        ctx = self.context(state, state.world, state.step)
-        actions, pending = self.agents.act(state.agents, state.pool, state.world.obs, ctx, k_act)
+    def sim_step(self, state: SimState, hp: Hyper):
+        key, k_act, k_env, k_life = jax.random.split(state.key, 4)
+        actions, agents, pending = self.kind.act(hp.agents, state.agents, state.world.obs,
+                                                 self.senses(state, state.world, state.step, state.prev_action), k_act)
         world, cause = self.world.step(state.world, actions, k_env)
-
         step = state.step + 1
         age = step - state.slots.birth_step
         if not self.cfg.world.immortal:
             cause = jnp.where((cause == Cause.alive) & (age >= self.cfg.world.max_age), Cause.old_age, cause)
-        ctx_next = self.context(state.replace(prev_action=actions), world, step)
-        agents, broken, metrics = self.agents.learn(
-            state.agents, state.pool, pending, world.obs, ctx_next, cause != Cause.alive, k_learn
-        )
+        agents, broken, metrics = self.kind.learn(hp.agents, agents, pending, world.obs,
+                                                  self.senses(state, world, step, actions), cause != Cause.alive)
         cause = jnp.where(broken, Cause.broken, cause).astype(jnp.int32)
         died = cause != Cause.alive
 
-        record = {
-            "agent_id": state.slots.agent_id,
-            "birth_step": state.slots.birth_step,
-            "parents": state.slots.parents,
-            "achievements": pack_bits(self.world.achievements(world)),
-            **self.agents.genome(agents),
-        }
-        ended = {"cause": cause, "broken": cause == Cause.broken, "lifespan": age, "agent_id": state.slots.agent_id,
-                 "achievements": self.world.achievements(world), "step": step}
-        agents, pool, lives = self.agents.turnover(agents, state.pool, ended, k_birth)
-        parents = lives.pop("parents")
-        record.update(lives)  # e.g. the lifetime fitness of the lives that ended
+        achieved = self.world.achievements(world)
+        record = {"agent_id": state.slots.agent_id, "birth_step": state.slots.birth_step,
+                  "parents": state.slots.parents, "achievements": pack_bits(achieved)}
+        pool, genomes, parents = state.pool, state.genomes, jnp.full((self.n, 2), -1, jnp.int32)
+        if self.strategy is not None:
+            lives = self.lives(hp, agents, pool, genomes, died, broken, age, achieved, state.slots.agent_id)
+            record.update(self.genome_record(agents, genomes, state.slots, lives.fitness))
+            agents, pool, genomes, parents = self.lifecycle(hp, agents, pool, lives, step, k_life)
         world = self.world.respawn(world, died)
+        return self.next_state(state, key, step, world, agents, pool, genomes, died, parents, actions, cause), {
+            "cause": cause.astype(jnp.int8), "action": actions.astype(jnp.int8), "record": record, "metrics": metrics}
 
+    def lives(self, hp: Hyper, agents, pool: GenePool, genomes: Genome, died, broken, age, achieved, agent_id) -> Lives:
+        """Every slot's life as the gene pool sees it this step (fitness so far; the lives that ended)."""
+        end = self.kind.life_end(agents)
+        fitness = self.strategy.fitness(hp.genepool, pool, age, end.progress, achieved)
+        return Lives(ended=died & ~broken, living=~died, genome=genomes, gates=end.gates, fitness=fitness,
+                     lifespan=age, agent_id=agent_id, change=lambda s: self.kind.learned_change(row(agents, s)))
+
+    def lifecycle(self, hp: Hyper, agents, pool: GenePool, lives: Lives, step, key):
+        """tell -> ask -> born -> grow. A broken life is not told: it never writes into the pool."""
+        k_tell, k_ask, k_grow = jax.random.split(key, 3)
+        died = ~lives.living
+        pool = self.strategy.tell(hp.genepool, pool, lives, step, k_tell)
+        pool, newborn, parents = self.strategy.ask(hp.genepool, pool, lives, died, k_ask, hp.agents.init_gate)
+        genomes = select(died, newborn, lives.genome)
+        agents = self.born(pool, agents, genomes, died, k_ask)
+        agents, genomes = self.grow(hp, pool, agents, genomes, jnp.where(died, 0, lives.lifespan), k_grow)
+        return agents, pool, genomes, parents
+
+    def born(self, pool: GenePool, agents, genomes: Genome, died, key):
+        """Fresh agents in the freed slots: a loop over the deaths only, so a birth costs one
+        agent's gather, not the population's."""
+        order = jnp.nonzero(died, size=self.n, fill_value=0)[0]
+
+        def one(i, agents):
+            s = order[i]
+            g = row(genomes, s)
+            child = self.kind.newborn(self.strategy.gather(pool, g), g.active, g.gates,
+                                      jax.random.fold_in(jax.random.fold_in(key, s), 1))
+            return set_row(agents, s, child)
+
+        return jax.lax.fori_loop(0, died.sum(), one, agents)
+
+    def grow(self, hp: Hyper, pool: GenePool, agents, genomes: Genome, ages, key):
+        """Development: triggered agents get a layer gene offered by the pool, behind closed gates."""
+        if self.cfg.agents.develop == "none":
+            return agents, genomes
+        agents, grow = self.kind.wants_layer(hp.agents, agents, ages)
+        order = jnp.nonzero(grow, size=self.n, fill_value=0)[0]
+
+        def one(i, carry):
+            agents, genomes = carry
+            s = order[i]
+            k_offer, k_insert = jax.random.split(jax.random.fold_in(key, s))
+            genome, p, gene = self.strategy.offer_layer(pool, row(genomes, s), k_offer)
+            agent = self.kind.insert_layer(row(agents, s), p, gene, k_insert)
+            return set_row(agents, s, agent), set_row(genomes, s, genome)
+
+        return jax.lax.fori_loop(0, grow.sum(), one, (agents, genomes))
+
+    def next_state(self, state: SimState, key, step, world, agents, pool, genomes, died, parents, actions, cause):
+        """The bookkeeping of slots: ids, birth steps and records of the newborns, counters."""
         new_ids = state.next_agent_id + jnp.cumsum(died, dtype=jnp.int32) - 1
         n_died = died.sum(dtype=jnp.int32)
-        slots = Slots(
-            agent_id=jnp.where(died, new_ids, state.slots.agent_id),
-            birth_step=jnp.where(died, step, state.slots.birth_step),
-            parents=jnp.where(died[:, None], parents, state.slots.parents),
+        slots = state.slots
+        if genomes is not None:
+            slots = slots.replace(layers_birth=jnp.where(died[:, None], genomes.layer_id, slots.layers_birth),
+                                  gates_birth=jnp.where(died[:, None, None], genomes.gates, slots.gates_birth))
+        slots = slots.replace(
+            agent_id=jnp.where(died, new_ids, slots.agent_id),
+            birth_step=jnp.where(died, step, slots.birth_step),
+            parents=jnp.where(died[:, None], parents, slots.parents),
         )
-        new_state = state.replace(
-            step=step,
-            key=key,
-            world=world,
-            agents=agents,
-            pool=pool,
-            slots=slots,
-            prev_action=jnp.where(died, -1, actions),
-            next_agent_id=state.next_agent_id + n_died,
-            births=state.births + n_died,
-            deaths=state.deaths.at[cause].add(1).at[0].set(0),
+        return state.replace(
+            step=step, key=key, world=world, agents=agents, pool=pool, genomes=genomes, slots=slots,
+            prev_action=jnp.where(died, -1, actions), next_agent_id=state.next_agent_id + n_died,
+            births=state.births + n_died, deaths=state.deaths.at[cause].add(1).at[0].set(0),
         )
-        out = {"cause": cause.astype(jnp.int8), "action": actions.astype(jnp.int8), "record": record,
-               "metrics": metrics}
-        return new_state, out
+
+    # ------------------------------------------------------------------ what people read
+
+    def genome_record(self, agents, genomes: Genome, slots: Slots, fitness) -> dict:
+        """Per slot: the genome at birth and now, gate alphas, and the lifetime fitness so far."""
+        return {"encoder_id": genomes.enc_id, "layer_id": genomes.layer_id, "head_id": genomes.head_id,
+                "developmental": genomes.developmental, "gates": self.kind.life_end(agents).gates,
+                "layer_id_birth": slots.layers_birth, "gates_birth": slots.gates_birth, "fitness": fitness}
+
+    def genome_arrays(self, state: SimState) -> dict:
+        """What the viewer shows of every slot's genome (with "fitness"), as fresh device arrays
+        (never views of the state, which the next chunk donates); {} without genes."""
+        if self.strategy is None:
+            return {}
+        return self._genome_arrays(state, self.hp)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def _genome_arrays(self, state: SimState, hp: Hyper) -> dict:
+        age = state.step - state.slots.birth_step
+        end = self.kind.life_end(state.agents)
+        fitness = self.strategy.fitness(hp.genepool, state.pool, age, end.progress,
+                                        self.world.achievements(state.world))
+        return self.genome_record(state.agents, state.genomes, state.slots, fitness)
+
+    @staticmethod
+    def describe_life(rec: dict) -> dict:
+        """JSON genome (at birth and at death) and fitness of one finished life (numpy, no slot axis)."""
+        if "layer_id" not in rec:
+            return {}
+        on = np.asarray(rec["layer_id"]) >= 0
+        born = np.asarray(rec["layer_id_birth"]) >= 0
+        return {"genome": {
+            "encoder": int(rec["encoder_id"]),
+            "head": int(rec["head_id"]),
+            "layers_birth": np.asarray(rec["layer_id_birth"])[born].tolist(),
+            "gates_birth": np.round(np.asarray(rec["gates_birth"], np.float64)[born], 4).tolist(),
+            "layers": np.asarray(rec["layer_id"])[on].tolist(),
+            "gates_death": np.round(np.asarray(rec["gates"], np.float64)[on], 4).tolist(),
+            "developmental": np.asarray(rec["developmental"])[on].tolist(),
+        }, "fitness": round(float(rec["fitness"]), 5)}
+
+    def pool_report(self, state: SimState) -> dict | None:
+        """Host copies of the pool's statistics and the genomes' shapes (genepool.report); None without genes."""
+        if self.strategy is None:
+            return None
+        living = jnp.ones(self.n, bool)
+        view = report.pool_view(state.pool, state.genomes, self.strategy.carriers(state.genomes, living),
+                                self.kind.life_end(state.agents).gates, self.hp.genepool.shrink_k)
+        return jax.device_get(view)
+
+    def pool_summary(self, state: SimState) -> dict:
+        """What the viewer's pool panel shows ({} without genes)."""
+        view = self.pool_report(state)
+        return {} if view is None else report.summary(view, int(state.step))
+
+    def bytes_per_slot(self, state: SimState) -> int:
+        return self.kind.bytes_per_slot(state.agents)
 
     # ------------------------------------------------------------------ chunks
 
-    def _run_chunk(self, state: SimState, length: int, n):
-        out_shape = jax.eval_shape(lambda s: self.sim_step(s)[1], state)
+    def _run_chunk(self, state: SimState, hp: Hyper, length: int, n):
+        out_shape = jax.eval_shape(lambda s: self.sim_step(s, hp)[1], state)
 
         def skip(s):
             return s, jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), out_shape)
 
         def body(s, i):
-            return jax.lax.cond(i < n, self.sim_step, skip, s)
+            return jax.lax.cond(i < n, lambda s: self.sim_step(s, hp), skip, s)
 
         return jax.lax.scan(body, state, jnp.arange(length))
 
-    def run_chunk(self, state: SimState, n: int | None = None):
-        """Advance `n` (<= chunk_steps) steps. Returns (state, per-step outputs [chunk_steps, ...]).
-
-        The input state is donated: do not use it afterwards.
-        """
+    def run_chunk(self, state: SimState, n: int | None = None, hp: Hyper | None = None):
+        """Advance `n` (<= chunk_steps) steps with hyperparameters `hp` (default: this config's).
+        Returns (state, per-step outputs [chunk_steps, ...]). The input state is donated: do not
+        use it afterwards."""
         length = self.cfg.run.chunk_steps
         n = length if n is None else n
         if not 0 <= n <= length:
             raise ValueError(f"run_chunk: n={n} must be within [0, run.chunk_steps={length}]")
-        return self._chunk(state, length, jnp.int32(n))
+        return self._chunk(state, self.hp if hp is None else hp, length, jnp.int32(n))

@@ -1,0 +1,69 @@
+"""What every agent kind offers the simulation step (`evodevo.world.sim`), as one typed Protocol.
+
+Two kinds implement it: `learner.Learner` (transformer agents assembled from genes, learning
+online) and `random_agent.RandomAgents` (the baseline: no genes, no learning). Everything is a
+pure function over an explicit state pytree with a leading slot axis, except `newborn` and
+`insert_layer`, which build or change one agent (no slot axis). A kind knows nothing of the
+gene pool: it receives gene weights as flat vectors and hands back what a life changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+import jax
+from flax import struct
+
+from evodevo.config import AgentsConfig
+
+
+@struct.dataclass
+class Senses:
+    """What an agent senses besides the observation ([N] each)."""
+
+    age: jax.Array  # int32 steps since birth
+    pos: jax.Array  # [N, 2] int32 true position in its world
+    prev_action: jax.Array  # int32 the action it took last step, -1 for a newborn
+
+
+@struct.dataclass
+class LifeEnd:
+    """What the agents hand to the gene pool about their lives so far ([N] leading axis); the
+    learned change of each gene comes from `learned_change`, for the lives that ended only."""
+
+    gates: jax.Array  # [N, L, 2] current gate alphas of its layers
+    progress: jax.Array  # [N] learning progress in [-1, 1] (relative fall of its forward loss)
+
+
+class AgentKind(Protocol):
+    n: int  # slots
+
+    def genes(self) -> dict[str, Callable[[jax.Array], dict]]:
+        """{gene kind: key -> a fresh random gene's named tensors}: the genes this kind is built
+        from ({} for a kind without genes: then the simulation keeps no pool)."""
+
+    def newborn(self, genes: dict | None, active, gates, key) -> Any:
+        """One agent (no slot axis) from flat inherited genes {kind: [P] or [L, P]}, its active
+        layer slots [L] and their gate alphas [L, 2]."""
+
+    def act(self, hp: AgentsConfig, agents, obs, senses: Senses, key) -> tuple[jax.Array, Any, Any]:
+        """(actions [N] int32, agents having seen obs (memory, caches, statistics), what `learn`
+        needs of this step)."""
+
+    def learn(self, hp: AgentsConfig, agents, pending, obs, senses: Senses, terminal) -> tuple[Any, jax.Array, dict]:
+        """One online update from the step's outcome: (agents, broken [N] bool, metrics {name: [N]})."""
+
+    def life_end(self, agents) -> LifeEnd:
+        """What each slot's life so far hands to the gene pool."""
+
+    def learned_change(self, agent) -> dict:
+        """One agent's (no slot axis) lifetime learning as flat genes {kind: [P] or [L, P]}."""
+
+    def wants_layer(self, hp: AgentsConfig, agents, ages) -> tuple[Any, jax.Array]:
+        """Development trigger: (agents, grow [N] bool) for living agents of `ages`."""
+
+    def insert_layer(self, agent, p, gene, key) -> Any:
+        """One agent with layer gene `gene` (flat [P]) inserted at position p behind closed gates."""
+
+    def bytes_per_slot(self, agents) -> int:
+        """Memory of one slot's agent state."""

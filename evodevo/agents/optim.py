@@ -1,0 +1,29 @@
+"""The online optimiser of an agent's flat trainable vector, built from optax pieces."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def scale_by_coordinate() -> optax.GradientTransformationExtraArgs:
+    """Multiplies the update coordinate by coordinate by the extra argument `coordinate_scale`
+    (the gates of layers grown in during life learn faster: they start closed)."""
+
+    def update(updates, state, params=None, *, coordinate_scale, **extra):
+        return jax.tree.map(jnp.multiply, updates, coordinate_scale), state
+
+    return optax.GradientTransformationExtraArgs(lambda params: optax.EmptyState(), update)
+
+
+def optimizer(grad_clip=1.0, lr=1.0, max_update=1.0) -> optax.GradientTransformationExtraArgs:
+    """The stream-x recipe: clip the gradient's norm, Adam, per-coordinate learning rates, and a
+    bound on the norm of each update. The state's structure does not depend on the values."""
+    return optax.chain(
+        optax.clip_by_global_norm(grad_clip),
+        optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
+        optax.scale(-lr),
+        scale_by_coordinate(),
+        optax.clip_by_global_norm(max_update),
+    )

@@ -1,0 +1,40 @@
+"""Small pytree helpers shared by agents/ and genepool/ (which do not import each other)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def _expand(mask, x):
+    """`mask` reshaped to broadcast against `x`, whose leading axes it matches."""
+    mask = jnp.asarray(mask)
+    return mask.reshape(mask.shape + (1,) * (jnp.ndim(x) - mask.ndim))
+
+
+def select(mask, a, b):
+    """Leaf by leaf `a` where `mask`, else `b`; `mask` is a scalar or matches the leaves' leading axes."""
+    return jax.tree.map(lambda x, y: jnp.where(_expand(mask, x), x, y), a, b)
+
+
+def insert_at(x, p, value):
+    """Insert `value` at index `p` of the leading axis, shifting later entries right (the last drops)."""
+    i = jnp.arange(x.shape[0])
+    return jnp.where(_expand(i == p, x), value, x[jnp.where(i <= p, i, i - 1)])
+
+
+def remove_at(x, p, fill):
+    """Remove index `p` of the leading axis, shifting later entries left; `fill` enters at the end."""
+    n = x.shape[0]
+    i = jnp.arange(n)
+    return jnp.where(_expand(i == n - 1, x), fill, x[jnp.minimum(jnp.where(i < p, i, i + 1), n - 1)])
+
+
+def set_row(tree, i, row):
+    """Every leaf of `tree` with row `i` of its leading axis replaced by the leaf of `row`."""
+    return jax.tree.map(lambda x, r: x.at[i].set(r), tree, row)
+
+
+def row(tree, i):
+    """Row `i` of every leaf's leading axis."""
+    return jax.tree.map(lambda x: x[i], tree)
