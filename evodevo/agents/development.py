@@ -36,22 +36,22 @@ def triggers(cfg, hp, agents, ages):
     return jnp.zeros(ages.shape, bool), agents.loss_ref
 
 
-def _insert_layer_tree(tree, p, new):
+def _insert_in_layers(tree, p, new):
     """Insert `new` (one layer's leaves) at position p of every [L, ...] leaf of `tree`."""
     return jax.tree.map(lambda x, v: insert_at(x, p, v), tree, new)
 
 
-def insert_layer(learner, agent, p, gene, key):
+def insert_gated_layer(learner, agent, p, gene, key):
     """Insert the layer gene `gene` (flat) at position `p` of one agent (no slot axis), gates closed."""
     layer = learner.unravel_gene["layer"](gene)
-    base = dict(agent.base, layer=_insert_layer_tree(agent.base["layer"], p, layer))
+    base = dict(agent.base, layer=_insert_in_layers(agent.base["layer"], p, layer))
 
     def shift(flat, new_layer):
         """A trainable-shaped flat vector with a layer inserted at p (gates of the new layer: 0)."""
         tr = learner.unravel(flat)
         part = "params" if learner.cfg.learn == "full" else "delta"
         tr = dict(tr, gates=insert_at(tr["gates"], p, jnp.zeros(2)))
-        tr[part] = dict(tr[part], layer=_insert_layer_tree(tr[part]["layer"], p, new_layer(tr[part]["layer"])))
+        tr[part] = dict(tr[part], layer=_insert_in_layers(tr[part]["layer"], p, new_layer(tr[part]["layer"])))
         return ravel_pytree(tr)[0]
 
     if learner.cfg.learn == "full":

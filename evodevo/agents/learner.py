@@ -322,7 +322,7 @@ class Learner:
         return agents.replace(loss_ref=loss_ref), grow
 
     def insert_layer(self, agent: AgentState, p, gene, key) -> AgentState:
-        return development.insert_layer(self, agent, p, gene, key)
+        return development.insert_gated_layer(self, agent, p, gene, key)
 
     def bytes_per_slot(self, agents: AgentState) -> int:
         return sum(x.nbytes for x in jax.tree.leaves(agents)) // self.n

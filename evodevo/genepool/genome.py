@@ -62,14 +62,14 @@ def _blank_layer(g: Genome) -> dict:
             "noise_layer": -1}
 
 
-def insert_layer(g: Genome, p, slot, gene_id, gate=0.0, developmental=False) -> Genome:
+def add_layer_gene(g: Genome, p, slot, gene_id, gate=0.0, developmental=False) -> Genome:
     """Insert a layer gene at position `p` (<= length < L) with both gate alphas = `gate`."""
     new = {"layer_slot": slot, "layer_id": gene_id, "active": True, "gates": jnp.full(2, gate, jnp.float32),
            "developmental": developmental, "noise_layer": -1}
     return g.replace(**{f: insert_at(x, p, jnp.asarray(new[f], x.dtype)) for f, x in _layers(g).items()})
 
 
-def delete_layer(g: Genome, p) -> Genome:
+def drop_layer_gene(g: Genome, p) -> Genome:
     blank = _blank_layer(g)
     return g.replace(**{f: remove_at(x, p, jnp.asarray(blank[f], x.dtype)) for f, x in _layers(g).items()})
 
@@ -190,14 +190,14 @@ def mutate(key, g: Genome, pool: gp.GenePool, gcfg) -> Genome:
     # Delete one layer (never the last one left).
     n = g.length
     do_del = jax.random.bernoulli(ks[6], gcfg.p_delete) & (n > 1)
-    g = select(do_del, delete_layer(g, jax.random.randint(ks[7], (), 0, jnp.maximum(n, 1))), g)
+    g = select(do_del, drop_layer_gene(g, jax.random.randint(ks[7], (), 0, jnp.maximum(n, 1))), g)
 
     # Insert one layer at a random position with its gate closed.
     n = g.length
     p = jax.random.randint(ks[8], (), 0, n + 1)
     new = pick_layer_gene(ks[9], lb, gp.role_at(p, n + 1), lb.freq)
     do_ins = jax.random.bernoulli(ks[10], gcfg.p_insert) & (n < l_max)
-    g = select(do_ins, insert_layer(g, p, new, lb.gene_id[new]), g)
+    g = select(do_ins, add_layer_gene(g, p, new, lb.gene_id[new]), g)
 
     noise = gcfg.gate_sigma * jax.random.normal(ks[11], g.gates.shape)
     return g.replace(gates=jnp.where(g.active[:, None], g.gates + noise, 0.0))

@@ -222,5 +222,5 @@ class GeneStrategy:
         p = jax.random.randint(k_pos, (), 0, n + 1)
         weights = lb.freq if self.cfg.evolve else jnp.ones_like(lb.freq)
         slot = gn.pick_layer_gene(k_gene, lb, gp.role_at(p, n + 1), weights)
-        genome = gn.insert_layer(genome, p, slot, lb.gene_id[slot], gate=0.0, developmental=True)
+        genome = gn.add_layer_gene(genome, p, slot, lb.gene_id[slot], gate=0.0, developmental=True)
         return genome, p, lb.params[slot]
