@@ -473,13 +473,13 @@ def test_stop_signal_checkpoints_and_says_how_to_resume(signum, tiny_cfg, shared
     calls = {"n": 0}
     real = sim.run_chunk
 
-    def run_chunk_then_signal(state, n=None):
+    def run_chunk_then_signal(state, n=None, hp=None):
         calls["n"] += 1
         if calls["n"] == 2:
             # sent only if the run installed its own handler (the default one would end pytest)
             assert signal.getsignal(signum) is not before[signum], "the run installs no stop handler"
             os.kill(os.getpid(), signum)
-        return real(state, n)
+        return real(state, n, hp)
 
     monkeypatch.setattr(sim, "run_chunk", run_chunk_then_signal)
     d = tmp_path / "run"
