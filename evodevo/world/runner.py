@@ -76,9 +76,13 @@ class LifetimeLog:
         self.path = path
 
     def append(self, lives: list[dict]) -> None:
-        if not lives:
-            return
-        with open(self.path, "a") as f:
+        if lives:
+            self._write(self.path, "a", lives)
+
+    @staticmethod
+    def _write(path: Path, mode: str, lives: list[dict]) -> None:
+        """Write one JSON line per life and fsync: the lives are on disk before any checkpoint after them."""
+        with open(path, mode) as f:
             f.write("".join(json.dumps(life) + "\n" for life in lives))
             f.flush()
             os.fsync(f.fileno())
@@ -99,11 +103,12 @@ class LifetimeLog:
         """Keep the lives that ended at or before `step` (atomic rewrite); return them."""
         kept = [life for life in self.read() if life["death_step"] <= step]
         tmp = self.path.with_suffix(".jsonl.tmp")
-        with open(tmp, "w") as f:
-            f.write("".join(json.dumps(life) + "\n" for life in kept))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        try:
+            self._write(tmp, "w", kept)
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # the old file stands; a partial copy would only hold space
+            raise
         return kept
 
 
