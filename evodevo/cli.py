@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 from evodevo.config import ConfigError
@@ -45,6 +46,27 @@ def _enable_compilation_cache() -> None:
         jax.config.update("jax_compilation_cache_dir", str(Path.home() / ".cache" / "evodevo" / "jax"))
 
 
+EX_IOERR = 74  # sysexits.h: an input/output error (a full disk)
+
+
+def _write_error_message(e, args) -> str:
+    """One line: the file, the cause, where the run is intact and the command that continues it."""
+    if e.intact_step is None:
+        return f"{e}; nothing to resume yet: free space, then run the same `evodevo {args.verb}` command again"
+    remaining = args.steps if e.remaining is None else e.remaining
+    return (f"{e}; the run is intact at checkpoint step {e.intact_step}: free space, then continue with "
+            f"`evodevo resume {shlex.quote(str(args.run_dir))} --steps {remaining}`")
+
+
+def _next_commands(run_dir, steps: int) -> str:
+    d = shlex.quote(str(run_dir))
+    rows = [(f"evodevo view {d}", "watch the agents"),
+            (f"tensorboard --logdir {shlex.quote(str(run_dir) + '/tb')}", "statistics"),
+            (f"evodevo resume {d} --steps {steps}", f"{steps:,} more steps")]
+    width = max(len(c) for c, _ in rows)
+    return "Next:\n" + "\n".join(f"  {c:<{width}}   # {what}" for c, what in rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _enable_compilation_cache()
@@ -53,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return view_main(args)
     from evodevo.world.checkpoint import CheckpointError
-    from evodevo.world.runner import RunDirError, Runner
+    from evodevo.world.runner import RunDirError, Runner, WriteError
 
     if args.steps < 0:
         print("evodevo: error: --steps must be >= 0", file=sys.stderr)
@@ -73,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunDirError, CheckpointError) as e:
         print(f"evodevo: error: {e}", file=sys.stderr)
         return 2
+    except WriteError as e:
+        print(f"evodevo: error: {_write_error_message(e, args)}", file=sys.stderr)
+        return EX_IOERR
     if finished:
         print(f"Run at step {runner.step}; outputs in {args.run_dir}")
-    if finished:
+        print(_next_commands(args.run_dir, args.steps or 1000))
         return 0
     import signal
 

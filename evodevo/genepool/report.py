@@ -154,42 +154,59 @@ def lineage_rows(history: dict) -> list[int]:
 
 def lineage_image(history: dict, step: int, width: int = 1000, max_rows: int = 300) -> np.ndarray:
     """[H, W, 3] uint8: the pool's lineage tree. One row per gene ever made (time left to right):
-    a bar from its birth to its discard (bright while alive), a connector from its parent."""
-    import os
+    a bar from its birth to its discard (full colour while alive, pale once discarded), a
+    connector from its parent's row at its birth. Drawn with matplotlib's Agg canvas (no window,
+    no pyplot state, no pygame)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    import pygame
-
-    rows = lineage_rows(history)[:max_rows]
-    row_h = max(3, min(14, 900 // max(len(rows), 1)))
-    left, top = 70, 28
-    height = top + row_h * len(rows) + 24
-    surf = pygame.Surface((width, height))
-    surf.fill((18, 18, 24))
-    if not pygame.font.get_init():
-        pygame.font.init()
-    font = pygame.font.Font(None, 18)
+    order = lineage_rows(history)
+    rows = order[:max_rows]
+    n = len(rows)
+    row_h = max(3, min(14, 900 // max(n, 1)))  # pixels per gene
+    dpi = 100
+    top, bottom, left, right = 58, 44, 64, 16  # pixels around the plot
+    height = top + bottom + row_h * max(n, 1)
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi, facecolor="white")
+    ax = fig.add_axes((left / width, bottom / height, 1 - (left + right) / width, 1 - (top + bottom) / height))
     span = max(int(step), 1)
-    x_of = lambda t: left + int((width - left - 12) * min(max(t, 0), span) / span)  # noqa: E731
-    y_of = {}
-    for r, i in enumerate(rows):
-        y_of[int(history["gene_id"][i])] = top + r * row_h + row_h // 2
-    for r, i in enumerate(rows):
-        gid, parent = int(history["gene_id"][i]), int(history["parent_id"][i])
-        kind = gp.KINDS[int(history["kind"][i])]
-        born, end = int(history["birth_step"][i]), int(history["end_step"][i])
-        alive = end < 0
-        colour = KIND_COLOURS[kind] if alive else tuple(c // 3 for c in KIND_COLOURS[kind])
-        y = y_of[gid]
-        x0, x1 = x_of(born), x_of(step if alive else end)
-        pygame.draw.line(surf, colour, (x0, y), (max(x1, x0 + 1), y), max(1, row_h - 2))
-        if parent in y_of:
-            pygame.draw.line(surf, (110, 110, 120), (x0, y_of[parent]), (x0, y), 1)
-        if row_h >= 9:
-            surf.blit(font.render(f"{kind[0].upper()}{gid}", True, colour), (4, y - 6))
-    title = f"gene lineage at step {step:,}: {len(rows)} genes (bright: alive; E encoder, L layer, H head)"
-    surf.blit(font.render(title, True, (220, 220, 230)), (6, 6))
-    surf.blit(font.render("0", True, (160, 160, 170)), (left, height - 18))
-    label = font.render(f"step {step:,}", True, (160, 160, 170))
-    surf.blit(label, (width - label.get_width() - 8, height - 18))
-    return pygame.surfarray.array3d(surf).transpose(1, 0, 2).copy()
+    ids = history["gene_id"][rows].astype(int)
+    parents = history["parent_id"][rows].astype(int)
+    kinds = [gp.KINDS[int(k)] for k in history["kind"][rows]]
+    born = np.clip(history["birth_step"][rows].astype(float), 0, span)
+    end = history["end_step"][rows].astype(float)
+    alive = end < 0
+    end = np.clip(np.where(alive, span, end), 0, span)
+    colour = np.array([KIND_COLOURS[k] for k in kinds], float).reshape(-1, 3) / 255
+    colour = np.where(alive[:, None], colour, 1 - 0.35 * (1 - colour))  # discarded: pale
+    y = np.arange(n)
+    row_of = {int(g): r for r, g in enumerate(ids)}
+    links = [(born[r], row_of[int(p)], r) for r, p in enumerate(parents) if int(p) in row_of]
+    if links:
+        x, y0, y1 = np.array(links).T
+        ax.vlines(x, y0, y1, colors="#8a8a96", linewidth=0.8, zorder=1)
+    ax.barh(y, np.maximum(end - born, span / 500), left=born, height=0.72, color=colour, zorder=2)
+    ax.set_xlim(0, span)
+    ax.set_ylim(max(n, 1) - 0.5, -0.5)  # the first gene at the top
+    ax.set_xlabel("simulation step", fontsize=9)
+    ax.tick_params(labelsize=8)
+    if row_h >= 9:
+        ax.set_yticks(y, [f"{k[0].upper()}{g}" for k, g in zip(kinds, ids)], fontsize=min(8, row_h * 0.6))
+    else:
+        ax.set_yticks([])
+        ax.set_ylabel("genes (parents above their children)", fontsize=9)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    shown = f"{n} genes" if n == len(order) else f"the first {n} of {len(order)} genes"
+    fig.text(left / width, 1 - 10 / height, f"Gene lineage at step {step:,}: {shown}, {int(alive.sum())} alive",
+             fontsize=11, va="top", weight="bold")
+    handles = [Patch(color=np.array(c) / 255, label=f"{k[0].upper()} {k}") for k, c in KIND_COLOURS.items()]
+    handles.append(Patch(color=(0.8, 0.8, 0.8), label="pale: discarded"))
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(left / width, 1 - 30 / height), ncol=4,
+               frameon=False, fontsize=8, handlelength=1.2, borderaxespad=0)
+    if n == 0:
+        ax.text(0.5, 0.5, "no genes yet", transform=ax.transAxes, ha="center", va="center")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

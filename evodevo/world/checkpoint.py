@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import shutil
 from pathlib import Path
 
 import jax
@@ -19,7 +23,10 @@ class Checkpoints:
         self.directory = Path(directory).absolute()
         self.manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False),
+            # cleanup_tmp_directories: a save cut short (a full disk, a kill) leaves a *.orbax-checkpoint-tmp
+            # directory that would otherwise keep holding the space it took.
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False,
+                                                 cleanup_tmp_directories=True),
             item_names=("state", "meta"),
         )
 
@@ -27,14 +34,32 @@ class Checkpoints:
         return self.manager.latest_step()
 
     def save(self, step: int, state, meta: dict) -> None:
+        """Write checkpoint `step`. A failed write raises OSError (errno and cause) and leaves the
+        earlier checkpoints as they are."""
         if step in self.manager.all_steps():
             return
-        self.manager.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-            force=True,
-        )
-        self.manager.wait_until_finished()
+        path = str(self.directory / str(step))
+        # Refuse before orbax starts: its writer threads report a full disk with pages of tracebacks.
+        need = sum(int(x.nbytes) for x in jax.tree.leaves(state)) + (1 << 20)
+        free = shutil.disk_usage(self.directory).free
+        if free < need:
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (a checkpoint takes up to {format_bytes(need)}, "
+                                        f"{format_bytes(free)} free)", path)
+        try:
+            self.manager.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                force=True,
+            )
+            self.manager.wait_until_finished()
+        except OSError:
+            raise
+        except Exception as e:  # tensorstore reports failed writes as ValueError("... [os_error_code='28']")
+            code = re.search(r"os_error_code='?(\d+)", str(e))
+            if code is None:
+                raise
+            n = int(code.group(1))
+            raise OSError(n, os.strerror(n), path) from None
 
     def restore(self, template, step: int | None = None):
         """Restore (state, meta) shaped like `template` (a SimState from a fresh init)."""
@@ -65,3 +90,11 @@ class Checkpoints:
 
     def close(self):
         self.manager.close()
+
+
+def format_bytes(n: float) -> str:
+    """1536 -> "1.5 KiB"."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
