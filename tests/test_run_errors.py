@@ -23,6 +23,7 @@ import pytest
 
 from evodevo.cli import EX_IOERR, main
 from evodevo.world import checkpoint as checkpoint_mod
+from evodevo.world import memory as memory_mod
 from evodevo.world import runner as runner_mod
 from evodevo.world.runner import CHECKPOINTS, COMPILING, LIFETIMES, LINEAGE, TB, LifetimeLog, Runner
 
@@ -219,7 +220,7 @@ def test_lifetime_log_fsyncs_and_truncates_atomically(tmp_path, monkeypatch):
 def test_state_estimate_is_the_size_of_a_real_state(tiny_cfg, state):
     import jax
 
-    need, per_slot = runner_mod.state_bytes(tiny_cfg)
+    need, per_slot = memory_mod.state_bytes(tiny_cfg)
     assert need == sum(x.nbytes for x in jax.tree.leaves(state))
     assert 0 < per_slot < need
 
@@ -232,13 +233,13 @@ def test_impossible_size_is_refused_before_anything_is_made(tmp_path, capsys, mo
     assert not (tmp_path / "new").exists()
 
     # the tiny preset against a machine with one byte too few
-    need, _ = runner_mod.state_bytes(runner_mod.config_mod.load(TINY))
-    monkeypatch.setattr(runner_mod, "available_memory", lambda: need - 1)
+    need, _ = memory_mod.state_bytes(runner_mod.config_mod.load(TINY))
+    monkeypatch.setattr(memory_mod, "available_memory", lambda: need - 1)
     assert run_cli(d, 5) == 2
     assert "world.n_slots=4" in one_line(capsys.readouterr().err)
     assert not (tmp_path / "new").exists()
-    monkeypatch.setattr(runner_mod, "available_memory", lambda: need)
-    runner_mod.check_memory(runner_mod.config_mod.load(TINY))  # exactly enough: accepted
+    monkeypatch.setattr(memory_mod, "available_memory", lambda: need)
+    memory_mod.check_memory(runner_mod.config_mod.load(TINY))  # exactly enough: accepted
 
 
 # --------------------------------------------------------------------------- 3 and 5: a first run, without pygame
