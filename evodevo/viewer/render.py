@@ -423,15 +423,14 @@ def draw_genome(surf, assets: Assets, snap: Snapshot, s: int, rect) -> int:
     x, y, w = rect
     small = assets.fonts(16)
     g = snap.genome
-    ids_key = "layer_id" if "layer_id" in g else "layer_ids" if "layer_ids" in g else None
-    if ids_key is None:
+    if "layer_id" not in g:
         if g:
             for name in sorted(g)[:4]:
                 y += _text(surf, small, f"{name}: {np.asarray(g[name][s]).tolist()}", (x, y), DIM, w)
             return y
         return y + _text(surf, small, f"{snap.meta.get('agents_kind', 'random')} agents: no genome", (x, y), DIM, w)
     parents = gene_parents(snap.meta.get("pool") or {})
-    ids = np.asarray(g[ids_key][s]).astype(int)
+    ids = np.asarray(g["layer_id"][s]).astype(int)
     gates = np.asarray(g["gates"][s]) if "gates" in g else np.full(len(ids), 10.0)
     gates = gate_openness(gates).reshape(len(ids), -1)
     blocks = []  # (label, gene id, openness per part or None)

@@ -15,7 +15,8 @@ Contents of snapshot.npz (numpy arrays, no pickles):
     slots/<name>      agent_id, birth_step, parents of the shown slots
     hist/<name>       [H, K] recent per-step values of the shown slots, oldest first:
                       `action` and every learning metric; `meta["hist_len"]` rows are valid
-    genome/<name>     the agent kind's genome arrays of the shown slots (absent for random agents)
+    genome/<name>     `Simulation.genome_arrays` of the shown slots: the genome arrays and each
+                      slot's lifetime fitness so far, "fitness" (absent for random agents)
 
 "Shown slots" are the first `max_slots` (64) slots: the viewer draws at most that many
 worlds, and a 4096-slot GPU run must not write 85 MB a second.
@@ -92,25 +93,6 @@ def _small(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def pool_summary(agents, pool, agent_state=None, step: int = 0) -> dict:
-    """The agent kind's JSON-able gene pool summary (`agents.pool_summary(pool, agent_state, step)`),
-    plus the lineage {gene id: parent id} of the living genes when the pool has banks with
-    `alive`/`gene_id`/`parent_id` (the viewer colours genes by lineage); {} for random agents."""
-    fn = getattr(agents, "pool_summary", None)
-    summary = {} if fn is None else json.loads(json.dumps(fn(pool, agent_state, step), default=_json_default))
-    banks = [getattr(pool, kind, None) for kind in ("encoder", "layer", "head")]
-    banks = [b for b in banks if all(hasattr(b, f) for f in ("alive", "gene_id", "parent_id"))]
-    if banks and "lineage" not in summary:
-        lineage, living = {}, 0
-        for alive, gid, parent in jax.device_get([(b.alive, b.gene_id, b.parent_id) for b in banks]):
-            alive = np.asarray(alive, bool)
-            living += int(alive.sum())
-            lineage.update(zip(np.asarray(gid)[alive].tolist(), np.asarray(parent)[alive].tolist()))
-        summary["lineage"] = {str(k): v for k, v in lineage.items()}
-        summary.setdefault("living_genes", living)
-    return summary
-
-
 @functools.partial(jax.jit, static_argnums=1)
 def _head(tree, k: int):
     """Fresh device copies of the first `k` rows of every leaf (never aliases the input)."""
@@ -124,7 +106,7 @@ def collect(sim, state, k: int) -> tuple[dict, dict]:
     arrays["slots/agent_id"] = state.slots.agent_id
     arrays["slots/birth_step"] = state.slots.birth_step
     arrays["slots/parents"] = state.slots.parents
-    for name, x in sim.agents.genome(state.agents).items():
+    for name, x in sim.genome_arrays(state).items():
         arrays[f"genome/{name}"] = x
     # Copy the shown slots on the device first, then fetch the copies. Fetching the state's own
     # buffers would pin them to host numpy views, and the runner's next chunk could then not
@@ -143,7 +125,7 @@ def collect(sim, state, k: int) -> tuple[dict, dict]:
         "max_age": int(sim.cfg.world.max_age),
         "births": int(state.births),
         "deaths": {c.name: int(deaths[c]) for c in Cause if c != Cause.alive},
-        "pool": pool_summary(sim.agents, state.pool, state.agents, int(state.step)),
+        "pool": json.loads(json.dumps(sim.pool_summary(state), default=_json_default)),  # numpy scalars -> JSON
     }
     return arrays, meta
 

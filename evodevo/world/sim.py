@@ -103,6 +103,24 @@ class Simulation:
             "prev_action": state.prev_action,
         }
 
+    # ------------------------------------------------------------------ reading (viewer, checkpoints)
+
+    def genome_arrays(self, state: SimState) -> dict:
+        """{name: [N, ...]}: the agent kind's genome arrays plus "fitness" [N] float32, each slot's
+        lifetime fitness so far (what selection would credit if it died now); {} for random agents."""
+        if self.cfg.agents.kind == "random":
+            return {}
+        age = state.step - state.slots.birth_step
+        fitness = self.agents.fitness(state.agents, state.pool, age, self.world.achievements(state.world))
+        return {**self.agents.genome(state.agents), "fitness": fitness.astype(jnp.float32)}
+
+    def pool_summary(self, state: SimState) -> dict:
+        """The gene pool panel's summary (genepool.report.summary, with the lineage {gene id: parent
+        id} of the living genes); {} for random agents."""
+        if self.cfg.agents.kind == "random":
+            return {}
+        return self.agents.pool_summary(state.pool, state.agents, int(state.step))
+
     # ------------------------------------------------------------------ one step
 
     def sim_step(self, state: SimState):
