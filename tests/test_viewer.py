@@ -156,42 +156,52 @@ def test_writer_never_raises_into_the_run(tmp_path, caplog):
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1  # warned once
 
 
-def test_snapshot_writes_are_atomic(tmp_path):
-    """A reader polling while a writer rewrites never sees a partial file."""
+def _blob_snapshot(step: int, n: int) -> dict:
+    data = np.random.default_rng(step).integers(0, 255, n, dtype=np.uint8)
+    meta = {"format": snapshot.FORMAT, "step": step, "sum": int(data.sum(dtype=np.int64)), "n": n}
+    return {"meta": np.array(json.dumps(meta)), "env/.blob": data}
+
+
+def _read_whole(path) -> Snapshot:
+    """Read a snapshot and check it is complete (its blob matches the size and sum in its meta)."""
+    s = read_snapshot(path)  # raises SnapshotError on a partial file
+    blob = s.env[".blob"]
+    assert len(blob) == s.meta["n"] and int(blob.sum(dtype=np.int64)) == s.meta["sum"]
+    return s
+
+
+def test_snapshot_writes_are_atomic(tmp_path, monkeypatch):
+    """A reader never sees a partial file: it reads the complete previous snapshot right after the
+    new one's data was written (file still open) and right before the replace, and the complete
+    new one right after; a write that fails half-way leaves the previous snapshot and no temp file."""
     path = tmp_path / snapshot.SNAPSHOT
-    stop = threading.Event()
-    written = [0]
+    save_npz_atomic(path, _blob_snapshot(1, 1000))
+    seen = []
+    real_savez, real_replace = np.savez, os.replace
 
-    def writer():
-        rng = np.random.default_rng(0)
-        i = 0
-        while not stop.is_set():
-            n = int(rng.integers(1, 200_000))  # sizes vary so a torn read would be visible
-            data = rng.integers(0, 255, n, dtype=np.uint8)
-            meta = {"format": snapshot.FORMAT, "step": i, "sum": int(data.sum(dtype=np.int64)), "n": n}
-            save_npz_atomic(path, {"meta": np.array(json.dumps(meta)), "env/.blob": data})
-            written[0] += 1
-            i += 1
+    def savez(f, **arrays):  # the reader comes in while the new data sits in the open temp file
+        real_savez(f, **arrays)
+        seen.append(("written", _read_whole(path).step))
 
-    t = threading.Thread(target=writer)
-    t.start()
-    reads, steps = 0, []
-    try:
-        end = time.monotonic() + 2.0
-        while time.monotonic() < end or reads < 20:
-            s = read_snapshot(path)  # raises SnapshotError on a partial file
-            if s is None:
-                continue
-            blob = s.env[".blob"]
-            assert len(blob) == s.meta["n"] and int(blob.sum(dtype=np.int64)) == s.meta["sum"]
-            steps.append(s.step)
-            reads += 1
-    finally:
-        stop.set()
-        t.join()
-    assert reads >= 20 and written[0] >= 20
-    assert steps == sorted(steps)  # never an older snapshot after a newer one
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary files left
+    def replace(src, dst):
+        seen.append(("before replace", _read_whole(path).step))
+        real_replace(src, dst)
+        seen.append(("after replace", _read_whole(path).step))
+
+    monkeypatch.setattr(np, "savez", savez)
+    monkeypatch.setattr(os, "replace", replace)
+    save_npz_atomic(path, _blob_snapshot(2, 300_000))  # larger: a torn read would show
+    assert seen == [("written", 1), ("before replace", 1), ("after replace", 2)]
+
+    def savez_dies(f, **arrays):  # e.g. the disk fills up half-way through the data
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(np, "savez", savez_dies)
+    with pytest.raises(OSError, match="No space"):
+        save_npz_atomic(path, _blob_snapshot(3, 1000))
+    assert _read_whole(path).step == 2
+    assert [p.name for p in tmp_path.iterdir()] == [snapshot.SNAPSHOT]  # no temporary file left
 
 
 def test_live_source_survives_restart(tmp_path, snap):
