@@ -130,7 +130,7 @@ def plot(results: dict, path: Path, last: int) -> None:
         s = r["series"]
         x = [p["step"] * r["n_slots"] for p in s]
         y = [p["lifespan_mean"] if p["lifespan_mean"] is not None else np.nan for p in s]
-        k = 8  # smooth over chunks, weighting each chunk by its lives
+        k = min(8, len(s))  # smooth over chunks, weighting each chunk by its lives ("same" needs k <= chunks)
         w = np.array([p["lives"] for p in s], float)
         yy = np.nan_to_num(np.array(y, float)) * w
         smooth = np.convolve(yy, np.ones(k), "same") / np.maximum(np.convolve(w, np.ones(k), "same"), 1)
