@@ -61,10 +61,9 @@ def summarise(lives: list[dict], names) -> dict:
 
 def pool_point(sim, state) -> dict:
     """The gene pool's state at this step (empty for agent kinds without a pool)."""
-    fn = getattr(sim.agents, "pool_report", None)
-    if fn is None:
+    view = sim.pool_report(state)
+    if view is None:
         return {}
-    view = fn(state.agents, state.pool)
     banks = view["banks"]
     a = view["agents"]
     return {
@@ -130,7 +129,7 @@ def plot(results: dict, path: Path, last: int) -> None:
         s = r["series"]
         x = [p["step"] * r["n_slots"] for p in s]
         y = [p["lifespan_mean"] if p["lifespan_mean"] is not None else np.nan for p in s]
-        k = 8  # smooth over chunks, weighting each chunk by its lives
+        k = min(8, len(s))  # smooth over chunks, weighting each chunk by its lives ("same" needs k <= chunks)
         w = np.array([p["lives"] for p in s], float)
         yy = np.nan_to_num(np.array(y, float)) * w
         smooth = np.convolve(yy, np.ones(k), "same") / np.maximum(np.convolve(w, np.ones(k), "same"), 1)

@@ -12,6 +12,10 @@ work around it: `host_time_ratio` = (median compute + mean host time off) / (med
 + mean host time on) is the writer's cost free of that noise, and `write_share_of_on_time`
 is the time spent inside the writer.
 
+The goal: the writer costs less than 5%, judged on `host_time_ratio` >= `--goal` (0.95): the
+end-to-end ratio moves by several percent with the machine's load alone. The exit status
+is 1 when the goal is missed (0 when met), so a script or CI can rely on it.
+
     .venv/bin/python benchmarks/snapshot_overhead.py                  # configs/default.yaml, random agents
     .venv/bin/python benchmarks/snapshot_overhead.py --repeats 5 --set world.n_slots=16
     .venv/bin/python benchmarks/snapshot_overhead.py --set agents.kind=transformer --steps 250 --repeats 2
@@ -43,6 +47,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=1000, help="simulation steps per repeat")
     p.add_argument("--repeats", type=int, default=6, help="repeats per mode (alternating)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--goal", type=float, default=0.95,
+                   help="lowest acceptable host_time_ratio (on/off); exit status 1 below it")
     args = p.parse_args(argv)
 
     # Random agents by default: the fastest run, so the largest relative cost of a snapshot
@@ -72,9 +78,9 @@ def main(argv=None) -> int:
         compute = []
         run_chunk = runner.sim.run_chunk
 
-        def timed_chunk(state, n_steps=None):
+        def timed_chunk(state, n_steps=None, hp=None):
             t = time.perf_counter()
-            result = jax.block_until_ready(run_chunk(state, n_steps))  # advance fetches it right after anyway
+            result = jax.block_until_ready(run_chunk(state, n_steps, hp))  # advance fetches it right after anyway
             compute.append(time.perf_counter() - t)
             return result
 
@@ -121,20 +127,23 @@ def main(argv=None) -> int:
     write_ms = 1000 * writer.write_s / max(writer.writes, 1)
     share = write_time / on_time
     print(f"\nend to end, median chunk ({len(total['on'])} per mode): on {on:,.0f}, off {off:,.0f} agent-steps/s, "
-          f"ratio {on / off:.3f} (within 5%: {'yes' if on / off >= 0.95 else 'NO'}); ratio of total times "
+          f"ratio {on / off:.3f} (noisy: not the goal's measure); ratio of total times "
           f"{total_ratio:.3f}")
     print(f"host time per chunk: on {1000 * h_on:.1f} ms, off {1000 * h_off:.1f} ms, chunk compute "
           f"{c_med:.2f} s -> ratio {host_ratio:.4f} (what the writer costs, free of the machine's noise)")
     print(f"snapshot writer: {writer.writes} snapshots of {size / 1e6:.2f} MB, {write_ms:.1f} ms each, "
           f"{100 * share:.2f}% of the 'on' time")
+    met = host_ratio >= args.goal
+    print(f"goal: host-time ratio >= {args.goal}: {'met' if met else 'MISSED'}")
     print(json.dumps({
         "on_agent_steps_per_s": round(on, 1), "off_agent_steps_per_s": round(off, 1),
         "ratio": round(on / off, 4), "host_time_ratio": round(host_ratio, 4),
         "total_time_ratio": round(total_ratio, 4), "agents": cfg.agents.kind, "n_slots": n,
         "snapshot_every_s": cfg.run.snapshot_every_s, "snapshot_writes": writer.writes,
         "write_ms_mean": round(write_ms, 2), "write_share_of_on_time": round(share, 5), "snapshot_bytes": size,
+        "goal": args.goal, "goal_met": met,
     }))
-    return 0
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -15,7 +15,12 @@ bytes_per_slot are at the preset's n_slots, measured *interleaved*: after both h
 compiled, world and loop chunks alternate (--chunks of each), so a change in the
 machine's load hits both alike; `ratio` is the median of the per-pair ratios. The
 world-only rate of a short chunk swings 2x with other jobs on the machine, so a ratio of
-rates measured minutes apart is not reliable. `by_slots` holds the sweeps over N.
+rates measured minutes apart is not reliable. `by_slots` holds the sweeps over N; their
+entries at the preset's N are the interleaved measurement (each configuration compiles once).
+
+The goal: the full loop runs at least `--goal` (default 0.10) times as fast as the world
+alone, i.e. `ratio` >= goal. The exit status is 1 when the goal is missed, 0 when it is met
+or when world and loop are not both measured (no ratio).
 
     .venv/bin/python benchmarks/throughput.py --config configs/default.yaml
     .venv/bin/python benchmarks/throughput.py --slots 16,64 --chunks 3 --set run.chunk_steps=100
@@ -70,10 +75,13 @@ class Timed:
     """A Simulation and its state, compiled (one warm-up chunk), ready to time chunk by chunk."""
 
     def __init__(self, cfg: Config):
+        t0 = time.perf_counter()
         self.sim = Simulation(cfg)
         self.state = self.sim.init()
         jax.block_until_ready(self.state)
+        self.init_s = time.perf_counter() - t0
         self.warmup_s = self.chunk_seconds()
+        self.rates = []  # agent-steps/s of every timed chunk
 
     def chunk_seconds(self) -> float:
         t0 = time.perf_counter()
@@ -83,57 +91,55 @@ class Timed:
         return time.perf_counter() - t0
 
     def rate(self) -> float:
-        return self.sim.cfg.run.chunk_steps * self.sim.n / self.chunk_seconds()
+        self.rates.append(self.sim.cfg.run.chunk_steps * self.sim.n / self.chunk_seconds())
+        return self.rates[-1]
+
+    def row(self) -> dict:
+        """The measurement so far: one row of the sweep table."""
+        return {
+            "n_slots": self.sim.n, "chunk_steps": self.sim.cfg.run.chunk_steps, "init_s": self.init_s,
+            "warmup_s": self.warmup_s, "rates": list(self.rates), "agent_steps_per_s": statistics.median(self.rates),
+            "bytes_per_slot": int(self.sim.bytes_per_slot(self.state)),
+            "state_bytes_per_slot": sum(x.nbytes for x in jax.tree.leaves(self.state)) // self.sim.n,
+        }
 
 
 def interleaved(cfg: Config, chunks: int) -> dict:
-    """World-only and full-loop rates at the preset's N, chunks alternating after both compiled."""
+    """World-only and full-loop rates at the preset's N, chunks alternating after both compiled.
+    Returns the per-pair ratios and each variant's sweep row."""
     world, loop = Timed(world_only(cfg)), Timed(full_loop(cfg))
-    w, lp = [], []
     for _ in range(chunks):
-        w.append(world.rate())
-        lp.append(loop.rate())
-    agents_bytes = getattr(loop.sim.agents, "bytes_per_slot", None)
-    return {
-        "world": w, "loop": lp, "ratios": [b / a for a, b in zip(w, lp)],
-        "bytes_per_slot": int(agents_bytes(loop.state.agents)) if agents_bytes else 0,
-    }
+        world.rate()
+        loop.rate()
+    return {"ratios": [b / a for a, b in zip(world.rates, loop.rates)], "world": world.row(), "loop": loop.row()}
 
 
 def measure(cfg: Config, chunks: int = 5, info: dict | None = None) -> float:
     """Median agent-steps/s of `chunks` timed chunks after one warm-up chunk. Fills `info` if given."""
-    t0 = time.perf_counter()
     timed = Timed(cfg)
-    sim, steps = timed.sim, cfg.run.chunk_steps
-    t_init = time.perf_counter() - t0 - timed.warmup_s
-    t_warm = timed.warmup_s
-    rates = [timed.rate() for _ in range(chunks)]
-    state = timed.state
-    rate = statistics.median(rates)
+    for _ in range(chunks):
+        timed.rate()
     if info is not None:
-        agents_bytes = getattr(sim.agents, "bytes_per_slot", None)
-        info.update(
-            n_slots=sim.n,
-            chunk_steps=steps,
-            init_s=t_init,
-            warmup_s=t_warm,
-            rates=rates,
-            agent_steps_per_s=rate,
-            bytes_per_slot=int(agents_bytes(state.agents)) if agents_bytes else 0,
-            state_bytes_per_slot=sum(x.nbytes for x in jax.tree.leaves(state)) // sim.n,
-        )
-    return rate
+        info.update(timed.row())
+    return statistics.median(timed.rates)
 
 
-def sweep(cfg: Config, slots, chunks: int) -> list[dict]:
+def print_row(info: dict) -> None:
+    n = info["n_slots"]
+    print(f"  {n:>6} {info['chunk_steps']:>6} {info['warmup_s']:>8.1f} {info['agent_steps_per_s']:>14,.0f} "
+          f"{min(info['rates']):>12,.0f} {max(info['rates']):>12,.0f} {info['agent_steps_per_s'] / n:>9,.1f} "
+          f"{info['bytes_per_slot']:>10,} {info['state_bytes_per_slot']:>12,}", flush=True)
+
+
+def sweep(cfg: Config, slots, chunks: int, done: dict | None = None) -> list[dict]:
+    """A row per slot count; rows in `done` ({N: row}, already measured) are reused, not measured again."""
     rows = []
     for n in slots:
-        info = {}
-        measure(with_slots(cfg, n), chunks, info)
+        info = dict((done or {}).get(n) or {})
+        if not info:
+            measure(with_slots(cfg, n), chunks, info)
         rows.append(info)
-        print(f"  {n:>6} {info['chunk_steps']:>6} {info['warmup_s']:>8.1f} {info['agent_steps_per_s']:>14,.0f} "
-              f"{min(info['rates']):>12,.0f} {max(info['rates']):>12,.0f} {info['agent_steps_per_s'] / n:>9,.1f} "
-              f"{info['bytes_per_slot']:>10,} {info['state_bytes_per_slot']:>12,}", flush=True)
+        print_row(info)
     return rows
 
 
@@ -144,6 +150,8 @@ def main(argv=None) -> int:
     p.add_argument("--loop-slots", default=None, help="slot counts for the loop (default: the preset's n_slots)")
     p.add_argument("--chunks", type=int, default=5, help="timed chunks per measurement (median reported)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"which of {list(VARIANTS)} to measure")
+    p.add_argument("--goal", type=float, default=0.10,
+                   help="lowest acceptable loop/world ratio at the preset's N; exit status 1 below it")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config key (repeatable)")
     args = p.parse_args(argv)
@@ -158,12 +166,20 @@ def main(argv=None) -> int:
 
     print(f"config {args.config} {' '.join(args.overrides)}; backend {jax.default_backend()}, "
           f"{os.cpu_count()} CPUs; {args.chunks} timed chunks after 1 warm-up chunk (compile)")
+    n0 = cfg.world.n_slots
+    pair = None
+    if "world" in names and "loop" in names:
+        # First, so both compile once: the sweeps reuse these rows at N = n0.
+        print(f"\ninterleaved at N = {n0}: {args.chunks} world and {args.chunks} loop chunks, alternating", flush=True)
+        pair = interleaved(cfg, args.chunks)
+        for i, (w, lp, r) in enumerate(zip(pair["world"]["rates"], pair["loop"]["rates"], pair["ratios"])):
+            print(f"  pair {i}: world {w:>10,.0f}  loop {lp:>8,.0f}  ratio {r:.4f}", flush=True)
     results = {}
     for name in names:
         print(f"\n{name}:\n  {'N':>6} {'chunk':>6} {'warmup_s':>8} {'agent-steps/s':>14} {'min':>12} {'max':>12} "
               f"{'steps/s':>9} {'agent B/slot':>10} {'state B/slot':>12}", flush=True)
         these = loop_slots if name == "loop" else slots
-        results[name] = sweep(VARIANTS[name](cfg), these, args.chunks)
+        results[name] = sweep(VARIANTS[name](cfg), these, args.chunks, {n0: pair[name]} if pair else None)
 
     by = {}
     for name, rows in results.items():
@@ -172,28 +188,28 @@ def main(argv=None) -> int:
     if "world" in results and "loop" in results:
         by["ratio"] = {k: round(v / by["world_agent_steps_per_s"][k], 4)
                        for k, v in by["loop_agent_steps_per_s"].items() if k in by["world_agent_steps_per_s"]}
-    n0 = str(cfg.world.n_slots)
     line = {}
     for name in results:
-        line[f"{name}_agent_steps_per_s"] = by[f"{name}_agent_steps_per_s"].get(n0)
-    line["ratio"] = by.get("ratio", {}).get(n0)
-    line["bytes_per_slot"] = by.get("loop_bytes_per_slot", {}).get(n0)
-    if "world" in results and "loop" in results:
-        print(f"\ninterleaved at N = {n0}: {args.chunks} world and {args.chunks} loop chunks, alternating", flush=True)
-        pair = interleaved(cfg, args.chunks)
-        for i, (w, lp, r) in enumerate(zip(pair["world"], pair["loop"], pair["ratios"])):
-            print(f"  pair {i}: world {w:>10,.0f}  loop {lp:>8,.0f}  ratio {r:.4f}")
-        line.update(world_agent_steps_per_s=round(statistics.median(pair["world"]), 1),
-                    loop_agent_steps_per_s=round(statistics.median(pair["loop"]), 1),
-                    ratio=round(statistics.median(pair["ratios"]), 4), bytes_per_slot=pair["bytes_per_slot"],
+        line[f"{name}_agent_steps_per_s"] = by[f"{name}_agent_steps_per_s"].get(str(n0))
+    line["ratio"] = None
+    line["bytes_per_slot"] = by.get("loop_bytes_per_slot", {}).get(str(n0))
+    met = None
+    if pair is not None:
+        ratio = statistics.median(pair["ratios"])
+        met = ratio >= args.goal
+        line.update(world_agent_steps_per_s=round(pair["world"]["agent_steps_per_s"], 1),
+                    loop_agent_steps_per_s=round(pair["loop"]["agent_steps_per_s"], 1),
+                    ratio=round(ratio, 4), bytes_per_slot=pair["loop"]["bytes_per_slot"],
                     ratio_min=round(min(pair["ratios"]), 4), ratio_max=round(max(pair["ratios"]), 4))
+        print(f"\ngoal: loop/world ratio {ratio:.4f} >= {args.goal}: {'met' if met else 'MISSED'}")
+    line.update(goal=args.goal, goal_met=met)
     line["n_slots"] = cfg.world.n_slots
     line["by_slots"] = by
     line.update(config=args.config, overrides=args.overrides, chunk_steps=cfg.run.chunk_steps, chunks=args.chunks,
                 backend=jax.default_backend(), cpus=os.cpu_count())
     print()
     print(json.dumps(line))
-    return 0
+    return 1 if met is False else 0
 
 
 if __name__ == "__main__":

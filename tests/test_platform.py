@@ -366,10 +366,44 @@ def test_default_yaml_documents_every_field():
         assert "#" in line and line.split("#", 1)[1].strip(), f"configs/default.yaml: no comment on '{line}'"
 
 
+# What each preset is for (README): a dropped line or a typo in a size fails here; a new preset needs an entry.
+PRESET_SIZES = {
+    "default.yaml": {"world.n_slots": 64, "run.chunk_steps": 250},
+    "tiny.yaml": {"world.n_slots": 4, "agents.d_model": 16, "run.chunk_steps": 50},
+    "gpu.yaml": {"world.n_slots": 4096, "genepool.encoder_genes": 16, "genepool.layer_genes": 256,
+                 "genepool.head_genes": 16, "genepool.recent_dead": 512, "run.chunk_steps": 500},
+}
+
+
 @pytest.mark.parametrize("preset", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_presets_load(preset):
+    text = (CONFIGS / preset).read_text()
+    listed = _flatten(yaml.safe_load(text))
+    assert set(listed) <= set(config.field_docs()), f"{preset}: keys the Config does not have"
+    for line in text.splitlines():  # every key documented where it is set
+        body = line.split("#", 1)[0]
+        if body.strip() and not body.rstrip().endswith(":"):
+            assert "#" in line and line.split("#", 1)[1].strip(), f"{preset}: no comment on '{line}'"
     cfg = config.load(CONFIGS / preset)
-    assert cfg.world.n_slots > 0
+    loaded = _flatten(config.to_dict(cfg))
+    assert {k: loaded[k] for k in listed} == listed  # every value as written
+    assert {k: loaded[k] for k in PRESET_SIZES[preset]} == PRESET_SIZES[preset]
+    if preset != "gpu.yaml":
+        return
+    # No other test builds the GPU preset (nor its model sizes, the default ones): run one chunk on the
+    # CPU at 4 slots, model and pool sizes unchanged. The cost is the compile (~1.5-2 min on 2 cores),
+    # and a model cut to the tiny preset's sizes compiled only ~10% faster here (compile time follows
+    # the program, not the array sizes), so nothing is cut but the slots. 100 steps (0.4 s once
+    # compiled) so that one pool update (update_every 100) runs with 256 layer genes and 512 recent dead.
+    from evodevo.world.craftax_world import Cause
+    from evodevo.world.sim import Simulation
+
+    sim = Simulation(config.load(CONFIGS / preset, ["world.n_slots=4", "run.chunk_steps=100", "run.snapshot=false"]))
+    state, out = sim.run_chunk(sim.init())
+    assert int(state.step) == 100 and out["action"].shape == (100, 4)
+    assert [state.pool.bank(k).capacity for k in ("encoder", "layer", "head")] == [16, 256, 16]
+    assert int(state.pool.updates) == 1
+    assert int(state.deaths[Cause.broken]) == 0  # learning stayed finite at the full model size
 
 
 # --------------------------------------------------------------------------- 7: resume / determinism

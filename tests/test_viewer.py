@@ -33,13 +33,39 @@ STEPS = 100
 def run_dir(tmp_path_factory):
     """A finished tiny run (4 slots, 100 steps) that wrote a snapshot after every chunk.
 
-    Random agents (fast to compile); the panels of a learning kind are tested on a snapshot
-    with a transformer-style genome and pool summary below."""
+    Random agents (fast to compile); the panels of a learning kind are tested on the snapshots
+    of a tiny transformer run (`learning_snaps`)."""
     d = tmp_path_factory.mktemp("viewer") / "run"
     rc = cli.main(["run", "--config", TINY, "--run-dir", str(d), "--steps", str(STEPS),
                    "--set", "agents.kind=random", "--set", "world.n_slots=4", "--set", "run.snapshot_every_s=0.01"])
     assert rc == 0
     return d
+
+
+LEARNING_CHUNKS = 6
+
+
+@pytest.fixture(scope="module")
+def learning_snaps(tmp_path_factory) -> list[Snapshot]:
+    """The live snapshot of a tiny transformer run (4 slots) after each of its first 6 chunks, as
+    the viewer reads it from the file. Fitness `progress` (survival + learning progress): with the
+    default `survival` the fitness of the living grows with age alone, so the fittest agent would
+    always be the oldest and "follow the fittest" could not be told from "follow the oldest"."""
+    from evodevo import config
+    from evodevo.world.runner import Runner
+
+    cfg = config.load(TINY, ["run.snapshot=true", "run.snapshot_every_s=0.01", "genepool.fitness=progress"])
+    runner = Runner.create(tmp_path_factory.mktemp("viewer") / "learning", cfg)
+    runner.checkpoint = lambda: None  # not what is tested here; saves time
+    snaps = []
+    try:
+        for _ in range(LEARNING_CHUNKS):
+            assert runner.advance(cfg.run.chunk_steps)
+            snaps.append(read_snapshot(runner.run_dir / snapshot.SNAPSHOT))
+    finally:
+        runner.close()
+    assert [x.step for x in snaps] == [cfg.run.chunk_steps * (i + 1) for i in range(LEARNING_CHUNKS)]
+    return snaps
 
 
 @pytest.fixture(scope="module")
@@ -130,42 +156,52 @@ def test_writer_never_raises_into_the_run(tmp_path, caplog):
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1  # warned once
 
 
-def test_snapshot_writes_are_atomic(tmp_path):
-    """A reader polling while a writer rewrites never sees a partial file."""
+def _blob_snapshot(step: int, n: int) -> dict:
+    data = np.random.default_rng(step).integers(0, 255, n, dtype=np.uint8)
+    meta = {"format": snapshot.FORMAT, "step": step, "sum": int(data.sum(dtype=np.int64)), "n": n}
+    return {"meta": np.array(json.dumps(meta)), "env/.blob": data}
+
+
+def _read_whole(path) -> Snapshot:
+    """Read a snapshot and check it is complete (its blob matches the size and sum in its meta)."""
+    s = read_snapshot(path)  # raises SnapshotError on a partial file
+    blob = s.env[".blob"]
+    assert len(blob) == s.meta["n"] and int(blob.sum(dtype=np.int64)) == s.meta["sum"]
+    return s
+
+
+def test_snapshot_writes_are_atomic(tmp_path, monkeypatch):
+    """A reader never sees a partial file: it reads the complete previous snapshot right after the
+    new one's data was written (file still open) and right before the replace, and the complete
+    new one right after; a write that fails half-way leaves the previous snapshot and no temp file."""
     path = tmp_path / snapshot.SNAPSHOT
-    stop = threading.Event()
-    written = [0]
+    save_npz_atomic(path, _blob_snapshot(1, 1000))
+    seen = []
+    real_savez, real_replace = np.savez, os.replace
 
-    def writer():
-        rng = np.random.default_rng(0)
-        i = 0
-        while not stop.is_set():
-            n = int(rng.integers(1, 200_000))  # sizes vary so a torn read would be visible
-            data = rng.integers(0, 255, n, dtype=np.uint8)
-            meta = {"format": snapshot.FORMAT, "step": i, "sum": int(data.sum(dtype=np.int64)), "n": n}
-            save_npz_atomic(path, {"meta": np.array(json.dumps(meta)), "env/.blob": data})
-            written[0] += 1
-            i += 1
+    def savez(f, **arrays):  # the reader comes in while the new data sits in the open temp file
+        real_savez(f, **arrays)
+        seen.append(("written", _read_whole(path).step))
 
-    t = threading.Thread(target=writer)
-    t.start()
-    reads, steps = 0, []
-    try:
-        end = time.monotonic() + 2.0
-        while time.monotonic() < end or reads < 20:
-            s = read_snapshot(path)  # raises SnapshotError on a partial file
-            if s is None:
-                continue
-            blob = s.env[".blob"]
-            assert len(blob) == s.meta["n"] and int(blob.sum(dtype=np.int64)) == s.meta["sum"]
-            steps.append(s.step)
-            reads += 1
-    finally:
-        stop.set()
-        t.join()
-    assert reads >= 20 and written[0] >= 20
-    assert steps == sorted(steps)  # never an older snapshot after a newer one
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temporary files left
+    def replace(src, dst):
+        seen.append(("before replace", _read_whole(path).step))
+        real_replace(src, dst)
+        seen.append(("after replace", _read_whole(path).step))
+
+    monkeypatch.setattr(np, "savez", savez)
+    monkeypatch.setattr(os, "replace", replace)
+    save_npz_atomic(path, _blob_snapshot(2, 300_000))  # larger: a torn read would show
+    assert seen == [("written", 1), ("before replace", 1), ("after replace", 2)]
+
+    def savez_dies(f, **arrays):  # e.g. the disk fills up half-way through the data
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(np, "savez", savez_dies)
+    with pytest.raises(OSError, match="No space"):
+        save_npz_atomic(path, _blob_snapshot(3, 1000))
+    assert _read_whole(path).step == 2
+    assert [p.name for p in tmp_path.iterdir()] == [snapshot.SNAPSHOT]  # no temporary file left
 
 
 def test_live_source_survives_restart(tmp_path, snap):
@@ -222,6 +258,18 @@ def test_follow_selects_the_oldest_random_agent(snap):
     assert ages[ui.selected] == ages.max()
 
 
+def test_follow_selects_the_fittest_learning_agent(learning_snaps):
+    not_oldest = 0
+    for s in learning_snaps:
+        fit = s.genome["fitness"]
+        assert fit.shape == (s.n_shown,) and np.isfinite(fit).all()
+        ui = on_snapshot(UI(follow=True, selected=3), s)
+        assert ui.selected == int(np.argmax(fit)) and ui.follow
+        ages = s.step - s.slots["birth_step"]
+        not_oldest += bool(ages[ui.selected] < ages.max())
+    assert not_oldest > 0  # the fitness, not the age, decides (seed 0: at steps 150 and 250)
+
+
 # --------------------------------------------------------------------------- frames
 
 
@@ -246,25 +294,23 @@ def test_whole_map(assets, snap):
     assert _colours(render.frame_array(surf)) > 20
 
 
-def test_frame_with_genome_and_pool(assets, snap):
-    """The panels a learning agent kind fills (transformer: genome arrays and a pool summary)."""
-    k = snap.n_shown
-    # as the transformer kind reports it: gene ids (-1 = empty layer slot), gate alphas (attention, MLP)
-    genome = {"layer_id": np.tile([3, 7, -1, 12], (k, 1)),
-              "gates": np.tile([[2.0, 1.0], [0.5, 0.8], [0.0, 0.0], [0.05, 0.0]], (k, 1, 1)),
-              "encoder_id": np.arange(k), "head_id": np.zeros(k, int)}
-    pool = {"living_genes": 12, "entropy": 2.1,
-            "top_genes": [{"id": 7, "parent": 3, "role": "mid", "carriers": 3, "fitness": 0.9},
-                          {"id": 3, "parent": -1, "role": "early", "carriers": 1, "fitness": 0.4}],
-            "recent_splits": [{"step": 90, "parent": 3, "children": [7, 8]}]}
-    hist = dict(snap.hist, intrinsic_reward=np.linspace(0, 1, snapshot.HISTORY * k).reshape(-1, k))
-    fake = Snapshot(meta=dict(snap.meta, pool=pool, agents_kind="transformer"), env=snap.env, slots=snap.slots,
-                    hist=hist, genome=genome)
-    a = render.frame_array(render.draw_frame(assets, fake, UI(), render.Status("run", time.time())))
+def test_frame_with_genome_and_pool(assets, learning_snaps):
+    """The panels a learning agent kind fills, from a real transformer run's snapshot: its genome
+    arrays, learning metrics and pool summary (genepool.report.summary: top genes, recent splits,
+    lineage)."""
+    snap = next(x for x in learning_snaps if x.meta["pool"]["recent_splits"])  # splits start at step 125
+    pool = snap.meta["pool"]
+    parents = render.gene_parents(pool)
+    for sp in pool["recent_splits"]:  # the pool's own format: {id, parent, kind, step}
+        assert parents[sp["id"]] == sp["parent"] >= 0
+    assert {int(k) for k in pool["lineage"]} <= set(parents) and len(pool["lineage"]) == pool["living_genes"]
+    assert {"intrinsic_reward", "loss_forward"} <= set(snap.hist)
+    sel = 1
+    a = render.frame_array(render.draw_frame(assets, snap, UI(selected=sel), render.Status("run", time.time())))
     panel = a[render.HEADER_H:, render.SIZE[0] - render.PANEL_W:]
-    # the genome strip: the lineage colour of gene 7 (root 3) is in the panel
-    colour = render.lineage_colour(7, render.gene_parents(pool))
-    assert (panel == colour).all(axis=-1).sum() > 50
+    # the genome strip: the lineage colour of the selected agent's encoder gene (drawn fully) is in the panel
+    colour = render.lineage_colour(int(snap.genome["encoder_id"][sel]), parents)
+    assert (panel == colour).all(axis=-1).sum() > 200
     assert render.lineage_colour(7, {7: 3})[0:3] != render.lineage_colour(5, {})  # other lineage, other colour
     np.testing.assert_allclose(render.gate_openness([[0.0, 100.0], [-100.0, 0.5]]), [[0, 1], [1, np.tanh(0.5)]])
 
@@ -361,18 +407,17 @@ def test_window_keys_and_screenshot(run_dir, monkeypatch):
     assert _colours(_png(shots[0])) > 100
 
 
-def test_pool_summary_lineage():
-    bank = types.SimpleNamespace(alive=np.array([True, True, False]), gene_id=np.array([4, 9, -1]),
-                                 parent_id=np.array([-1, 4, -1]))
-    pool = types.SimpleNamespace(encoder=bank, layer=bank)
-    assert snapshot.pool_summary(object(), {}) == {}  # random agents: no pool
-    s = snapshot.pool_summary(object(), pool)
-    assert s["lineage"] == {"4": -1, "9": 4} and s["living_genes"] == 4
-    summary = {"entropy": np.float32(1.5), "top_genes": [{"id": np.int32(9)}]}  # numpy scalars become JSON
-    kind = types.SimpleNamespace(pool_summary=lambda p, agents, step: summary)
-    s = snapshot.pool_summary(kind, pool)
-    assert s["entropy"] == 1.5 and s["top_genes"] == [{"id": 9}] and "lineage" in s
-    json.dumps(s)
+def test_snapshot_pool_summary_and_genome(learning_snaps):
+    """A learning run's snapshot carries Simulation.pool_summary and genome_arrays (random agents:
+    neither, see test_snapshot_contents)."""
+    last = learning_snaps[-1]
+    pool = last.meta["pool"]
+    assert json.loads(json.dumps(pool)) == pool
+    assert pool["living_genes"] > 0 and 0 < pool["entropy"] and pool["top_genes"]
+    # the lineage {gene id: parent id} of every living gene: the top genes are living genes
+    assert all(pool["lineage"][str(g["id"])] == g["parent"] for g in pool["top_genes"])
+    assert {"layer_id", "gates", "encoder_id", "head_id", "fitness"} <= set(last.genome)
+    assert last.genome["layer_id"].shape[0] == last.n_shown
 
 
 def test_collect_leaves_the_state_donatable():

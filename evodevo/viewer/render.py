@@ -45,28 +45,9 @@ STATS = (  # tile bars: (EnvState field, colour)
 MAX_STAT = 9.0
 
 
-@dataclass(frozen=True)
-class _EnvKind:
-    renderer: str  # module with make_craftax_pixel_renderer
-    constants: str  # module with Action, BlockType, load_all_textures
-    mobs: tuple  # (field, colour) drawn on the whole map
-    levels: bool
-
-
-_KINDS = {
-    "Craftax-Classic-Symbolic-v1": _EnvKind(
-        "craftax.craftax_classic.renderer", "craftax.craftax_classic.constants",
-        (("cows", (250, 250, 250)), ("zombies", (235, 40, 40)), ("skeletons", (190, 190, 200)),
-         ("arrows", (255, 160, 0))),
-        False,
-    ),
-    "Craftax-Symbolic-v1": _EnvKind(
-        "craftax.craftax.renderer", "craftax.craftax.constants",
-        (("passive_mobs", (250, 250, 250)), ("melee_mobs", (235, 40, 40)), ("ranged_mobs", (190, 190, 200)),
-         ("mob_projectiles", (255, 160, 0))),
-        True,
-    ),
-}
+# Whole-map colour of a mob by its role in the env's table (craftax_world.EnvSpec.mobs).
+MOB_COLOURS = {"passive": (250, 250, 250), "melee": (235, 40, 40), "ranged": (190, 190, 200),
+               "projectile": (255, 160, 0)}
 
 
 # --------------------------------------------------------------------------- static assets
@@ -102,25 +83,24 @@ class Assets:
         import importlib
 
         from evodevo.config import WorldConfig
-        from evodevo.world.craftax_world import ContinuousWorld
+        from evodevo.world.craftax_world import ENVS, ContinuousWorld
 
-        if env_name not in _KINDS:
+        if env_name not in ENVS:
             raise SnapshotError(f"the viewer cannot draw env '{env_name}'")
-        kind = _KINDS[env_name]
         self.env_name = env_name
-        self.kind = kind
         self.fonts = fonts or Fonts()
         world = ContinuousWorld(WorldConfig(env=env_name, n_slots=1))
+        self.spec = world.spec  # renderer and constants modules, mobs, levels
         template = jax.eval_shape(world.env.reset_env, jax.random.PRNGKey(0), world.params)[1]
         flat, self.treedef = jax.tree_util.tree_flatten_with_path(template)
         self.leaves = [(jax.tree_util.keystr(p), np.dtype(x.dtype), tuple(x.shape)) for p, x in flat]
         self.achievements = list(world.achievement_names)
-        consts = importlib.import_module(kind.constants)
+        consts = importlib.import_module(self.spec.constants)
         self.actions = [a.name.lower() for a in consts.Action]
         textures = consts.load_all_textures()[block_px]
         blocks = np.asarray(textures["block_textures"], np.float32)[..., :3]
         self.palette = blocks.mean(axis=(1, 2)).clip(0, 255).astype(np.uint8)
-        self._render = _pixel_renderer(kind.renderer, block_px)
+        self._render = _pixel_renderer(self.spec.renderer, block_px)
         self._memo = (None, None)
 
     def env_state(self, snap: Snapshot):
@@ -148,7 +128,7 @@ class Assets:
 def world_map(assets: Assets, snap: Snapshot, slot: int, cell: int = 8) -> np.ndarray:
     """uint8 [H*cell, W*cell, 3]: the whole map of one slot's world, mobs and the player on top."""
     env = snap.env
-    level = int(env[".player_level"][slot]) if assets.kind.levels else None
+    level = int(env[".player_level"][slot]) if assets.spec.levels else None
     grid = env[".map"][slot]
     if level is not None:
         grid = grid[level]
@@ -159,7 +139,8 @@ def world_map(assets: Assets, snap: Snapshot, slot: int, cell: int = 8) -> np.nd
     def mark(r, c, colour, pad):
         img[r * cell + pad:(r + 1) * cell - pad, c * cell + pad:(c + 1) * cell - pad] = colour
 
-    for name, colour in assets.kind.mobs:
+    for name, role in assets.spec.mobs:
+        colour = MOB_COLOURS[role]
         pos, mask = env.get(f".{name}.position"), env.get(f".{name}.mask")
         if pos is None or mask is None:
             continue
@@ -349,7 +330,7 @@ def draw_map(surf, assets: Assets, snap: Snapshot, ui: UI, area):
     # the agent's local view (Craftax OBS_DIM: rows x cols around the player)
     tile_h, tile_w = assets.tiles(snap).shape[1:3]
     view_cols = tile_w // BLOCK_PX
-    inv_rows = 2 if not assets.kind.levels else 4
+    inv_rows = 2 if not assets.spec.levels else 4
     view_rows = tile_h // BLOCK_PX - inv_rows
     r, c = snap.env[".player_position"][slot].astype(int)
     rect = (x + (c - view_cols // 2) * cell, y + (r - view_rows // 2) * cell, view_cols * cell, view_rows * cell)
@@ -442,15 +423,14 @@ def draw_genome(surf, assets: Assets, snap: Snapshot, s: int, rect) -> int:
     x, y, w = rect
     small = assets.fonts(16)
     g = snap.genome
-    ids_key = "layer_id" if "layer_id" in g else "layer_ids" if "layer_ids" in g else None
-    if ids_key is None:
+    if "layer_id" not in g:
         if g:
             for name in sorted(g)[:4]:
                 y += _text(surf, small, f"{name}: {np.asarray(g[name][s]).tolist()}", (x, y), DIM, w)
             return y
         return y + _text(surf, small, f"{snap.meta.get('agents_kind', 'random')} agents: no genome", (x, y), DIM, w)
     parents = gene_parents(snap.meta.get("pool") or {})
-    ids = np.asarray(g[ids_key][s]).astype(int)
+    ids = np.asarray(g["layer_id"][s]).astype(int)
     gates = np.asarray(g["gates"][s]) if "gates" in g else np.full(len(ids), 10.0)
     gates = gate_openness(gates).reshape(len(ids), -1)
     blocks = []  # (label, gene id, openness per part or None)

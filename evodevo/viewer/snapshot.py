@@ -15,7 +15,8 @@ Contents of snapshot.npz (numpy arrays, no pickles):
     slots/<name>      agent_id, birth_step, parents of the shown slots
     hist/<name>       [H, K] recent per-step values of the shown slots, oldest first:
                       `action` and every learning metric; `meta["hist_len"]` rows are valid
-    genome/<name>     the agent kind's genome arrays of the shown slots (absent for random agents)
+    genome/<name>     `Simulation.genome_arrays` of the shown slots: the genome arrays and each
+                      slot's lifetime fitness so far, "fitness" (absent for random agents)
 
 "Shown slots" are the first `max_slots` (64) slots: the viewer draws at most that many
 worlds, and a 4096-slot GPU run must not write 85 MB a second.
@@ -124,7 +125,7 @@ def collect(sim, state, k: int) -> tuple[dict, dict]:
         "max_age": int(sim.cfg.world.max_age),
         "births": int(state.births),
         "deaths": {c.name: int(deaths[c]) for c in Cause if c != Cause.alive},
-        "pool": json.loads(json.dumps(sim.pool_summary(state), default=_json_default)),
+        "pool": json.loads(json.dumps(sim.pool_summary(state), default=_json_default)),  # numpy scalars -> JSON
     }
     return arrays, meta
 

@@ -70,13 +70,11 @@ def on_key(ui: UI, key: str, k: int, shift: bool = False) -> tuple[UI, str | Non
 
 
 def fitness(snap) -> np.ndarray:
-    """Per shown slot fitness used by "follow the fittest".
-
-    A `fitness` genome entry or metric history of the agent kind wins; otherwise the age
-    (the default lifetime fitness is survival-based).
-    """
+    """Per shown slot fitness used by "follow the fittest": the lifetime fitness so far that the
+    run stores with the genome (`Simulation.genome_arrays`), or the age for agents without one
+    (random agents: survival is all there is)."""
     if "fitness" in snap.genome:
-        return np.asarray(snap.genome["fitness"], np.float64).reshape(snap.n_shown, -1)[:, 0]
+        return np.asarray(snap.genome["fitness"], np.float64)
     return ages(snap).astype(np.float64)
 
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from evodevo.config import WorldConfig
+from evodevo.treeutil import select
 
 # Craftax's own timestep limit must never end a life; day/night keeps cycling.
 NEVER = 2**31 - 1
@@ -33,26 +34,40 @@ class Cause(IntEnum):
     broken = 4  # non-finite parameters or losses (learning agents)
     won = 5  # full Craftax: the final boss was beaten
 
-    @classmethod
-    def names(cls) -> list[str]:
-        return [c.name for c in cls if c != cls.alive]
-
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """What differs between Craftax-Classic and full Craftax for a continuous world."""
+    """What differs between Craftax-Classic and full Craftax: for the continuous world and for
+    the viewer (the one table of per-environment facts; the viewer reads it, never the reverse)."""
 
     player_fields: tuple[str, ...]  # reset to the newborn's values at respawn
-    mob_groups: tuple[str, ...]  # every mob group with a health field
-    hostile_in_mob_map: tuple[str, ...]  # hostile mob groups that occupy mob_map
-    projectiles: tuple[str, ...]  # hostile projectiles (not in mob_map)
+    mobs: tuple[tuple[str, str], ...]  # (EnvState field, role): every mob group and hostile projectile
     spawn_blocks: tuple[int, ...]  # block types a newborn may stand on
     levels: bool  # map and mobs have a leading level axis
     achievements: tuple[str, ...]  # lower-case achievement names, in Craftax order
     map_obs_shape: tuple[int, int, int]  # (rows, cols, channels) of the map part of the observation
+    renderer: str  # module with Craftax's make_craftax_pixel_renderer (viewer)
+    constants: str  # module with Action, BlockType, load_all_textures (viewer)
+
+    # Roles in `mobs`: "passive", "melee" and "ranged" mobs occupy mob_map (the latter two are
+    # hostile); a "projectile" is hostile and not in mob_map. The viewer colours them by role.
+    @property
+    def mob_groups(self) -> tuple[str, ...]:
+        """Every mob group with a health field."""
+        return tuple(name for name, role in self.mobs if role != "projectile")
+
+    @property
+    def hostile_in_mob_map(self) -> tuple[str, ...]:
+        """Hostile mob groups that occupy mob_map."""
+        return tuple(name for name, role in self.mobs if role in ("melee", "ranged"))
+
+    @property
+    def projectiles(self) -> tuple[str, ...]:
+        """Hostile projectiles (not in mob_map)."""
+        return tuple(name for name, role in self.mobs if role == "projectile")
 
 
-def _classic_spec(env_name: str):
+def _classic_spec():
     from craftax.craftax_classic.constants import Achievement, BlockType
     from craftax.craftax_classic.envs.craftax_symbolic_env import (
         CraftaxClassicSymbolicEnvNoAutoReset,
@@ -65,18 +80,18 @@ def _classic_spec(env_name: str):
             "is_sleeping", "player_recover", "player_hunger", "player_thirst", "player_fatigue",
             "inventory", "achievements",
         ),
-        mob_groups=("zombies", "cows", "skeletons"),
-        hostile_in_mob_map=("zombies", "skeletons"),
-        projectiles=("arrows",),
+        mobs=(("cows", "passive"), ("zombies", "melee"), ("skeletons", "ranged"), ("arrows", "projectile")),
         spawn_blocks=(BlockType.GRASS.value, BlockType.SAND.value, BlockType.PATH.value),
         levels=False,
         achievements=tuple(a.name.lower() for a in Achievement),
         map_obs_shape=tuple(get_map_obs_shape()),
+        renderer="craftax.craftax_classic.renderer",
+        constants="craftax.craftax_classic.constants",
     )
     return CraftaxClassicSymbolicEnvNoAutoReset(), spec
 
 
-def _full_spec(env_name: str):
+def _full_spec():
     from craftax.craftax.constants import Achievement, BlockType
     from craftax.craftax.envs.craftax_symbolic_env import CraftaxSymbolicEnvNoAutoReset, get_map_obs_shape
 
@@ -89,18 +104,20 @@ def _full_spec(env_name: str):
             "learned_spells", "sword_enchantment", "bow_enchantment", "armour_enchantments",
             "achievements",
         ),
-        mob_groups=("melee_mobs", "passive_mobs", "ranged_mobs"),
-        hostile_in_mob_map=("melee_mobs", "ranged_mobs"),
-        projectiles=("mob_projectiles",),
+        mobs=(("passive_mobs", "passive"), ("melee_mobs", "melee"), ("ranged_mobs", "ranged"),
+              ("mob_projectiles", "projectile")),
         spawn_blocks=(BlockType.GRASS.value, BlockType.SAND.value, BlockType.PATH.value),
         levels=True,
         achievements=tuple(a.name.lower() for a in Achievement),
         map_obs_shape=tuple(get_map_obs_shape()),
+        renderer="craftax.craftax.renderer",
+        constants="craftax.craftax.constants",
     )
     return CraftaxSymbolicEnvNoAutoReset(), spec
 
 
-_ENVS = {
+# env name -> its builder of (Craftax env, EnvSpec); the viewer draws exactly these envs
+ENVS = {
     "Craftax-Classic-Symbolic-v1": _classic_spec,
     "Craftax-Symbolic-v1": _full_spec,
 }
@@ -123,7 +140,7 @@ class ContinuousWorld:
 
     def __init__(self, cfg: WorldConfig):
         self.cfg = cfg
-        self.env, self.spec = _ENVS[cfg.env](cfg.env)
+        self.env, self.spec = ENVS[cfg.env]()
         self.params = self.env.default_params.replace(max_timesteps=NEVER)
         self.n = cfg.n_slots
         self.num_actions = self.env.num_actions
@@ -197,10 +214,7 @@ class ContinuousWorld:
 
         def do(ws):
             revived = jax.vmap(revive)(ws.env, ws.newborn)
-            env = jax.tree.map(
-                lambda new, old: jnp.where(mask.reshape((-1,) + (1,) * (old.ndim - 1)), new, old),
-                revived, ws.env,
-            )
+            env = select(mask, revived, ws.env)
             obs = jax.vmap(self.env.get_obs)(env)
             return ws.replace(env=env, obs=jnp.where(mask[:, None], obs, ws.obs))
 
