@@ -5,7 +5,6 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from evodevo.agents import transformer as tf
 from evodevo.agents.normalize import RewardScale, Welford, normalize

@@ -19,7 +19,7 @@ import pygame  # noqa: E402
 import pytest  # noqa: E402
 
 from evodevo import cli  # noqa: E402
-from evodevo.viewer import app, render, snapshot  # noqa: E402
+from evodevo.viewer import app, draw, panels, render, snapshot  # noqa: E402
 from evodevo.viewer.snapshot import Snapshot, SnapshotWriter, read_snapshot, save_npz_atomic  # noqa: E402
 from evodevo.viewer.source import LiveSource  # noqa: E402
 from evodevo.viewer.ui import UI, on_key, on_snapshot  # noqa: E402
@@ -300,7 +300,7 @@ def test_frame_with_genome_and_pool(assets, learning_snaps):
     lineage)."""
     snap = next(x for x in learning_snaps if x.meta["pool"]["recent_splits"])  # splits start at step 125
     pool = snap.meta["pool"]
-    parents = render.gene_parents(pool)
+    parents = draw.gene_parents(pool)
     for sp in pool["recent_splits"]:  # the pool's own format: {id, parent, kind, step}
         assert parents[sp["id"]] == sp["parent"] >= 0
     assert {int(k) for k in pool["lineage"]} <= set(parents) and len(pool["lineage"]) == pool["living_genes"]
@@ -309,10 +309,10 @@ def test_frame_with_genome_and_pool(assets, learning_snaps):
     a = render.frame_array(render.draw_frame(assets, snap, UI(selected=sel), render.Status("run", time.time())))
     panel = a[render.HEADER_H:, render.SIZE[0] - render.PANEL_W:]
     # the genome strip: the lineage colour of the selected agent's encoder gene (drawn fully) is in the panel
-    colour = render.lineage_colour(int(snap.genome["encoder_id"][sel]), parents)
+    colour = draw.lineage_colour(int(snap.genome["encoder_id"][sel]), parents)
     assert (panel == colour).all(axis=-1).sum() > 200
-    assert render.lineage_colour(7, {7: 3})[0:3] != render.lineage_colour(5, {})  # other lineage, other colour
-    np.testing.assert_allclose(render.gate_openness([[0.0, 100.0], [-100.0, 0.5]]), [[0, 1], [1, np.tanh(0.5)]])
+    assert draw.lineage_colour(7, {7: 3})[0:3] != draw.lineage_colour(5, {})  # other lineage, other colour
+    np.testing.assert_allclose(panels.gate_openness([[0.0, 100.0], [-100.0, 0.5]]), [[0, 1], [1, np.tanh(0.5)]])
 
 
 # --------------------------------------------------------------------------- the command line

@@ -12,7 +12,6 @@ off-screen pygame Surface, so the same code makes the live window and `--screens
 
 from __future__ import annotations
 
-import colorsys
 import functools
 from dataclasses import dataclass
 
@@ -20,35 +19,12 @@ import jax
 import numpy as np
 import pygame
 
+from evodevo.viewer.draw import (  # noqa: F401 - the palette and sizes, used through this module too
+    ACCENT, BG, BLOCK_PX, DIM, FG, HEADER_H, MAX_STAT, MIN_SIZE, MOB_COLOURS, OK, PANEL_BG, PANEL_W, SIZE, STATS, WARN,
+    Fonts, bar, surface, text)
+from evodevo.viewer.panels import draw_agent_panel, draw_pool_panel
 from evodevo.viewer.snapshot import Snapshot, SnapshotError
 from evodevo.viewer.ui import HELP, UI, ages, grid_shape
-
-BLOCK_PX = 16  # Craftax pixel renderer block size (textures exist for 7, 16 and 64 / 10, 16 and 64)
-SIZE = (1280, 800)  # default frame size
-MIN_SIZE = (960, 600)
-HEADER_H = 30
-PANEL_W = 470  # right-hand panels
-
-BG = (18, 18, 24)
-PANEL_BG = (28, 28, 38)
-FG = (230, 230, 235)
-DIM = (150, 150, 165)
-ACCENT = (255, 210, 60)
-WARN = (255, 150, 60)
-OK = (110, 220, 120)
-STATS = (  # tile bars: (EnvState field, colour)
-    ("player_health", (230, 60, 60)),
-    ("player_food", (240, 150, 50)),
-    ("player_drink", (70, 150, 240)),
-    ("player_energy", (240, 220, 60)),
-)
-MAX_STAT = 9.0
-
-
-# Whole-map colour of a mob by its role in the env's table (craftax_world.EnvSpec.mobs).
-MOB_COLOURS = {"passive": (250, 250, 250), "melee": (235, 40, 40), "ranged": (190, 190, 200),
-               "projectile": (255, 160, 0)}
-
 
 # --------------------------------------------------------------------------- static assets
 
@@ -60,19 +36,6 @@ def _pixel_renderer(module: str, block_px: int):
 
     make = importlib.import_module(module).make_craftax_pixel_renderer
     return jax.jit(jax.vmap(make(block_px)))
-
-
-class Fonts:
-    """pygame fonts (pygame's default font works without a display)."""
-
-    def __init__(self):
-        pygame.font.init()
-        self._cache: dict[int, pygame.font.Font] = {}
-
-    def __call__(self, size: int) -> pygame.font.Font:
-        if size not in self._cache:
-            self._cache[size] = pygame.font.Font(None, size)
-        return self._cache[size]
 
 
 class Assets:
@@ -156,115 +119,6 @@ def world_map(assets: Assets, snap: Snapshot, slot: int, cell: int = 8) -> np.nd
     return img
 
 
-def _surface(rgb: np.ndarray) -> pygame.Surface:
-    return pygame.surfarray.make_surface(np.ascontiguousarray(rgb.transpose(1, 0, 2)))
-
-
-def lineage_colour(gene_id: int, parents: dict) -> tuple[int, int, int]:
-    """A colour per gene: the hue is its lineage root's, the shade darkens with generations."""
-    root, depth = int(gene_id), 0
-    while parents.get(root, -1) >= 0 and depth < 64:
-        root, depth = int(parents[root]), depth + 1
-    hue = (root * 0.6180339887) % 1.0
-    value = max(0.45, 0.95 - 0.1 * depth)
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.6, value)
-    return int(r * 255), int(g * 255), int(b * 255)
-
-
-def gene_parents(pool: dict) -> dict:
-    """{gene id: parent id} from whatever the pool summary lists (top genes, splits, lineage)."""
-    parents = {}
-    lineage = pool.get("lineage")
-    if isinstance(lineage, dict):
-        for k, v in lineage.items():
-            try:
-                parents[int(k)] = int(v)
-            except (TypeError, ValueError):
-                pass
-    for value in pool.values():
-        if isinstance(value, list):
-            for item in value:
-                if isinstance(item, dict) and "id" in item and "parent" in item:
-                    try:
-                        parents[int(item["id"])] = int(item["parent"] if item["parent"] is not None else -1)
-                    except (TypeError, ValueError):
-                        pass
-    return parents
-
-
-# --------------------------------------------------------------------------- drawing helpers
-
-
-def _fit(font, s: str, width: int) -> str:
-    if font.size(s)[0] <= width:
-        return s
-    while s and font.size(s + "…")[0] > width:
-        s = s[:-1]
-    return s + "…"
-
-
-def _text(surf, font, s, pos, colour=FG, width=None) -> int:
-    """Draw one line; return its height."""
-    if width is not None:
-        s = _fit(font, s, width)
-    img = font.render(s, True, colour)
-    surf.blit(img, pos)
-    return img.get_height()
-
-
-def _wrap(font, s: str, width: int) -> list[str]:
-    lines, line = [], ""
-    for word in s.split(" "):
-        trial = f"{line} {word}" if line else word
-        if font.size(trial)[0] <= width or not line:
-            line = trial
-        else:
-            lines.append(line)
-            line = word
-    if line:
-        lines.append(line)
-    return lines
-
-
-def _paragraph(surf, font, s, x, y, width, colour=FG, max_lines=3) -> int:
-    lines = _wrap(font, s, width)
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        lines[-1] = _fit(font, lines[-1] + " …", width)
-    for line in lines:
-        y += _text(surf, font, line, (x, y), colour, width)
-    return y
-
-
-def _bar(surf, rect, frac, colour):
-    pygame.draw.rect(surf, (50, 50, 60), rect)
-    w = int(round(rect[2] * float(np.clip(frac, 0.0, 1.0))))
-    if w > 0:
-        pygame.draw.rect(surf, colour, (rect[0], rect[1], w, rect[3]))
-
-
-def sparkline_stats(values) -> str:
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return "no data yet"
-    return f"last {v[-1]:.3g} · min {v.min():.3g} · max {v.max():.3g} · {len(v)} steps"
-
-
-def _sparkline(surf, rect, values, colour=OK):
-    x, y, w, h = rect
-    pygame.draw.rect(surf, (40, 40, 52), rect)
-    v = np.asarray(values, np.float64)
-    v = v[np.isfinite(v)]
-    if len(v) < 2:
-        return
-    lo, hi = float(v.min()), float(v.max())
-    span = hi - lo if hi > lo else 1.0
-    xs = x + np.linspace(0, w - 1, len(v))
-    ys = y + h - 2 - (v - lo) / span * (h - 4)
-    pygame.draw.lines(surf, colour, False, list(zip(xs.tolist(), ys.tolist())), 1)
-
-
 # --------------------------------------------------------------------------- frame parts
 
 
@@ -301,15 +155,15 @@ def draw_grid(surf, assets: Assets, snap: Snapshot, ui: UI, area):
     for i in range(k):
         x, y, w, h = images[i]
         cx, cy, cw, ch = cells[i]
-        img = pygame.transform.scale(_surface(tiles[i]), (w, h))
+        img = pygame.transform.scale(surface(tiles[i]), (w, h))
         surf.blit(img, (x, y))
         # label: id and age on the left, four stat bars on the right
         bars_w = max(20, min(70, w // 3))
-        _text(surf, font, f"#{ids[i]}  {age[i]:,}", (x, cy + 2), FG, w - bars_w - 4)
+        text(surf, font, f"#{ids[i]}  {age[i]:,}", (x, cy + 2), FG, w - bars_w - 4)
         bh = max(2, (label_h - 4) // 4)
         for j, (field, colour) in enumerate(STATS):
             v = float(snap.env[f".{field}"][i]) / MAX_STAT
-            _bar(surf, (x + w - bars_w, cy + 2 + j * bh, bars_w, bh - 1), v, colour)
+            bar(surf, (x + w - bars_w, cy + 2 + j * bh, bars_w, bh - 1), v, colour)
         if i == ui.selected:
             pygame.draw.rect(surf, ACCENT, (x - 3, cy, w + 6, h + label_h + 6), 3)
 
@@ -320,13 +174,13 @@ def draw_map(surf, assets: Assets, snap: Snapshot, ui: UI, area):
     font = assets.fonts(20)
     title = (f"world of agent #{snap.slots['agent_id'][slot]} (slot {slot}) · "
              f"M: back to the grid · magenta: agent, red: hostile, white: cow")
-    _text(surf, font, title, (ax + 8, ay + 4), FG, aw - 16)
+    text(surf, font, title, (ax + 8, ay + 4), FG, aw - 16)
     img = world_map(assets, snap, slot, cell=1)
     mh, mw = img.shape[:2]
     cell = max(1, min((aw - 16) // mw, (ah - 34) // mh))
     img = world_map(assets, snap, slot, cell=cell)
     x, y = ax + (aw - img.shape[1]) // 2, ay + 28
-    surf.blit(_surface(img), (x, y))
+    surf.blit(surface(img), (x, y))
     # the agent's local view (Craftax OBS_DIM: rows x cols around the player)
     tile_h, tile_w = assets.tiles(snap).shape[1:3]
     view_cols = tile_w // BLOCK_PX
@@ -335,238 +189,6 @@ def draw_map(surf, assets: Assets, snap: Snapshot, ui: UI, area):
     r, c = snap.env[".player_position"][slot].astype(int)
     rect = (x + (c - view_cols // 2) * cell, y + (r - view_rows // 2) * cell, view_cols * cell, view_rows * cell)
     pygame.draw.rect(surf, (255, 255, 255), rect, 2)
-
-
-def draw_agent_panel(surf, assets: Assets, snap: Snapshot, ui: UI, rect) -> int:
-    x0, y, w, _ = rect
-    x = x0 + 12
-    w -= 24
-    big, mid, small = assets.fonts(28), assets.fonts(22), assets.fonts(19)
-    s = ui.selected
-    env = snap.env
-    aid = int(snap.slots["agent_id"][s])
-    age = int(ages(snap)[s])
-    parents = [int(p) for p in snap.slots["parents"][s] if p >= 0]
-    y += _text(surf, big, f"Agent #{aid}", (x, y), ACCENT)
-    par = ", ".join(f"#{p}" for p in parents) if parents else "none (first generation)"
-    y += _text(surf, small, f"slot {s} · parents {par}", (x, y), DIM, w) + 2
-    max_age = int(snap.meta.get("max_age", 0)) or None
-    life = f"age {age:,} steps (lifespan so far)"
-    if max_age:
-        life += f" · {100 * age / max_age:.0f}% of max age {max_age:,}"
-    y += _text(surf, mid, life, (x, y), FG, w)
-    y += _text(surf, small, f"born at step {int(snap.slots['birth_step'][s]):,}", (x, y), DIM, w) + 4
-    # needs
-    bw = (w - 12) // 4
-    for j, (field, colour) in enumerate(STATS):
-        v = float(env[f".{field}"][s])
-        _text(surf, small, f"{field[7:]} {v:.0f}", (x + j * (bw + 4), y), DIM)
-        _bar(surf, (x + j * (bw + 4), y + 15, bw, 6), v / MAX_STAT, colour)
-    y += 28
-    # genome
-    y += _text(surf, mid, "Genome", (x, y), FG)
-    y = draw_genome(surf, assets, snap, s, (x, y, w)) + 6
-    # learning metrics
-    n_valid = _valid_history(snap, s)
-    metrics = [m for m in snap.hist if m != "action"]
-    first = ("intrinsic_reward", "gate_open", "loss_forward", "td_error")
-    metrics.sort(key=lambda m: (first.index(m) if m in first else len(first), m))
-    if not metrics:
-        y += _text(surf, mid, "Intrinsic reward", (x, y), FG)
-        if snap.meta.get("agents_kind", "random") == "random":
-            why = "random agents: no learning, no intrinsic reward"
-        elif snap.meta.get("checkpoint") is not None:
-            why = "checkpoints keep no metric history; view the live run"
-        else:
-            why = "none recorded yet"
-        y += _text(surf, small, why, (x, y), DIM, w) + 6
-    for m in metrics[:3]:
-        vals = snap.hist[m][-n_valid:, s] if n_valid else []
-        title = m.replace("_", " ").capitalize()
-        _text(surf, mid, title, (x, y), FG)
-        tw = mid.size(title)[0]
-        _text(surf, small, sparkline_stats(vals), (x + tw + 12, y + 3), DIM, w - tw - 12)
-        _sparkline(surf, (x, y + 20, w, 26), vals)
-        y += 50
-    # actions
-    y += _text(surf, mid, "Recent actions (newest last)", (x, y), FG)
-    acts = snap.hist.get("action")
-    if acts is None or n_valid == 0:
-        names = "none recorded yet" if snap.meta.get("checkpoint") is None else "not kept in checkpoints"
-    else:
-        a = acts[-min(n_valid, 12):, s].astype(int)
-        names = " ".join(assets.actions[i] if 0 <= i < len(assets.actions) else "?" for i in a)
-    y = _paragraph(surf, small, names, x, y, w, DIM, max_lines=2) + 4
-    # achievements of this life
-    got = [n for n, f in zip(assets.achievements, env[".achievements"][s]) if f]
-    y += _text(surf, mid, f"Achievements this life ({len(got)}/{len(assets.achievements)})", (x, y), FG)
-    y = _paragraph(surf, small, ", ".join(got) if got else "none yet", x, y, w, OK if got else DIM, max_lines=3)
-    return y
-
-
-def _valid_history(snap: Snapshot, s: int) -> int:
-    """Rows of the per-slot history that belong to the slot's current agent."""
-    h = int(snap.meta.get("hist_len", 0))
-    if not snap.hist:
-        return 0
-    return int(max(0, min(h, int(ages(snap)[s]), len(next(iter(snap.hist.values()))))))
-
-
-def gate_openness(gates) -> np.ndarray:
-    """|tanh(alpha)| of gate alphas: [L] or [L, parts] (attention, MLP) -> same shape, in [0, 1]."""
-    return np.abs(np.tanh(np.asarray(gates, np.float64)))
-
-
-def draw_genome(surf, assets: Assets, snap: Snapshot, s: int, rect) -> int:
-    """A strip of the agent's genes (encoder, layers, head) coloured by gene lineage; each
-    layer is filled to its gates' openness |tanh(alpha)| (attention left, MLP right)."""
-    x, y, w = rect
-    small = assets.fonts(16)
-    g = snap.genome
-    if "layer_id" not in g:
-        if g:
-            for name in sorted(g)[:4]:
-                y += _text(surf, small, f"{name}: {np.asarray(g[name][s]).tolist()}", (x, y), DIM, w)
-            return y
-        return y + _text(surf, small, f"{snap.meta.get('agents_kind', 'random')} agents: no genome", (x, y), DIM, w)
-    parents = gene_parents(snap.meta.get("pool") or {})
-    ids = np.asarray(g["layer_id"][s]).astype(int)
-    gates = np.asarray(g["gates"][s]) if "gates" in g else np.full(len(ids), 10.0)
-    gates = gate_openness(gates).reshape(len(ids), -1)
-    blocks = []  # (label, gene id, openness per part or None)
-    if "encoder_id" in g:
-        blocks.append(("E", int(np.asarray(g["encoder_id"][s]).reshape(-1)[0]), None))
-    blocks += [("L", int(i), gates[j]) for j, i in enumerate(ids) if i >= 0]
-    if "head_id" in g:
-        blocks.append(("H", int(np.asarray(g["head_id"][s]).reshape(-1)[0]), None))
-    bw = max(18, min(48, (w - 4 * len(blocks)) // max(len(blocks), 1)))
-    h = 34
-    for j, (kind, gid, open_) in enumerate(blocks):
-        bx = x + j * (bw + 4)
-        if bx + bw > x + w:
-            _text(surf, small, "…", (bx, y + 10), DIM)
-            break
-        colour = lineage_colour(gid, parents)
-        if open_ is None:
-            pygame.draw.rect(surf, colour, (bx, y, bw, h))
-        else:
-            pygame.draw.rect(surf, tuple(c // 3 for c in colour), (bx, y, bw, h))
-            pw = bw // len(open_)
-            for p, o in enumerate(open_):
-                fill = int(round(h * float(o)))
-                part_w = pw if p < len(open_) - 1 else bw - p * pw
-                pygame.draw.rect(surf, colour, (bx + p * pw, y + h - fill, part_w, fill))
-        pygame.draw.rect(surf, FG if kind != "L" else (90, 90, 100), (bx, y, bw, h), 1)
-        _text(surf, small, f"{kind}{gid}", (bx + 1, y + h + 1), DIM, bw + 3)
-    y += h + 16
-    n_layers = sum(1 for b in blocks if b[0] == "L")
-    mean_open = float(gates[ids >= 0].mean()) if n_layers else 0.0
-    legend = f"{n_layers} layers · gates open {mean_open:.2f} (fill: attention | MLP) · colour: lineage"
-    return y + _text(surf, small, legend, (x, y), DIM, w)
-
-
-def draw_pool_panel(surf, assets: Assets, snap: Snapshot, rect) -> int:
-    x0, y, w, h = rect
-    bottom = y + h
-    x = x0 + 12
-    w -= 24
-    mid, small = assets.fonts(22), assets.fonts(19)
-    meta = snap.meta
-    rates = meta.get("rates") or {}
-    n, k = int(meta.get("n_slots", snap.n_shown)), snap.n_shown
-    y += _text(surf, assets.fonts(28), "Population & gene pool", (x, y), ACCENT)
-    pop = f"population {n:,} agents" + (f" (first {k} shown)" if k < n else "")
-    y += _text(surf, mid, pop, (x, y), FG, w)
-    deaths = meta.get("deaths") or {}
-    total_deaths = sum(deaths.values())
-
-    def rate(name):
-        return f" ({rates[name]:.2f}/s)" if name in rates else ""
-
-    y += _text(surf, small, f"births {int(meta.get('births', 0)):,}{rate('births_per_s')} · deaths "
-               f"{total_deaths:,}{rate('deaths_per_s')}", (x, y), FG, w)
-    causes = " · ".join(f"{c} {v:,}" for c, v in deaths.items() if v)
-    if causes:
-        y += _text(surf, small, f"deaths by cause: {causes}", (x, y), DIM, w)
-    recent = meta.get("recent") or {}
-    if recent:
-        y += _text(surf, small, f"recent lives: lifespan mean {recent['lifespan_mean']:.0f}, median "
-                   f"{recent['lifespan_median']:.0f} · Crafter score {recent['crafter_score']:.2f}", (x, y), DIM, w)
-    if "agent_steps_per_s" in rates:
-        y += _text(surf, small, f"speed {rates['steps_per_s']:,.0f} steps/s · "
-                   f"{rates['agent_steps_per_s']:,.0f} agent-steps/s", (x, y), DIM, w)
-    y += 6
-    pool = meta.get("pool") or {}
-    kind = meta.get("agents_kind", "random")
-    if not pool:
-        y += _text(surf, mid, "random agents: no genome, no gene pool" if kind == "random"
-                   else f"no gene pool summary from the {kind} agents", (x, y), DIM, w) + 6
-    else:
-        y = _draw_pool(surf, assets, pool, (x, y, w))
-    rows = (bottom - y - 30) // 17
-    if rows >= 2:
-        y = draw_achievement_rates(surf, assets, recent.get("achievement_rates") or {}, (x, y + 6, w), min(rows, 8))
-    return y
-
-
-def _draw_pool(surf, assets: Assets, pool: dict, rect) -> int:
-    x, y, w = rect
-    mid, small = assets.fonts(22), assets.fonts(19)
-    parents = gene_parents(pool)
-    facts = []
-    for key, label in (("living_genes", "living genes"), ("entropy", "frequency entropy")):
-        if key in pool:
-            v = pool[key]
-            facts.append(f"{label} {v:.3f}" if isinstance(v, float) else f"{label} {v}")
-    if facts:
-        y += _text(surf, mid, " · ".join(facts), (x, y), FG, w)
-    top = pool.get("top_genes") or []
-    if top:
-        y += _text(surf, mid, "Top genes by fitness", (x, y + 2), FG) + 2
-        cols = (("id", 0), ("parent", 60), ("role", 125), ("carriers", 205), ("fitness", 290))
-        for name, dx in cols:
-            _text(surf, small, name, (x + 16 + dx, y), DIM)
-        y += 16
-        for gene in top[:6]:
-            gid = gene.get("id", -1)
-            pygame.draw.rect(surf, lineage_colour(int(gid), parents), (x, y + 2, 10, 10))
-            for name, dx in cols:
-                v = gene.get(name, "")
-                s = f"{v:.3f}" if isinstance(v, float) else ("–" if v in (None, -1) and name == "parent" else str(v))
-                _text(surf, small, s, (x + 16 + dx, y), FG, 80)
-            y += 16
-    splits = pool.get("recent_splits") or []
-    if splits:
-        y += _text(surf, mid, "Recent splits", (x, y + 4), FG) + 4
-        for sp in splits[-4:][::-1]:
-            if isinstance(sp, dict):
-                s = " ".join(f"{k} {v}" for k, v in sp.items())
-            else:
-                s = str(sp)
-            y += _text(surf, small, s, (x, y), DIM, w)
-    other = [k for k in pool if k not in ("living_genes", "entropy", "top_genes", "recent_splits", "lineage")]
-    for key in other[:4]:
-        v = pool[key]
-        if isinstance(v, (int, float, str)):
-            y += _text(surf, small, f"{key.replace('_', ' ')}: {v:.3g}" if isinstance(v, float) else f"{key}: {v}",
-                       (x, y), DIM, w)
-    return y
-
-
-def draw_achievement_rates(surf, assets: Assets, rates: dict, rect, n: int) -> int:
-    """Bars of the `n` most often unlocked achievements over the recent lives (% of lives)."""
-    x, y, w = rect
-    if not rates:
-        return y
-    small = assets.fonts(19)
-    y += _text(surf, assets.fonts(22), "Achievements of recent lives (% of lives)", (x, y), FG, w) + 2
-    top = sorted(rates.items(), key=lambda kv: -kv[1])[:n]
-    for name, r in top:
-        _text(surf, small, name.replace("_", " "), (x, y), DIM, 170)
-        _bar(surf, (x + 175, y + 3, w - 230, 10), r / 100.0, OK)
-        _text(surf, small, f"{r:.0f}%", (x + w - 45, y), DIM)
-        y += 17
-    return y
 
 
 @dataclass(frozen=True)
@@ -609,7 +231,7 @@ def draw_header(surf, assets_fonts: Fonts, snap: Snapshot | None, ui: UI, status
             break
         surf.blit(img, (x, 6))
         x += img.get_width() + 22
-    _text(surf, font, "H: help", (w - 72, 6), DIM)
+    text(surf, font, "H: help", (w - 72, 6), DIM)
 
 
 def draw_help(surf, fonts: Fonts):
@@ -619,11 +241,11 @@ def draw_help(surf, fonts: Fonts):
     box.fill((0, 0, 0, 215))
     surf.blit(box, ((w - bw) // 2, (h - bh) // 2))
     x, y = (w - bw) // 2 + 24, (h - bh) // 2 + 16
-    _text(surf, fonts(26), "Keys", (x, y), ACCENT)
+    text(surf, fonts(26), "Keys", (x, y), ACCENT)
     y += 34
     for key, what in HELP:
-        _text(surf, fonts(22), key, (x, y), FG)
-        _text(surf, fonts(22), what, (x + 150, y), DIM, bw - 180)
+        text(surf, fonts(22), key, (x, y), FG)
+        text(surf, fonts(22), what, (x + 150, y), DIM, bw - 180)
         y += 28
 
 
