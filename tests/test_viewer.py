@@ -135,7 +135,7 @@ def test_writer_history_ignores_padding(tmp_path, monkeypatch):
     assert w.maybe_write(r, _out(a1, a1 * 0.5), 4) is True  # the first chunk writes at once
     a2 = 20 + np.arange(12).reshape(4, 3)
     assert w.maybe_write(r, _out(a2, a2 * 0.5), 4) is False  # not yet time
-    assert w.maybe_write(r, _out(a2 + 50, a2), 2) is True  # a short chunk ends `advance`: write now
+    assert w.maybe_write(r, _out(a2 + 50, a2), 2, final=True) is True  # the run's end state: write now
     assert len(writes) == 2
     # last 5 valid steps of slots 0,1: a2 rows 1..3, then (a2+50) rows 0..1 (rows 2..3 were padding)
     want = np.concatenate([a2[1:4, :2], (a2 + 50)[:2, :2]])

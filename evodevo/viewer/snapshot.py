@@ -210,13 +210,13 @@ class SnapshotWriter:
             self._hist[name] = np.concatenate([old, r.astype(old.dtype)])[-h:]
         self._filled = min(h, self._filled + n)
 
-    def maybe_write(self, runner, out: dict, n: int) -> bool:
-        """Called after every chunk. Returns True if a snapshot was written."""
+    def maybe_write(self, runner, out: dict, n: int, final: bool = False) -> bool:
+        """Called after every chunk; `final` on the last chunk of a run (its end state is always
+        written, so the viewer of a finished run shows where it ended). True if one was written."""
         try:
             self._record(out, n)
             now = time.monotonic()
-            last_chunk = n < runner.cfg.run.chunk_steps  # a short chunk ends `advance`: show the final state
-            if now < self._next and not last_chunk:
+            if now < self._next and not final:
                 return False
             self.write(runner)
             self._next = time.monotonic() + self.every_s

@@ -271,7 +271,7 @@ class Runner:
                         self.recent.add(life["lifespan"], life["achievements"])
                     metrics = {k: float(np.mean(v[:n])) for k, v in out["metrics"].items()}
                     if self.snapshots is not None:
-                        self.snapshots.maybe_write(self, out, n)
+                        self.snapshots.maybe_write(self, out, n, final=self.step >= target)
                     with writing(self.run_dir / TB):
                         summary = self._write_scalars(rate, metrics)
                     if self.step // every > step0 // every:
