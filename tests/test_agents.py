@@ -148,7 +148,9 @@ def test_broken_agent_dies_alone_and_never_touches_the_pool(sim, state):
     s_bad, out_bad = sim.run_chunk(jax.tree.map(jnp.copy, poisoned), 1)
     s_ok, out_ok = sim.run_chunk(jax.tree.map(jnp.copy, state), 1)
     cause = np.asarray(out_bad["cause"][0])
-    assert cause[1] == 4 and not (np.delete(cause, 1) == 4).any()  # Cause.broken
+    from evodevo.world.craftax_world import Cause
+
+    assert cause[1] == Cause.broken and not (np.delete(cause, 1) == Cause.broken).any()
     # The pool is untouched by the broken agent.
     for a, b in zip(jax.tree.leaves(s_bad.pool), jax.tree.leaves(state.pool)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -22,12 +22,13 @@ import yaml
 from evodevo import config
 from evodevo.config import ConfigError
 from evodevo.metrics import RecentLives, crafter_score, unpack_bits
-from evodevo.world.craftax_world import NEVER
+from evodevo.world.craftax_world import NEVER, Cause
 from evodevo.world.runner import LIFETIMES, Runner
 from evodevo.world.sim import pack_bits
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-ALLOWED_CAUSES = {"health", "lava", "old_age"}  # random agents: no "broken"; Classic: no "won"
+# random agents: no "broken"; Classic: no "won"; every Classic death by health is attributed
+ALLOWED_CAUSES = {"zombie", "arrow", "starvation", "thirst", "exhaustion", "lava", "old_age"}
 
 
 def host(tree):
@@ -241,7 +242,50 @@ def test_vmapped_step_equals_per_slot_step(world, world_step, stepped, key):
         obs_i, env_i = one(keys[i], take(ws.env, i), actions[i])
         assert_trees_equal(take(ws_v.env, i), host(env_i))
         assert np.array_equal(ws_v.obs[i], np.asarray(obs_i))
-    assert np.array_equal(np.asarray(cause), np.asarray(world.craftax_death(ws_v.env)))
+    assert np.array_equal(np.asarray(cause), np.asarray(world.death_cause(ws.env, device(ws_v.env))))
+
+
+def test_causes_of_death_on_hand_built_states(world, stepped):
+    """What lowered health on the fatal step names the cause: a zombie's attack, an arrow, a need
+    at zero (the recover counter just reset), lava; a living player has none."""
+    from craftax.craftax_classic.constants import BlockType
+
+    pre = stepped.world.env
+    n = world.n
+    assert n == 4
+    pos = pre.player_position
+    pre = pre.replace(player_health=np.full(n, 2.0, pre.player_health.dtype),
+                      player_recover=np.full(n, -15.5, pre.player_recover.dtype),
+                      zombies=pre.zombies.replace(mask=np.zeros_like(pre.zombies.mask)))
+    post = pre.replace(player_health=np.zeros(n, pre.player_health.dtype),
+                       player_recover=np.full(n, -5.0, pre.player_recover.dtype),
+                       player_food=np.full(n, 5, pre.player_food.dtype), player_drink=np.full(n, 5, pre.player_drink.dtype))
+    # slot 0: a zombie next to the player that just attacked (cooldown reset to 5)
+    z = post.zombies
+    post = post.replace(zombies=z.replace(
+        position=z.position.copy(), mask=z.mask.copy(), attack_cooldown=z.attack_cooldown.copy()))
+    post.zombies.position[0, 0] = pos[0] + np.array([0, 1])
+    post.zombies.mask[0, 0] = True
+    post.zombies.attack_cooldown[0, 0] = 5
+    # slot 1: health 2 -> 0 and no zombie: an arrow
+    # slot 2: health 1 -> 0 with the recover counter reset and no food: starvation
+    post.player_health[2] = 0
+    pre.player_health[2] = 1
+    post.player_recover[2] = 0.0
+    post.player_food[2] = 0
+    # slot 3: standing in lava
+    post = post.replace(map=post.map.copy())
+    post.map[3, pos[3, 0], pos[3, 1]] = BlockType.LAVA.value
+    cause = np.asarray(jax.jit(world.death_cause)(device(pre), device(post)))
+    assert [Cause(c).name for c in cause] == ["zombie", "arrow", "starvation", "lava"]
+    # the same with drink at zero instead of food: thirst; a cooldown still counting down: no attack
+    post.player_food[2], post.player_drink[2] = 3, 0
+    post.zombies.attack_cooldown[0, 0] = 4
+    cause = np.asarray(jax.jit(world.death_cause)(device(pre), device(post)))
+    assert Cause(cause[2]).name == "thirst" and Cause(cause[0]).name == "arrow"
+    # alive: health above zero whatever else happened
+    post = post.replace(player_health=np.ones(n, post.player_health.dtype))
+    assert (np.asarray(jax.jit(world.death_cause)(device(pre), device(post))) == Cause.alive).all()
 
 
 # --------------------------------------------------------------------------- 5: statistics

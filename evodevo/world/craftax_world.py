@@ -25,14 +25,20 @@ NEVER = 2**31 - 1
 
 
 class Cause(IntEnum):
-    """Why a life ended. 0 means the slot's agent is still alive."""
+    """Why a life ended: what lowered health on the fatal step (see `ContinuousWorld.death_cause`).
+    0 means the slot's agent is still alive."""
 
     alive = 0
-    health = 1  # Craftax: player_health <= 0
-    lava = 2  # Craftax-Classic: standing on lava
-    old_age = 3  # age >= world.max_age
-    broken = 4  # non-finite parameters or losses (learning agents)
-    won = 5  # full Craftax: the final boss was beaten
+    zombie = 1  # Classic: a zombie's attack (2 damage, 7 on a sleeping player)
+    arrow = 2  # Classic: a skeleton's arrow (2 damage)
+    starvation = 3  # health lost a point to a need, food at 0
+    thirst = 4  # ... drink at 0
+    exhaustion = 5  # ... energy at 0 while awake
+    lava = 6  # stepped into lava
+    old_age = 7  # age >= world.max_age
+    broken = 8  # non-finite parameters or losses (learning agents)
+    won = 9  # full Craftax: the final boss was beaten
+    health = 10  # health <= 0 by another cause (full Craftax's mobs and projectiles)
 
 
 @dataclass(frozen=True)
@@ -170,7 +176,7 @@ class ContinuousWorld:
             keys, ws.env, actions, self.params
         )
         # Craftax's extrinsic reward is discarded on purpose: agents learn from curiosity only.
-        return ws.replace(env=self._bury_despawned(env), obs=obs), self.craftax_death(env)
+        return ws.replace(env=self._bury_despawned(env), obs=obs), self.death_cause(ws.env, env)
 
     def _bury_despawned(self, env):
         """Zero the health of mobs that are gone (despawned or killed).
@@ -185,21 +191,40 @@ class ContinuousWorld:
             groups[name] = mobs.replace(health=jnp.where(mobs.mask, mobs.health, 0).astype(mobs.health.dtype))
         return env.replace(**groups)
 
-    def craftax_death(self, env):
-        """Cause per slot of a Craftax game-over, ignoring the timestep limit."""
-        cause = jnp.where(env.player_health <= 0, Cause.health, Cause.alive)
+    def death_cause(self, pre, post):
+        """Cause per slot of a Craftax game-over (never the timestep limit), from what lowered
+        health on this step: `pre` and `post` are the batched EnvStates around it. In order:
+        lava (health set to 0); a zombie that attacked (Classic: adjacent, its cooldown just reset
+        to 5); another loss of 2 or more (Classic: an arrow); a point lost to a need (the recover
+        counter fell below -15 and reset to 0), named by the need at 0 (food, drink, then energy).
+        """
+        dead = post.player_health <= 0
+        need = (pre.player_recover < -13.0) & (post.player_recover == 0.0)
+        which_need = jnp.where(post.player_food <= 0, Cause.starvation, jnp.where(
+            post.player_drink <= 0, Cause.thirst, jnp.where(post.player_energy <= 0, Cause.exhaustion, Cause.health)))
+        cause = jnp.where(need, which_need, Cause.health)
         if not self.spec.levels:
-            pos = env.player_position
-            on_lava = env.map[jnp.arange(self.n), pos[:, 0], pos[:, 1]] == _lava_value()
-            cause = jnp.where((cause == Cause.alive) & on_lava, Cause.lava, cause)
-        else:
+            z = post.zombies
+            near = jnp.abs(z.position - post.player_position[:, None, :]).sum(-1) == 1
+            zombie = (z.mask & near & (z.attack_cooldown == 5)).any(-1)
+            arrow = pre.player_health - post.player_health >= 2
+            cause = jnp.where(zombie, Cause.zombie, jnp.where(arrow, Cause.arrow, cause))
+            pos = post.player_position
+            on_lava = post.map[jnp.arange(self.n), pos[:, 0], pos[:, 1]] == _lava_value()
+            cause = jnp.where(on_lava, Cause.lava, cause)
+        cause = jnp.where(dead, cause, Cause.alive)
+        if self.spec.levels:
             from craftax.craftax.game_logic import has_beaten_boss
 
-            won = jax.vmap(has_beaten_boss, in_axes=(0, None))(env, self.env.static_env_params)
+            won = jax.vmap(has_beaten_boss, in_axes=(0, None))(post, self.env.static_env_params)
             cause = jnp.where((cause == Cause.alive) & won, Cause.won, cause)
         if self.cfg.immortal:
             cause = jnp.zeros_like(cause)
         return cause.astype(jnp.int32)
+
+    def sleeping(self, ws: WorldState):
+        """[N] bool: which players are asleep."""
+        return ws.env.is_sleeping.astype(bool)
 
     # ------------------------------------------------------------------ respawn
 

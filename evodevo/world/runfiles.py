@@ -79,6 +79,7 @@ def lives_from_chunk(out: dict, step0: int, names, describe=None) -> list[dict]:
             "cause": Cause(int(cause[t, s])).name,
             "parents": [int(p) for p in rec["parents"][t, s] if p >= 0],
             "achievements": [n for n, f in zip(names, unpack_bits(rec["achievements"][t, s], len(names))) if f],
+            "asleep": bool(rec["asleep"][t, s]),
         }
         if describe is not None:
             life.update(describe(jax.tree.map(lambda x: x[t, s], rec)))

@@ -150,7 +150,8 @@ class Simulation:
 
         achieved = self.world.achievements(world)
         record = {"agent_id": state.slots.agent_id, "birth_step": state.slots.birth_step,
-                  "parents": state.slots.parents, "achievements": pack_bits(achieved)}
+                  "parents": state.slots.parents, "achievements": pack_bits(achieved),
+                  "asleep": self.world.sleeping(state.world)}  # at the start of the fatal step
         pool, genomes, parents = state.pool, state.genomes, jnp.full((self.n, 2), -1, jnp.int32)
         if self.strategy is not None:
             lives = self.lives(hp, agents, pool, genomes, died, broken, age, achieved, state.slots.agent_id)
