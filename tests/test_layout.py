@@ -32,3 +32,19 @@ def test_no_module_is_too_long():
     lengths = {str(p.relative_to(PKG)): len(p.read_text().splitlines()) for p in PKG.rglob("*.py")}
     assert len(lengths) > 10
     assert {k: n for k, n in lengths.items() if n > MAX_LINES} == {}
+
+
+def test_functions_on_the_simulation_path_are_short():
+    """Everything the jitted step runs (agents/, genepool/ but its host-side reports, world/sim.py)
+    reads in one screen: no function over 50 lines."""
+    import ast
+
+    files = [*(PKG / "agents").glob("*.py"), *(PKG / "genepool").glob("*.py"), PKG / "world" / "sim.py"]
+    long = {}
+    for path in files:
+        if path.name == "report.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.end_lineno - node.lineno + 1 > 50:
+                long[f"{path.name}:{node.name}"] = node.end_lineno - node.lineno + 1
+    assert len(files) > 10 and long == {}

@@ -28,6 +28,8 @@ import numpy as np
 from flax import struct
 
 from evodevo.agents.kind import AgentKind, Senses
+from evodevo.agents.learner import AgentState, Learner
+from evodevo.agents.random_agent import RandomAgents, RandomState
 from evodevo.config import Config, Hyper, hyperparams
 from evodevo.genepool import report
 from evodevo.genepool.genome import Genome
@@ -51,7 +53,7 @@ class SimState:
     step: jax.Array  # int32: completed simulation steps
     key: jax.Array  # uint32[2]
     world: WorldState
-    agents: object  # the agent kind's state (learner.AgentState, random_agent.RandomState), leading axis = slot
+    agents: AgentState | RandomState  # the agent kind's state, leading axis = slot
     pool: GenePool | None  # None for a kind without genes
     genomes: Genome | None  # [N] each slot's genome (layers grown in during life included); None without genes
     slots: Slots
@@ -63,11 +65,7 @@ class SimState:
 
 def make_kind(cfg: Config, world: ContinuousWorld) -> AgentKind:
     if cfg.agents.kind == "random":
-        from evodevo.agents.random_agent import RandomAgents
-
         return RandomAgents(world.n, world.num_actions, cfg.agents.l_max)
-    from evodevo.agents.learner import Learner
-
     return Learner(cfg.agents, world)
 
 
