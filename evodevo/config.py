@@ -86,6 +86,14 @@ class AgentsConfig:
     w_inverse: float = _f(0.5, "loss weight: inverse dynamics", _nonneg, ">= 0")
     w_reward: float = _f(0.1, "loss weight: intrinsic reward prediction", _nonneg, ">= 0")
     w_position: float = _f(0.1, "loss weight: position prediction", _nonneg, ">= 0")
+    drive_curiosity: float = _f(1.0, "reward weight of curiosity (the forward model's error, + RND where on)", _nonneg,
+                                ">= 0")
+    drive_health: float = _f(0.0, "homeostatic drive weight of health: reward = D(h_t) - D(h_t+1), "
+                             "D = sum_i w_i (1 - h_i / 9)^2", _nonneg, ">= 0")
+    drive_food: float = _f(0.0, "homeostatic drive weight of food", _nonneg, ">= 0")
+    drive_drink: float = _f(0.0, "homeostatic drive weight of drink", _nonneg, ">= 0")
+    drive_energy: float = _f(0.0, "homeostatic drive weight of energy", _nonneg, ">= 0")
+    drive_death: float = _f(0.0, "reward on the step a life ends (negative: dying hurts)")
     rnd: bool = _f(False, "add a random-network-distillation novelty term to the intrinsic reward")
     w_rnd: float = _f(0.5, "weight of the RND term in the intrinsic reward and its loss", _nonneg, ">= 0")
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")

@@ -24,9 +24,12 @@ def random_inputs(sim, key, steps):
     return obs, act, pos
 
 
-def forward_step(sim, agent, theta, obs, act, age, pos, mem):
+BODY = jnp.array([1.0, 0.8, 0.6, 1.0, 0.0, 0.0, -0.1, 0.0, 0.0, 0.0])  # an interoception vector
+
+
+def forward_step(sim, agent, theta, obs, act, age, pos, mem, body=BODY):
     cache = (agent.cache_k, agent.cache_v, agent.cache_step)
-    return sim.kind.forward(theta, agent, obs, act, age, pos, mem, cache)
+    return sim.kind.forward(theta, agent, obs, act, age, pos, body, mem, cache)
 
 
 # --------------------------------------------------------------------------- gates and slots
@@ -97,7 +100,8 @@ def test_kv_cache_stepping_equals_full_recomputation(sim, state):
     # One call over all steps' tokens with an empty cache and a block-causal window.
     enc, lb, ld, head, gates = ag.weights(agent.theta, agent.base)
     tokens = jnp.concatenate([
-        tf.step_tokens(enc, tf.encode_obs(enc, obs[t], dm), act[t], t, pos[t], mems[t], dm) for t in range(steps)
+        tf.step_tokens(enc, tf.encode_obs(enc, obs[t], dm), act[t], t, pos[t], BODY, mems[t], dm)
+        for t in range(steps)
     ])
     q_step = jnp.repeat(jnp.arange(steps, dtype=jnp.int32), dm.s)
     empty = (jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((0,), jnp.int32))
@@ -129,6 +133,32 @@ def test_reward_scale_hand_computed():
     np.testing.assert_allclose(float(rs.ret), 2.0)
     np.testing.assert_allclose(float(rs.stats.var), 0.25)
     np.testing.assert_allclose(float(rs.scale(1.0)), 2.0, rtol=1e-6)
+
+
+def test_drive_reduction_hand_computed():
+    """r_drive = D(h_t) - D(h_t+1), D = sum_i w_i (1 - h_i)^2 over health, food, drink, energy."""
+    import types
+
+    from evodevo.agents.learner import drive, drive_reduction
+
+    hp = types.SimpleNamespace(drive_health=2.0, drive_food=1.0, drive_drink=0.5, drive_energy=0.0)
+    body = jnp.array([7 / 9, 4 / 9, 1.0, 0.0, 0.0])  # health 7, food 4, drink 9, energy 0, awake
+    ate = body.at[1].set(6 / 9)
+    d = 2.0 * (2 / 9) ** 2 + 1.0 * (5 / 9) ** 2  # drink is full; energy has no weight
+    np.testing.assert_allclose(float(drive(hp, body)), d, rtol=1e-6)
+    np.testing.assert_allclose(float(drive_reduction(hp, body, ate)), (5 / 9) ** 2 - (3 / 9) ** 2, rtol=1e-5)
+    hit = body.at[0].set(5 / 9)  # a zombie's blow: the drive rises, the reward is negative
+    np.testing.assert_allclose(float(drive_reduction(hp, body, hit)), 2.0 * ((2 / 9) ** 2 - (4 / 9) ** 2), rtol=1e-5)
+
+
+def test_interoception_reaches_the_agent(sim, state):
+    """The body is an input of its own: another body changes the agent's output."""
+    agent = one_agent(state)
+    obs, act, pos = random_inputs(sim, jax.random.PRNGKey(7), 1)
+    x = forward_step(sim, agent, agent.theta, obs[0], act[0], 0, pos[0], agent.mem)[0]
+    hurt = tf.interoception(jnp.array([0.3, 0.8, 0.6, 1.0, 0.0]), jnp.array([1.0, 0.8, 0.6, 1.0, 0.0]))
+    y = forward_step(sim, agent, agent.theta, obs[0], act[0], 0, pos[0], agent.mem, hurt)[0]
+    assert float(jnp.abs(x - y).max()) > 1e-3
 
 
 def test_senses_are_bounded_and_distinct():
@@ -206,7 +236,8 @@ def agent_steps(cfg, steps=2):
     def step(agents, t, key):
         k1, k2, k3 = jax.random.split(key, 3)
         obs = (jax.random.uniform(k1, (n, obs_dim)) < 0.05).astype(jnp.float32)
-        senses = Senses(age=jnp.full(n, t), pos=jnp.full((n, 2), 30) + t, prev_action=jnp.full(n, -1))
+        senses = Senses(age=jnp.full(n, t), pos=jnp.full((n, 2), 30) + t, prev_action=jnp.full(n, -1),
+                        body=jnp.full((n, 5), 0.5))
         action, agents, pending = ag.act(hp.agents, agents, obs, senses, k2)
         obs1 = (jax.random.uniform(k3, (n, obs_dim)) < 0.05).astype(jnp.float32)
         senses1 = senses.replace(age=senses.age + 1, prev_action=action)

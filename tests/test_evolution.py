@@ -216,7 +216,7 @@ def forward(sim):
 
     @jax.jit
     def run(a, obs, t):
-        x, k_new, v_new, *_ = ag.forward(a.theta, a, obs, t - 1, t, jnp.array([30, 30]), a.mem,
+        x, k_new, v_new, *_ = ag.forward(a.theta, a, obs, t - 1, t, jnp.array([30, 30]), jnp.zeros(10), a.mem,
                                          (a.cache_k, a.cache_v, a.cache_step))
         return x, ag.write_cache(a, k_new, v_new, t).replace(mem=x[1 + dm.k:])
 

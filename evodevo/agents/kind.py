@@ -24,6 +24,11 @@ class Senses:
     age: jax.Array  # int32 steps since birth
     pos: jax.Array  # [N, 2] int32 true position in its world
     prev_action: jax.Array  # int32 the action it took last step, -1 for a newborn
+    body: jax.Array  # [N, BODY] health, food, drink, energy (each / 9, in [0, 1]) and asleep (0 or 1)
+
+
+BODY = ("health", "food", "drink", "energy", "asleep")
+NEEDS = 4  # the first NEEDS body variables are the needs the drives keep at their setpoint (1: full)
 
 
 @struct.dataclass

@@ -30,7 +30,7 @@ from jax.flatten_util import ravel_pytree
 from evodevo import treeutil
 from evodevo.agents import development
 from evodevo.agents import transformer as tf
-from evodevo.agents.kind import LifeEnd, Senses
+from evodevo.agents.kind import BODY, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, normalize
 from evodevo.agents.optim import optimizer
 from evodevo.config import AgentsConfig, statics
@@ -49,10 +49,23 @@ class AgentState:
     cache_v: jax.Array  # [L, T*S, D]
     cache_step: jax.Array  # [T*S] int32 age at which each cached token was written, -1 empty
     mem: jax.Array  # [M, D] memory carried to the next step
+    body: jax.Array  # [BODY] the body as sensed at the last act (for its change and the drive reward)
     reward: jax.Array  # [] last raw intrinsic reward (for the viewer)
     loss_first: jax.Array  # [] mean forward loss over the first plateau_window steps of life
     loss_ema: jax.Array  # [] running average of the forward loss (development, learning progress)
     loss_ref: jax.Array  # [] loss_ema at the last plateau check
+
+
+def drive(hp: AgentsConfig, body):
+    """D(h) = sum_i w_i (1 - h_i)^2: the body's weighted deviation from its setpoints (full), over
+    the needs (health, food, drink, energy in [0, 1]); Keramati & Gutkin's homeostatic drive."""
+    w = jnp.stack([hp.drive_health, hp.drive_food, hp.drive_drink, hp.drive_energy])
+    return jnp.sum(w * (1.0 - body[..., :NEEDS]) ** 2, -1)
+
+
+def drive_reduction(hp: AgentsConfig, body, body_next):
+    """r_drive = D(h_t) - D(h_{t+1}): positive when a step brings the body back toward its setpoints."""
+    return drive(hp, body) - drive(hp, body_next)
 
 
 class Learner:
@@ -124,6 +137,7 @@ class Learner:
             opt=optimizer().init(theta), obs_stats=Welford.zeros((self.dm_obs,)), reward_scale=RewardScale.zeros(),
             cache_k=jnp.zeros((dm.l_max, c, dm.d)), cache_v=jnp.zeros((dm.l_max, c, dm.d)),
             cache_step=jnp.full((c,), -1, jnp.int32), mem=jnp.zeros((dm.m, dm.d)), reward=jnp.zeros(()),
+            body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
             loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf, jnp.float32),
         )
 
@@ -143,11 +157,12 @@ class Learner:
         return (tf.Eff(base["encoder"], d["encoder"]), base["layer"], d["layer"],
                 tf.Eff(base["head"], d["head"]), tr["gates"])
 
-    def forward(self, theta, agent: AgentState, obs_n, prev_action, age, pos, mem_in, cache):
-        """One step's tokens through the agent. Returns (x [S, D], k_new, v_new, phi, (enc, head))."""
+    def forward(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, mem_in, cache):
+        """One step's tokens through the agent (`body`: its interoception vector).
+        Returns (x [S, D], k_new, v_new, phi, (enc, head))."""
         enc, lb, ld, head, gates = self.weights(theta, agent.base)
         phi = tf.encode_obs(enc, obs_n, self.dm)
-        x = tf.step_tokens(enc, phi, prev_action, age, pos, mem_in, self.dm)
+        x = tf.step_tokens(enc, phi, prev_action, age, pos, body, mem_in, self.dm)
         q_step = jnp.full((self.dm.s,), age, jnp.int32)
         x, k_new, v_new = tf.run_layers(x, lb, ld, gates, agent.active, *cache, q_step, self.dm)
         return x, k_new, v_new, phi, (enc, head)
@@ -170,9 +185,11 @@ class Learner:
 
     # ------------------------------------------------------------------ act
 
-    def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, key, phi_now):
+    def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now):
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
-        x, k_new, v_new, phi, (enc, head) = self.forward(theta, agent, obs_n, prev_action, age, pos, agent.mem, cache)
+        intero = tf.interoception(body, agent.body)
+        x, k_new, v_new, phi, (enc, head) = self.forward(theta, agent, obs_n, prev_action, age, pos, intero,
+                                                         agent.mem, cache)
         h = tf.read_out(head, x[self.dm.action_index])
         logits, value = tf.policy_value(head, h)
         action = jax.random.categorical(key, jax.lax.stop_gradient(logits)).astype(jnp.int32)
@@ -188,20 +205,22 @@ class Learner:
         phi_now = jax.vmap(self._target_latent)(agents, obs)
 
         def batched(theta):
-            return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, senses.pos, keys,
-                                           phi_now)
+            return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, senses.pos,
+                                           senses.body, keys, phi_now)
 
         out, vjp_fn, (action, k_new, v_new, mem_out) = jax.vjp(batched, agents.theta, has_aux=True)
-        agents = jax.vmap(self.write_cache)(agents.replace(obs_stats=obs_stats, mem=mem_out), k_new, v_new, senses.age)
+        agents = agents.replace(obs_stats=obs_stats, mem=mem_out, body=senses.body)
+        agents = jax.vmap(self.write_cache)(agents, k_new, v_new, senses.age)
         pending = {"out": out, "vjp": vjp_fn, "action": action, "obs_n": obs_n, "pos": senses.pos, "phi_now": phi_now}
         return action, agents, pending
 
     # ------------------------------------------------------------------ learn
 
-    def _next_value(self, theta, agent: AgentState, obs_n1, obs1, action, age1, pos1):
+    def _next_value(self, theta, agent: AgentState, obs_n1, obs1, action, age1, pos1, body1):
         """V(s_{t+1}) (no gradient) and phi0(s_{t+1})."""
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
-        x, *_, (enc, head) = self.forward(theta, agent, obs_n1, action, age1, pos1, agent.mem, cache)
+        intero = tf.interoception(body1, agent.body)
+        x, *_, (enc, head) = self.forward(theta, agent, obs_n1, action, age1, pos1, intero, agent.mem, cache)
         _, v1 = tf.policy_value(head, tf.read_out(head, x[self.dm.action_index]))
         return v1, self._target_latent(agent, obs1)
 
@@ -237,7 +256,8 @@ class Learner:
         term = terminal.astype(jnp.float32)
         obs_n1 = jax.vmap(normalize, in_axes=(0, 0, None))(agents.obs_stats, obs, hp.obs_clip)
         action = pending["action"]
-        v1, phi1 = jax.vmap(self._next_value)(agents.theta, agents, obs_n1, obs, action, senses.age, senses.pos)
+        v1, phi1 = jax.vmap(self._next_value)(agents.theta, agents, obs_n1, obs, action, senses.age, senses.pos,
+                                              senses.body)
         v1, phi1 = jax.lax.stop_gradient((v1, phi1))
         # The forward model predicts the change phi0(s_{t+1}) - phi0(s_t): what stays the same
         # costs nothing to predict, so the error measures what the agent has not learned.
@@ -247,7 +267,9 @@ class Learner:
             jax.value_and_grad(self._aux_loss, argnums=1, has_aux=True), in_axes=(None, 0, 0, 0, 0, 0)
         )(hp, agents.theta, agents, pending["obs_n"], obs_n1, action)
         r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - d_phi) ** 2, axis=-1)
-        reward = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd
+        curiosity = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd
+        r_drive = drive_reduction(hp, agents.body, senses.body) + hp.drive_death * term
+        reward = hp.drive_curiosity * curiosity + r_drive
         scale = jax.vmap(RewardScale.update, in_axes=(0, 0, 0, None))(agents.reward_scale, reward, term, hp.gamma)
         r_s = jax.vmap(RewardScale.scale)(scale, reward)
         target_v = r_s + hp.gamma * (1.0 - term) * v1
@@ -260,7 +282,8 @@ class Learner:
 
         (_, (loss, parts)), cot = jax.value_and_grad(total, has_aux=True)(out)
         (g_out,) = pending["vjp"](cot)
-        metrics = {"td_error": delta, "loss_inverse": inv_ce, "value": out["value"], **parts}
+        metrics = {"td_error": delta, "loss_inverse": inv_ce, "value": out["value"], "curiosity": curiosity,
+                   "drive_reward": r_drive, **parts}
         if self.cfg.rnd:
             metrics["rnd_error"] = rnd_err
         return g_out + g_aux, jnp.where(jnp.isfinite(v1), loss + aux, jnp.nan), metrics, scale, reward

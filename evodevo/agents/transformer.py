@@ -48,6 +48,7 @@ class Dims:
     actions: int
     time_dim: int
     place_dim: int
+    body_dim: int = 10  # interoception: health, food, drink, energy, sleeping and the change of each
     rnd_dim: int = 32
 
     @property
@@ -89,6 +90,7 @@ def init_encoder(key, dm: Dims) -> dict:
         "act_emb": jax.random.normal(k[3], (dm.actions + 1, d)) * 0.1,  # row 0: no previous action
         "w_time": _dense(k[4], dm.time_dim, d, 0.3),
         "w_place": _dense(k[5], dm.place_dim, d, 0.3),
+        "w_body": _dense(jax.random.fold_in(k[5], 1), dm.body_dim, d, 0.3),
         "think": jax.random.normal(k[6], (dm.k, d)) * 0.3,
         "mem_emb": jax.random.normal(k[7], (dm.m, d)) * 0.3,
     }
@@ -210,15 +212,23 @@ def encode_obs(enc: Eff, obs, dm: Dims):
     return layer_norm(h)
 
 
-def step_tokens(enc: Eff, phi, prev_action, age, pos, mem_in, dm: Dims):
-    """[S, D] input tokens of one step: observation (+ action, time, place), thinking, memory."""
+def step_tokens(enc: Eff, phi, prev_action, age, pos, body, mem_in, dm: Dims):
+    """[S, D] input tokens of one step: observation (+ action, time, place, body), thinking, memory.
+    `body` [body_dim] is the interoception vector (see `interoception`)."""
     obs_tok = (
         phi
         + enc["act_emb"][prev_action + 1]
         + enc.mm(time_code(age, dm.time_dim // 2), "w_time")
         + enc.mm(place_code(pos, dm.place_dim // 6), "w_place")
+        + enc.mm(body, "w_body")
     )
     return jnp.concatenate([obs_tok[None], enc["think"], mem_in + enc["mem_emb"]], 0)
+
+
+def interoception(body, body_prev):
+    """The agent's sense of its own body: its state (health, food, drink, energy in [0, 1], asleep)
+    and the change of each since the last step."""
+    return jnp.concatenate([body, body - body_prev], -1)
 
 
 def alibi_slopes(heads: int):

@@ -22,6 +22,7 @@ from evodevo.treeutil import select
 
 # Craftax's own timestep limit must never end a life; day/night keeps cycling.
 NEVER = 2**31 - 1
+MAX_NEED = 9.0  # health, food, drink and energy run from 0 to 9
 
 
 class Cause(IntEnum):
@@ -221,6 +222,12 @@ class ContinuousWorld:
         if self.cfg.immortal:
             cause = jnp.zeros_like(cause)
         return cause.astype(jnp.int32)
+
+    def body(self, ws: WorldState):
+        """[N, 5] each player's body: health, food, drink, energy (each / 9) and asleep (0 or 1)."""
+        e = ws.env
+        needs = jnp.stack([e.player_health, e.player_food, e.player_drink, e.player_energy], -1) / MAX_NEED
+        return jnp.concatenate([needs.astype(jnp.float32), e.is_sleeping[:, None].astype(jnp.float32)], -1)
 
     def sleeping(self, ws: WorldState):
         """[N] bool: which players are asleep."""

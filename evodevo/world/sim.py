@@ -127,8 +127,9 @@ class Simulation:
         return agents, pool, genomes
 
     def senses(self, state: SimState, world: WorldState, step, prev_action) -> Senses:
-        """What an agent senses besides the observation: its age, place and last action."""
-        return Senses(age=step - state.slots.birth_step, pos=self.world.position(world), prev_action=prev_action)
+        """What an agent senses besides the observation: its age, place, last action and body."""
+        return Senses(age=step - state.slots.birth_step, pos=self.world.position(world), prev_action=prev_action,
+                      body=self.world.body(world))
 
     # ------------------------------------------------------------------ one step
 
