@@ -282,11 +282,16 @@ class Learner:
 
         (_, (loss, parts)), cot = jax.value_and_grad(total, has_aux=True)(out)
         (g_out,) = pending["vjp"](cot)
+        grad = g_out + g_aux
         metrics = {"td_error": delta, "loss_inverse": inv_ce, "value": out["value"], "curiosity": curiosity,
-                   "drive_reward": r_drive, **parts}
+                   "drive_reward": r_drive, **parts,
+                   # which objective the gradient clip sees: the heads' losses vs inverse dynamics (+ RND)
+                   "grad_norm_heads": jnp.linalg.norm(g_out, axis=-1),
+                   "grad_norm_inverse": jnp.linalg.norm(g_aux, axis=-1),
+                   "grad_clipped": (jnp.linalg.norm(grad, axis=-1) > hp.grad_clip).astype(jnp.float32)}
         if self.cfg.rnd:
             metrics["rnd_error"] = rnd_err
-        return g_out + g_aux, jnp.where(jnp.isfinite(v1), loss + aux, jnp.nan), metrics, scale, reward
+        return grad, jnp.where(jnp.isfinite(v1), loss + aux, jnp.nan), metrics, scale, reward
 
     def coordinate_scale(self, hp: AgentsConfig, developmental):
         """[P] learning-rate multipliers: dev_gate_lr on the gates of developmental layers."""
