@@ -86,6 +86,8 @@ class AgentsConfig:
     w_inverse: float = _f(0.5, "loss weight: inverse dynamics", _nonneg, ">= 0")
     w_reward: float = _f(0.1, "loss weight: intrinsic reward prediction", _nonneg, ">= 0")
     w_position: float = _f(0.1, "loss weight: position prediction", _nonneg, ">= 0")
+    drives: str = _f("config", "where the reward's weights come from: config (the drive_* values below) or evolved "
+                     "(each agent's inherited drive gene)", lambda x: x in ("config", "evolved"), "config or evolved")
     drive_curiosity: float = _f(1.0, "reward weight of curiosity (the forward model's error, + RND where on)", _nonneg,
                                 ">= 0")
     drive_health: float = _f(0.0, "homeostatic drive weight of health: reward = D(h_t) - D(h_t+1), "
@@ -113,6 +115,8 @@ class GenePoolConfig:
     encoder_genes: int = _f(4, "pool capacity of encoder genes (observation -> tokens)", _pos, "> 0")
     layer_genes: int = _f(32, "pool capacity of layer genes (one transformer block each)", _pos, "> 0")
     head_genes: int = _f(4, "pool capacity of head genes (all output heads)", _pos, "> 0")
+    drive_genes: int = _f(8, "pool capacity of drive genes (the weights of an agent's reward; used when "
+                          "agents.drives=evolved)", _pos, "> 0")
     init_fill: float = _f(0.5, "share of each bank holding random founder genes at the start (the rest: room "
                           "for splits)", lambda x: 0.0 < x <= 1.0, "in (0, 1]", static=True)
     evolve: bool = _f(True, "selection, splits, discards, frequencies and gene improvement (false: uniform "

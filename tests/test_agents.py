@@ -137,18 +137,37 @@ def test_reward_scale_hand_computed():
 
 def test_drive_reduction_hand_computed():
     """r_drive = D(h_t) - D(h_t+1), D = sum_i w_i (1 - h_i)^2 over health, food, drink, energy."""
-    import types
-
     from evodevo.agents.learner import drive, drive_reduction
 
-    hp = types.SimpleNamespace(drive_health=2.0, drive_food=1.0, drive_drink=0.5, drive_energy=0.0)
+    w = jnp.array([2.0, 1.0, 0.5, 0.0])  # health, food, drink, energy
     body = jnp.array([7 / 9, 4 / 9, 1.0, 0.0, 0.0])  # health 7, food 4, drink 9, energy 0, awake
     ate = body.at[1].set(6 / 9)
     d = 2.0 * (2 / 9) ** 2 + 1.0 * (5 / 9) ** 2  # drink is full; energy has no weight
-    np.testing.assert_allclose(float(drive(hp, body)), d, rtol=1e-6)
-    np.testing.assert_allclose(float(drive_reduction(hp, body, ate)), (5 / 9) ** 2 - (3 / 9) ** 2, rtol=1e-5)
+    np.testing.assert_allclose(float(drive(w, body)), d, rtol=1e-6)
+    np.testing.assert_allclose(float(drive_reduction(w, body, ate)), (5 / 9) ** 2 - (3 / 9) ** 2, rtol=1e-5)
     hit = body.at[0].set(5 / 9)  # a zombie's blow: the drive rises, the reward is negative
-    np.testing.assert_allclose(float(drive_reduction(hp, body, hit)), 2.0 * ((2 / 9) ** 2 - (4 / 9) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(float(drive_reduction(w, body, hit)), 2.0 * ((2 / 9) ** 2 - (4 / 9) ** 2), rtol=1e-5)
+
+
+def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
+    """drives=evolved: an agent's reward weights are its drive gene's; drives=config: the config's."""
+    from evodevo.agents.kind import DRIVES
+    from evodevo.world.sim import Simulation
+
+    evolved = Simulation(tiny("agents.drives=evolved"))  # compiles only its founders below
+    agents, pool, genomes = jax.jit(evolved._founders)(evolved.hp, jax.random.PRNGKey(0))
+    w = np.asarray(evolved.kind.drive_weights(evolved.hp.agents, agents))
+    np.testing.assert_array_equal(w, np.asarray(pool.bank("drive").params[genomes.slot("drive")]))
+    assert w.shape == (sim.n, len(DRIVES)) and 0 < np.abs(w).max() < 1.0  # small and random, not hand-set
+    fixed = np.asarray(sim.kind.drive_weights(sim.hp.agents, state.agents))
+    np.testing.assert_array_equal(fixed, np.tile([1.0, 0, 0, 0, 0, 0], (sim.n, 1)))  # curiosity only
+    # drives are not learned: a life hands back no change of its drive gene
+    change = evolved.kind.learned_change(row_of(agents, 0))
+    assert float(jnp.abs(change["drive"]).max()) == 0 and float(jnp.abs(change["layer"]).max()) == 0
+
+
+def row_of(tree, i):
+    return jax.tree.map(lambda x: x[i], tree)
 
 
 def test_interoception_reaches_the_agent(sim, state):

@@ -32,22 +32,22 @@ GCFG = tiny().genepool  # n_min 3, split_top 0.25, discard_bottom 0.25, ...
 
 
 def toy_pool(layer_caps=6, founders=4, l_max=3):
-    """A pool of toy genes: encoder, layer and head banks of 3 values each, with ids 0.."""
+    """A pool of toy genes: encoder, layer, head and drive banks of 3 values each, with ids 0.."""
     init = lambda k: jax.random.normal(k, (3,))  # noqa: E731
-    caps = {"encoder": 2, "layer": layer_caps, "head": 2}
-    found = {"encoder": 1, "layer": founders, "head": 1}
+    caps = {"encoder": 2, "layer": layer_caps, "head": 2, "drive": 2}
+    found = {"encoder": 1, "layer": founders, "head": 1, "drive": 1}
     return gp.init_pool(jax.random.PRNGKey(0), caps, found, {k: init for k in caps}, 0.05, gn.Archive.zeros(4, l_max))
 
 
 def genome_of(pool, layer_slots, l_max=3):
-    """A genome with the given layer slots (packed) and the pool's first encoder and head."""
+    """A genome with the given layer slots (packed) and the pool's first encoder, head and drive."""
     g = gn.empty(l_max)
     n = len(layer_slots)
     slots = jnp.array(list(layer_slots) + [0] * (l_max - n), jnp.int32)
     active = jnp.arange(l_max) < n
     return g.replace(
-        enc_slot=jnp.int32(0), enc_id=pool.bank("encoder").gene_id[0], head_slot=jnp.int32(0),
-        head_id=pool.bank("head").gene_id[0], layer_slot=slots,
+        unit_slot=jnp.zeros(len(gp.UNITS), jnp.int32),
+        unit_id=jnp.stack([pool.bank(k).gene_id[0] for k in gp.UNITS]), layer_slot=slots,
         layer_id=jnp.where(active, pool.bank("layer").gene_id[slots], -1), active=active,
         gates=jnp.where(active[:, None], 1.0, 0.0) * jnp.ones((l_max, 2)),
     )
@@ -71,7 +71,7 @@ def test_credit_on_hand_built_lives():
     np.testing.assert_allclose(float(gp.mean_depth(lb)[1]), (0.75 + 0.25 + 1 / 6 + 0.5) / 4, rtol=1e-6)
     assert int(gp.roles(lb)[0]) == 0 and int(gp.roles(lb)[2]) == 2 and int(gp.roles(lb)[4]) == 1  # unknown: mid
     # every life credits the single encoder and head
-    assert int(pool.bank("encoder").count[0]) == 3 and int(pool.bank("head").count[0]) == 3
+    assert [int(pool.bank(k).count[0]) for k in gp.UNITS] == [3, 3, 3]  # encoder, head, drive
     # running means: rate 1/count for the first lives
     np.testing.assert_allclose(float(pool.life_mean), 60.0, rtol=1e-6)
     np.testing.assert_allclose(float(pool.fit_mean), 1.0, rtol=1e-6)
@@ -192,6 +192,10 @@ def test_crossover_and_mutation_keep_genomes_valid():
     ids = np.asarray(children.layer_id)[np.asarray(children.active)]
     assert set(ids.tolist()) <= {1, 2, 3, 4}  # layer genes have ids 1..5; slot 4 (id 5) is gone
     assert not gn.is_valid(g2, pool)  # the test could fail: the parent itself is invalid now
+    # unit genes (encoder, head, drive) come from either parent
+    g2 = g2.replace(unit_slot=jnp.ones_like(g2.unit_slot), unit_id=jnp.stack([pool.bank(k).gene_id[1] for k in gp.UNITS]))
+    drives = np.asarray(jax.vmap(lambda k: gn.crossover(k, g1, g2).unit_slot)(jax.random.split(jax.random.PRNGKey(1), 64)))
+    assert set(drives[:, gp.UNITS.index("drive")].tolist()) == {0, 1}
 
 
 def test_heritable_assimilates_opened_developmental_layers():
@@ -325,9 +329,9 @@ def test_darwinian_copies_come_in_antithetic_pairs(sim, state):
     pool1, g1 = strategy.assign_copies(pool, genomes, only0)
     pool2, g2 = strategy.assign_copies(pool1, genomes, only0)
     g1, g2 = row(g1, 0), row(g2, 0)
-    assert int(g1.noise_enc) == 0 and int(g2.noise_enc) == 1
+    assert np.asarray(g1.noise_unit).tolist() == [0, 0, 0] and np.asarray(g2.noise_unit).tolist() == [1, 1, 1]
     e1, e2 = strategy.mutations(pool2, g1), strategy.mutations(pool2, g2)
-    for part in ("encoder", "layer", "head"):
+    for part in ("encoder", "layer", "head", "drive"):
         np.testing.assert_allclose(np.asarray(e1[part] + e2[part]), 0.0, atol=1e-7)
     assert float(jnp.abs(e1["layer"][0]).max()) > 0
     assert float(jnp.abs(e1["layer"][2]).max()) == 0  # inactive slot: no mutation
@@ -336,11 +340,11 @@ def test_darwinian_copies_come_in_antithetic_pairs(sim, state):
     assert float(jnp.abs(eps["ln1_s"]).mean()) > 10 * float(jnp.abs(eps["b1"]).mean())
     # two newborns in one step carrying the same gene take consecutive copies (slot order)
     both = jnp.arange(sim.n) < 2
-    _, g12 = strategy.assign_copies(pool, genomes.replace(enc_slot=jnp.zeros_like(genomes.enc_slot)), both)
-    assert np.asarray(g12.noise_enc)[:2].tolist() == [0, 1] and int(g12.noise_enc[2]) == -1
+    _, g12 = strategy.assign_copies(pool, genomes.replace(unit_slot=jnp.zeros_like(genomes.unit_slot)), both)
+    assert np.asarray(g12.noise_unit[:, 0])[:2].tolist() == [0, 1] and int(g12.noise_unit[2, 0]) == -1
     # gathering a darwinian genome adds its mutation to the pool's weights
     genes = strategy.gather(pool2, g1)
-    np.testing.assert_allclose(np.asarray(genes["encoder"] - pool2.bank("encoder").params[g1.enc_slot]),
+    np.testing.assert_allclose(np.asarray(genes["encoder"] - pool2.bank("encoder").params[g1.slot("encoder")]),
                                np.asarray(e1["encoder"]), atol=1e-6)
 
     # A carrier that ranks top contributes +1 x its mutation; a founder (no mutation) nothing.
@@ -348,11 +352,11 @@ def test_darwinian_copies_come_in_antithetic_pairs(sim, state):
     tell = jax.jit(strategy.tell)
     ended = jnp.arange(sim.n) == 0
     out = tell(cfg.genepool, pool2, lives_of(sim, state, ended, 1.0, 100, 9, genomes=genomes.replace(
-        **{f: getattr(genomes, f).at[0].set(getattr(g1, f)) for f in ("noise_enc", "noise_layer", "noise_head")})),
+        **{f: getattr(genomes, f).at[0].set(getattr(g1, f)) for f in ("noise_unit", "noise_layer")})),
         jnp.int32(1), jax.random.PRNGKey(0))
     enc = out.bank("encoder")
-    np.testing.assert_allclose(np.asarray(enc.es_sum[g1.enc_slot]), np.asarray(e1["encoder"]), atol=1e-6)
-    assert float(enc.es_n[g1.enc_slot]) == 1.0
+    np.testing.assert_allclose(np.asarray(enc.es_sum[g1.slot("encoder")]), np.asarray(e1["encoder"]), atol=1e-6)
+    assert float(enc.es_n[g1.slot("encoder")]) == 1.0
     founder = tell(cfg.genepool, pool2, lives_of(sim, state, ended, 1.0, 100, 9), jnp.int32(1), jax.random.PRNGKey(0))
     assert float(sum(b.es_n.sum() for b in founder.banks.values())) == 0
 

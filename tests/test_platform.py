@@ -415,7 +415,8 @@ PRESET_SIZES = {
     "default.yaml": {"world.n_slots": 64, "run.chunk_steps": 250},
     "tiny.yaml": {"world.n_slots": 4, "agents.d_model": 16, "run.chunk_steps": 50},
     "gpu.yaml": {"world.n_slots": 4096, "genepool.encoder_genes": 16, "genepool.layer_genes": 256,
-                 "genepool.head_genes": 16, "genepool.recent_dead": 512, "run.chunk_steps": 500},
+                 "genepool.head_genes": 16, "genepool.drive_genes": 32, "genepool.recent_dead": 512,
+                 "run.chunk_steps": 500},
 }
 
 
@@ -445,7 +446,7 @@ def test_presets_load(preset):
     sim = Simulation(config.load(CONFIGS / preset, ["world.n_slots=4", "run.chunk_steps=100", "run.snapshot=false"]))
     state, out = sim.run_chunk(sim.init())
     assert int(state.step) == 100 and out["action"].shape == (100, 4)
-    assert [state.pool.bank(k).capacity for k in ("encoder", "layer", "head")] == [16, 256, 16]
+    assert [state.pool.bank(k).capacity for k in ("encoder", "layer", "head", "drive")] == [16, 256, 16, 32]
     assert int(state.pool.updates) == 1
     assert int(state.deaths[Cause.broken]) == 0  # learning stayed finite at the full model size
 

@@ -29,6 +29,8 @@ class Senses:
 
 BODY = ("health", "food", "drink", "energy", "asleep")
 NEEDS = 4  # the first NEEDS body variables are the needs the drives keep at their setpoint (1: full)
+# The weights of an agent's reward (a drive gene): curiosity, one drive per need, and the reward at death.
+DRIVES = ("curiosity", "health", "food", "drink", "energy", "death")
 
 
 @struct.dataclass
@@ -69,6 +71,9 @@ class AgentKind(Protocol):
 
     def insert_layer(self, agent, p, gene, key) -> Any:
         """One agent with layer gene `gene` (flat [P]) inserted at position p behind closed gates."""
+
+    def drive_weights(self, hp: AgentsConfig, agents) -> jax.Array:
+        """[N, len(DRIVES)] the weights of each agent's reward."""
 
     def bytes_per_slot(self, agents) -> int:
         """Memory of one slot's agent state."""

@@ -30,7 +30,7 @@ from jax.flatten_util import ravel_pytree
 from evodevo import treeutil
 from evodevo.agents import development
 from evodevo.agents import transformer as tf
-from evodevo.agents.kind import BODY, NEEDS, LifeEnd, Senses
+from evodevo.agents.kind import BODY, DRIVES, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, normalize
 from evodevo.agents.optim import optimizer
 from evodevo.config import AgentsConfig, statics
@@ -56,16 +56,23 @@ class AgentState:
     loss_ref: jax.Array  # [] loss_ema at the last plateau check
 
 
-def drive(hp: AgentsConfig, body):
+DRIVE_INIT = 0.1  # founders' drive genes: weights ~ N(0, DRIVE_INIT^2), small and random, not hand-set
+
+
+def init_drive(key) -> dict:
+    """A founder's drive gene: the weights of its reward (`kind.DRIVES`)."""
+    return {"w": DRIVE_INIT * jax.random.normal(key, (len(DRIVES),))}
+
+
+def drive(w, body):
     """D(h) = sum_i w_i (1 - h_i)^2: the body's weighted deviation from its setpoints (full), over
-    the needs (health, food, drink, energy in [0, 1]); Keramati & Gutkin's homeostatic drive."""
-    w = jnp.stack([hp.drive_health, hp.drive_food, hp.drive_drink, hp.drive_energy])
+    the needs (health, food, drink, energy in [0, 1]; `w` [NEEDS]); Keramati & Gutkin's drive."""
     return jnp.sum(w * (1.0 - body[..., :NEEDS]) ** 2, -1)
 
 
-def drive_reduction(hp: AgentsConfig, body, body_next):
+def drive_reduction(w, body, body_next):
     """r_drive = D(h_t) - D(h_{t+1}): positive when a step brings the body back toward its setpoints."""
-    return drive(hp, body) - drive(hp, body_next)
+    return drive(w, body) - drive(w, body_next)
 
 
 class Learner:
@@ -97,11 +104,12 @@ class Learner:
     # ------------------------------------------------------------------ genes and newborns
 
     def genes(self) -> dict:
-        return {k: (lambda key, f=f: f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
+        genes = {k: (lambda key, f=f: f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
+        return dict(genes, drive=init_drive)
 
     def _trainable_init(self, key, base, gates):
-        if self.cfg.learn == "full":
-            return {"params": base, "gates": gates}
+        if self.cfg.learn == "full":  # every weight but the drives (what the agent wants is not learned)
+            return {"params": {k: v for k, v in base.items() if k != "drive"}, "gates": gates}
         ke, kl, kh = jax.random.split(key, 3)
         layer0 = jax.tree.map(lambda x: x[0], base["layer"])
         return {
@@ -115,16 +123,14 @@ class Learner:
         }
 
     def unflatten(self, genes: dict) -> dict:
-        """Flat genes {"encoder": [P], "layer": [L, P], "head": [P]} -> named tensors."""
-        return {"encoder": self.unravel_gene["encoder"](genes["encoder"]),
-                "layer": jax.vmap(self.unravel_gene["layer"])(genes["layer"]),
-                "head": self.unravel_gene["head"](genes["head"])}
+        """Flat genes {kind: [P], "layer": [L, P]} -> named tensors."""
+        return {k: jax.vmap(self.unravel_gene[k])(x) if k == "layer" else self.unravel_gene[k](x)
+                for k, x in genes.items()}
 
     def flatten(self, named: dict) -> dict:
         """Inverse of `unflatten`."""
         ravel = lambda t: ravel_pytree(t)[0]  # noqa: E731 - sorted keys: the pool's layout too
-        return {"encoder": ravel(named["encoder"]), "layer": jax.vmap(ravel)(named["layer"]),
-                "head": ravel(named["head"])}
+        return {k: jax.vmap(ravel)(x) if k == "layer" else ravel(x) for k, x in named.items()}
 
     def newborn(self, genes: dict, active, gates, key) -> AgentState:
         """One agent (no slot axis): inherited genes (flat), active layer slots, gate alphas."""
@@ -268,8 +274,9 @@ class Learner:
         )(hp, agents.theta, agents, pending["obs_n"], obs_n1, action)
         r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - d_phi) ** 2, axis=-1)
         curiosity = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd
-        r_drive = drive_reduction(hp, agents.body, senses.body) + hp.drive_death * term
-        reward = hp.drive_curiosity * curiosity + r_drive
+        w = self.drive_weights(hp, agents)
+        r_drive = drive_reduction(w[:, 1:1 + NEEDS], agents.body, senses.body) + w[:, -1] * term
+        reward = w[:, 0] * curiosity + r_drive
         scale = jax.vmap(RewardScale.update, in_axes=(0, 0, 0, None))(agents.reward_scale, reward, term, hp.gamma)
         r_s = jax.vmap(RewardScale.scale)(scale, reward)
         target_v = r_s + hp.gamma * (1.0 - term) * v1
@@ -325,6 +332,14 @@ class Learner:
         rate = jnp.maximum(1.0 / n, 4.0 / w)
         return {"loss_first": first, "loss_ema": agents.loss_ema + rate * (loss - agents.loss_ema)}
 
+    def drive_weights(self, hp: AgentsConfig, agents: AgentState):
+        """[N, len(DRIVES)] each agent's reward weights: its inherited drive gene (drives=evolved)
+        or the config's `drive_*` values (drives=config)."""
+        if self.cfg.drives == "evolved":
+            return agents.base["drive"]["w"]
+        w = jnp.stack([getattr(hp, f"drive_{name}") for name in DRIVES])
+        return jnp.broadcast_to(w, (agents.theta.shape[0], len(DRIVES)))
+
     # ------------------------------------------------------------------ what a life hands on
 
     def gates(self, agents: AgentState):
@@ -334,10 +349,12 @@ class Learner:
     def learned_change(self, agent: AgentState) -> dict:
         """One agent's lifetime learning as flat genes: end-of-life minus inherited weights."""
         tr = self.unravel(agent.theta)
+        drive = {"drive": jax.tree.map(jnp.zeros_like, agent.base["drive"])}  # drives are not learned
         if self.cfg.learn == "full":
-            return self.flatten(jax.tree.map(jnp.subtract, tr["params"], agent.base))
-        return self.flatten(jax.tree.map(lambda d: d[0] @ d[1] if isinstance(d, tuple) else d, tr["delta"],
-                                         is_leaf=lambda x: isinstance(x, tuple)))
+            base = {k: v for k, v in agent.base.items() if k != "drive"}
+            return self.flatten(dict(jax.tree.map(jnp.subtract, tr["params"], base), **drive))
+        return self.flatten(dict(jax.tree.map(lambda d: d[0] @ d[1] if isinstance(d, tuple) else d, tr["delta"],
+                                              is_leaf=lambda x: isinstance(x, tuple)), **drive))
 
     def life_end(self, agents: AgentState) -> LifeEnd:
         progress = jnp.clip((agents.loss_first - agents.loss_ema) / (agents.loss_first + 1e-8), -1.0, 1.0)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from evodevo.agents.kind import LifeEnd
+from evodevo.agents.kind import DRIVES, LifeEnd
 
 
 @struct.dataclass
@@ -46,6 +46,9 @@ class RandomAgents:
 
     def insert_layer(self, agent, p, gene, key):
         return agent
+
+    def drive_weights(self, hp, agents):
+        return jnp.zeros((self.n, len(DRIVES)))
 
     def bytes_per_slot(self, agents) -> int:
         return 0

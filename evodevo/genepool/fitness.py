@@ -37,14 +37,13 @@ def credit_fitness(pool: gp.GenePool, genome: Genome, fitness, lifespan) -> gp.G
     layers = jnp.zeros(lb.capacity, bool).at[genome.layer_slot].max(genome.active)
     d_sum = jnp.zeros(lb.capacity).at[genome.layer_slot].add(depth)
     d_n = jnp.zeros(lb.capacity).at[genome.layer_slot].add(genome.active.astype(jnp.float32))
-    eb, hb = pool.bank("encoder"), pool.bank("head")
-    enc = jnp.arange(eb.capacity) == genome.enc_slot
-    head = jnp.arange(hb.capacity) == genome.head_slot
+
     count = pool.life_count + 1
     rate = jnp.maximum(1.0 / count, 1.0 / LIFE_WINDOW)
     return pool.replace(
-        banks={"encoder": gp.credit(eb, enc, fitness), "layer": gp.credit(lb, layers, fitness, d_sum, d_n),
-               "head": gp.credit(hb, head, fitness)},
+        banks={"layer": gp.credit(lb, layers, fitness, d_sum, d_n),
+               **{k: gp.credit(pool.bank(k), jnp.arange(pool.bank(k).capacity) == genome.slot(k), fitness)
+                  for k in gp.UNITS}},
         life_count=count,
         life_mean=pool.life_mean + rate * (lifespan - pool.life_mean),
         fit_mean=pool.fit_mean + rate * (fitness - pool.fit_mean),

@@ -1,7 +1,8 @@
 """Genomes and how they are inherited: layer lists, crossover, mutation, validity.
 
-A genome names an encoder gene, an ordered list of up to L layer genes (packed at the
-front: `active` is a prefix) with their gate alphas, and a head gene. Genes are named
+A genome names one gene of each unit kind (encoder, head, drive: `pool.UNITS`) and an ordered
+list of up to L layer genes (packed at the front: `active` is a prefix) with their gate
+alphas. Genes are named
 by pool slot (to gather weights) and id (slots are reused after a discard). All
 functions are pure, branchless and work on one genome (vmap for many).
 """
@@ -21,33 +22,42 @@ LAYER_FIELDS = ("layer_slot", "layer_id", "active", "gates", "developmental", "n
 
 @struct.dataclass
 class Genome:
-    enc_slot: jax.Array  # [] int32 pool slot of the encoder gene
-    enc_id: jax.Array  # [] int32 its gene id
-    head_slot: jax.Array  # [] int32
-    head_id: jax.Array  # [] int32
+    unit_slot: jax.Array  # [U] int32 pool slot of the gene of each unit kind (pool.UNITS order)
+    unit_id: jax.Array  # [U] int32 their gene ids
     layer_slot: jax.Array  # [L] int32 pool slots of the layer genes (0 where inactive)
     layer_id: jax.Array  # [L] int32 gene ids, -1 where inactive
     active: jax.Array  # [L] bool, a prefix: layers 0 .. length-1
     gates: jax.Array  # [L, 2] float32 inherited gate alphas (attention, MLP); 0 where inactive
     developmental: jax.Array  # [L] bool: inserted during this life (not inherited)
-    noise_enc: jax.Array  # [] int32 index of this carrier's mutated copy of the gene (darwinian), -1 none
+    noise_unit: jax.Array  # [U] int32 index of this carrier's mutated copy of each gene (darwinian), -1 none
     noise_layer: jax.Array  # [L] int32
-    noise_head: jax.Array  # [] int32
 
     @property
     def length(self):
         return self.active.sum(-1)
 
+    def slot(self, kind: str):
+        """Pool slot of this genome's gene of a unit kind."""
+        return self.unit_slot[..., gp.UNITS.index(kind)]
+
+    def gene_id(self, kind: str):
+        return self.unit_id[..., gp.UNITS.index(kind)]
+
 
 def empty(l_max: int) -> Genome:
-    zi = jnp.int32(0)
+    u = len(gp.UNITS)
     return Genome(
-        enc_slot=zi, enc_id=zi, head_slot=zi, head_id=zi,
+        unit_slot=jnp.zeros(u, jnp.int32), unit_id=jnp.zeros(u, jnp.int32),
         layer_slot=jnp.zeros(l_max, jnp.int32), layer_id=jnp.full(l_max, -1, jnp.int32),
         active=jnp.zeros(l_max, bool), gates=jnp.zeros((l_max, 2), jnp.float32),
-        developmental=jnp.zeros(l_max, bool), noise_enc=jnp.int32(-1),
-        noise_layer=jnp.full(l_max, -1, jnp.int32), noise_head=jnp.int32(-1),
+        developmental=jnp.zeros(l_max, bool), noise_unit=jnp.full(u, -1, jnp.int32),
+        noise_layer=jnp.full(l_max, -1, jnp.int32),
     )
+
+
+def _unit_ids(pool: gp.GenePool, slots):
+    """[U] gene ids of the unit genes at `slots` ([U])."""
+    return jnp.stack([pool.bank(k).gene_id[slots[i]] for i, k in enumerate(gp.UNITS)])
 
 
 # --------------------------------------------------------------------------- layer lists
@@ -95,14 +105,14 @@ def heritable(g: Genome, gates_now, lamarckian: bool, assimilate_at: float) -> G
     keep = g.active & (~g.developmental | opened)
     gates = jnp.where((g.developmental | lamarckian)[:, None], gates_now, g.gates)
     out = compact(g.replace(gates=jnp.where(g.active[:, None], gates, 0.0)), keep)
-    return out.replace(developmental=jnp.zeros_like(g.developmental), noise_enc=jnp.int32(-1),
-                       noise_layer=jnp.full_like(g.noise_layer, -1), noise_head=jnp.int32(-1))
+    return out.replace(developmental=jnp.zeros_like(g.developmental), noise_unit=jnp.full_like(g.noise_unit, -1),
+                       noise_layer=jnp.full_like(g.noise_layer, -1))
 
 
 def crossover(key, g1: Genome, g2: Genome) -> Genome:
     """One-point crossover of layer lists: g1's layers before a cut, then g2's from a cut on
-    (truncated to L). Encoder and head come from either parent at random."""
-    k1, k2, k3, k4 = jax.random.split(key, 4)
+    (truncated to L). Each unit gene (encoder, head, drive) comes from either parent at random."""
+    k1, k2, k3 = jax.random.split(key, 3)
     n1, n2 = g1.length, g2.length
     c1 = jax.random.randint(k1, (), 0, n1 + 1)
     c2 = jax.random.randint(k2, (), 0, n2 + 1)
@@ -117,13 +127,9 @@ def crossover(key, g1: Genome, g2: Genome) -> Genome:
     for f in LAYER_FIELDS:
         a, b = getattr(g1, f), getattr(g2, f)
         fields[f] = select(inside, select(from1, a, b[src2]), jnp.asarray(blank[f], a.dtype))
-    enc2 = jax.random.bernoulli(k3)
-    head2 = jax.random.bernoulli(k4)
-    return g1.replace(
-        enc_slot=jnp.where(enc2, g2.enc_slot, g1.enc_slot), enc_id=jnp.where(enc2, g2.enc_id, g1.enc_id),
-        head_slot=jnp.where(head2, g2.head_slot, g1.head_slot), head_id=jnp.where(head2, g2.head_id, g1.head_id),
-        **fields,
-    )
+    from2 = jax.random.bernoulli(k3, shape=g1.unit_slot.shape)
+    return g1.replace(unit_slot=jnp.where(from2, g2.unit_slot, g1.unit_slot),
+                      unit_id=jnp.where(from2, g2.unit_id, g1.unit_id), **fields)
 
 
 # --------------------------------------------------------------------------- choosing genes
@@ -145,19 +151,24 @@ def pick_layer_gene(key, bank: gp.GeneBank, role, weights):
 
 def sample_genome(key, pool: gp.GenePool, depth: int, l_max: int, gate: float, by_freq: bool) -> Genome:
     """A fresh genome of `depth` layers: genes drawn by frequency (or uniformly), gates `gate`."""
-    ke, kl, kh = jax.random.split(key, 3)
-    eb, lb, hb = (pool.bank(k) for k in gp.KINDS)
+    ku, kl = jax.random.split(key)
     w = (lambda b: b.freq) if by_freq else (lambda b: None)
-    enc = gp.sample(ke, eb, (), w(eb))
-    head = gp.sample(kh, hb, (), w(hb))
+    units = jnp.stack([gp.sample(k, pool.bank(kind), (), w(pool.bank(kind)))
+                       for k, kind in zip(jax.random.split(ku, len(gp.UNITS)), gp.UNITS)])
+    lb = pool.bank("layer")
     layers = gp.sample(kl, lb, (l_max,), w(lb))
     active = jnp.arange(l_max) < depth
-    g = empty(l_max)
-    return g.replace(
-        enc_slot=enc, enc_id=eb.gene_id[enc], head_slot=head, head_id=hb.gene_id[head],
+    return empty(l_max).replace(
+        unit_slot=units, unit_id=_unit_ids(pool, units),
         layer_slot=jnp.where(active, layers, 0), layer_id=jnp.where(active, lb.gene_id[layers], -1),
         active=active, gates=jnp.where(active[:, None], jnp.full((l_max, 2), gate, jnp.float32), 0.0),
     )
+
+
+def _units_by_freq(key, pool: gp.GenePool):
+    """[U] a unit gene of each kind drawn by frequency."""
+    return jnp.stack([gp.sample(k, pool.bank(kind), (), pool.bank(kind).freq)
+                      for k, kind in zip(jax.random.split(key, len(gp.UNITS)), gp.UNITS)])
 
 
 def mutate(key, g: Genome, pool: gp.GenePool, gcfg) -> Genome:
@@ -182,10 +193,10 @@ def mutate(key, g: Genome, pool: gp.GenePool, gcfg) -> Genome:
     slot = jnp.where(swap, new_slot, g.layer_slot)
     g = g.replace(layer_slot=slot, layer_id=jnp.where(g.active, lb.gene_id[slot], -1))
 
-    eb, hb = pool.bank("encoder"), pool.bank("head")
-    enc = jnp.where(jax.random.bernoulli(ks[2], gcfg.p_swap), gp.sample(ks[3], eb, (), eb.freq), g.enc_slot)
-    head = jnp.where(jax.random.bernoulli(ks[4], gcfg.p_swap), gp.sample(ks[5], hb, (), hb.freq), g.head_slot)
-    g = g.replace(enc_slot=enc, enc_id=eb.gene_id[enc], head_slot=head, head_id=hb.gene_id[head])
+    # Swap each unit gene (encoder, head, drive) with probability p_swap for one drawn by frequency.
+    units = jnp.where(jax.random.bernoulli(ks[2], gcfg.p_swap, g.unit_slot.shape), _units_by_freq(ks[3], pool),
+                      g.unit_slot)
+    g = g.replace(unit_slot=units, unit_id=_unit_ids(pool, units))
 
     # Delete one layer (never the last one left).
     n = g.length
@@ -205,27 +216,29 @@ def mutate(key, g: Genome, pool: gp.GenePool, gcfg) -> Genome:
 
 def repair(key, g: Genome, pool: gp.GenePool) -> Genome:
     """Replace references to genes that are no longer alive (discarded since the parent lived)."""
-    ke, kl, kh = jax.random.split(key, 3)
+    ku, kl = jax.random.split(key)
     lb = pool.bank("layer")
     ok = gp.valid_ref(lb, g.layer_slot, g.layer_id) | ~g.active
     fresh = jax.vmap(lambda k, i: pick_layer_gene(k, lb, gp.role_at(i, g.length), lb.freq))(
         jax.random.split(kl, g.active.shape[0]), jnp.arange(g.active.shape[0]))
     slot = jnp.where(ok, g.layer_slot, fresh)
-    eb, hb = pool.bank("encoder"), pool.bank("head")
-    enc = jnp.where(gp.valid_ref(eb, g.enc_slot, g.enc_id), g.enc_slot, gp.sample(ke, eb, (), eb.freq))
-    head = jnp.where(gp.valid_ref(hb, g.head_slot, g.head_id), g.head_slot, gp.sample(kh, hb, (), hb.freq))
+    units = jnp.where(_units_valid(g, pool), g.unit_slot, _units_by_freq(ku, pool))
     return g.replace(
         layer_slot=jnp.where(g.active, slot, 0), layer_id=jnp.where(g.active, lb.gene_id[slot], -1),
-        enc_slot=enc, enc_id=eb.gene_id[enc], head_slot=head, head_id=hb.gene_id[head],
+        unit_slot=units, unit_id=_unit_ids(pool, units),
     )
+
+
+def _units_valid(g: Genome, pool: gp.GenePool):
+    """[U] bool: each unit reference still names a living gene."""
+    return jnp.stack([gp.valid_ref(pool.bank(k), g.unit_slot[i], g.unit_id[i]) for i, k in enumerate(gp.UNITS)])
 
 
 def is_valid(g: Genome, pool: gp.GenePool):
     """Every referenced gene is alive with the recorded id; layers are a prefix; gates finite."""
     layers_ok = (gp.valid_ref(pool.bank("layer"), g.layer_slot, g.layer_id) | ~g.active).all()
     prefix = (g.active == (jnp.arange(g.active.shape[0]) < g.length)).all()
-    return (layers_ok & prefix & gp.valid_ref(pool.bank("encoder"), g.enc_slot, g.enc_id)
-            & gp.valid_ref(pool.bank("head"), g.head_slot, g.head_id) & jnp.isfinite(g.gates).all())
+    return layers_ok & prefix & _units_valid(g, pool).all() & jnp.isfinite(g.gates).all()
 
 
 # --------------------------------------------------------------------------- the archive of recent lives

@@ -25,7 +25,8 @@ import numpy as np
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
-KINDS = ("encoder", "layer", "head")
+KINDS = ("encoder", "layer", "head", "drive")
+UNITS = ("encoder", "head", "drive")  # kinds of which a genome carries exactly one gene (the layers: a list)
 ROLES = ("early", "mid", "late")
 ANCESTRY_SIZE = 4096  # the ancestry table keeps the last this many genes made (a ring over gene ids)
 MIN_ALIVE = 2  # a discard never leaves a bank with fewer living genes than this

@@ -130,7 +130,7 @@ def write_tensorboard(tb, view: dict, step: int, previous: dict | None) -> dict:
 
 # --------------------------------------------------------------------------- lineage tree
 
-KIND_COLOURS = {"encoder": (230, 160, 60), "layer": (90, 170, 240), "head": (140, 210, 110)}
+KIND_COLOURS = {"encoder": (230, 160, 60), "layer": (90, 170, 240), "head": (140, 210, 110), "drive": (220, 110, 200)}
 
 
 def lineage_rows(history: dict) -> list[int]:

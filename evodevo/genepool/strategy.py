@@ -56,7 +56,8 @@ class GeneStrategy:
         self.l_max, self.init_depth = l_max, init_depth
         self.layouts = {k: gp.GeneLayout.of(genes[k](jax.random.PRNGKey(0))) for k in gp.KINDS}
         self.init_fns = {k: (lambda key, k=k: self.layouts[k].ravel(genes[k](key))) for k in gp.KINDS}
-        self.capacity = {"encoder": cfg.encoder_genes, "layer": cfg.layer_genes, "head": cfg.head_genes}
+        self.capacity = {"encoder": cfg.encoder_genes, "layer": cfg.layer_genes, "head": cfg.head_genes,
+                         "drive": cfg.drive_genes}
 
     # ------------------------------------------------------------------ construction
 
@@ -72,11 +73,10 @@ class GeneStrategy:
     # ------------------------------------------------------------------ reading genes
 
     def gather(self, pool: gp.GenePool, genome: Genome) -> dict:
-        """One genome's inherited weights as flat genes {"encoder": [P], "layer": [L, P], "head": [P]}
+        """One genome's inherited weights as flat genes {unit kind: [P], "layer": [L, P]}
         (darwinian carriers: plus their mutation of each gene)."""
-        genes = {"encoder": pool.bank("encoder").params[genome.enc_slot],
-                 "layer": pool.bank("layer").params[genome.layer_slot],
-                 "head": pool.bank("head").params[genome.head_slot]}
+        genes = {k: pool.bank(k).params[genome.slot(k)] for k in gp.UNITS}
+        genes["layer"] = pool.bank("layer").params[genome.layer_slot]
         if self.cfg.improve == "darwinian":
             genes = jax.tree.map(jnp.add, genes, self.mutations(pool, genome))
         return genes
@@ -90,19 +90,17 @@ class GeneStrategy:
                                     self.layouts[kind])
             return jnp.where(index >= 0, gp.noise_sign(index), 0.0) * eps
 
-        return {
-            "encoder": one("encoder", genome.enc_slot, genome.enc_id, genome.noise_enc),
-            "layer": jax.vmap(lambda s, i, k: one("layer", s, i, k))(
-                genome.layer_slot, genome.layer_id, genome.noise_layer),
-            "head": one("head", genome.head_slot, genome.head_id, genome.noise_head),
-        }
+        out = {k: one(k, genome.unit_slot[i], genome.unit_id[i], genome.noise_unit[i]) for i, k in enumerate(gp.UNITS)}
+        out["layer"] = jax.vmap(lambda s, i, k: one("layer", s, i, k))(
+            genome.layer_slot, genome.layer_id, genome.noise_layer)
+        return out
 
     def carriers(self, genomes: Genome, living) -> dict:
         """{kind: [G] int32} living genomes carrying each gene (a gene twice in a genome counts once)."""
         on = living[:, None]
-        return {"encoder": gp.carriers(self.capacity["encoder"], genomes.enc_slot[:, None], on),
-                "layer": gp.carriers(self.capacity["layer"], genomes.layer_slot, genomes.active & on),
-                "head": gp.carriers(self.capacity["head"], genomes.head_slot[:, None], on)}
+        out = {k: gp.carriers(self.capacity[k], genomes.slot(k)[:, None], on) for k in gp.UNITS}
+        out["layer"] = gp.carriers(self.capacity["layer"], genomes.layer_slot, genomes.active & on)
+        return out
 
     def fitness(self, hp: GenePoolConfig, pool: gp.GenePool, ages, progress, achievements):
         """[N] lifetime fitness of lives of `ages` steps (so far for the living, final for the dead)."""
@@ -135,18 +133,14 @@ class GeneStrategy:
             u = 2.0 * pool.archive.quantile(life.fitness) - 1.0  # centred rank among recent lives, in [-1, 1]
             if self.cfg.improve == "lamarckian":  # move toward what the fitter half learned
                 w = jnp.maximum(u, 0.0)
-                weights = {"encoder": w, "layer": w * g.active, "head": w}
+                unit_w, layer_w = jnp.full(len(gp.UNITS), w), w * g.active
                 change = lives.change(slot)
             else:  # antithetic ES over the birth mutations (founders and immigrants carry none)
-                weights = {"encoder": u * (g.noise_enc >= 0), "layer": u * (g.noise_layer >= 0),
-                           "head": u * (g.noise_head >= 0)}
+                unit_w, layer_w = u * (g.noise_unit >= 0), u * (g.noise_layer >= 0)
                 change = self.mutations(pool, g)
-            slots = {"encoder": g.enc_slot[None], "layer": g.layer_slot, "head": g.head_slot[None]}
-            banks = {}
-            for kind in gp.KINDS:
-                d = change[kind] if kind == "layer" else change[kind][None]
-                w = weights[kind] if kind == "layer" else weights[kind][None]
-                banks[kind] = gp.accumulate(pool.bank(kind), slots[kind], d, w)
+            banks = {k: gp.accumulate(pool.bank(k), g.unit_slot[i][None], change[k][None], unit_w[i][None])
+                     for i, k in enumerate(gp.UNITS)}
+            banks["layer"] = gp.accumulate(pool.bank("layer"), g.layer_slot, change["layer"], layer_w)
             pool = pool.replace(banks=banks)
         archive = pool.archive.push(self.heritable(hp, g, life.gates), life.fitness, life.agent_id)
         return pool.replace(archive=archive)
@@ -205,11 +199,13 @@ class GeneStrategy:
             index = jnp.where(on, bank.births[slots] + before, -1)
             return bank.replace(births=bank.births + hits.sum(0, dtype=jnp.int32)), index
 
-        enc, i_enc = take(pool.bank("encoder"), genomes.enc_slot, born)
-        head, i_head = take(pool.bank("head"), genomes.head_slot, born)
-        layer, i_layer = take(pool.bank("layer"), genomes.layer_slot, genomes.active & born[:, None])
-        genomes = genomes.replace(noise_enc=i_enc, noise_head=i_head, noise_layer=i_layer.reshape(genomes.active.shape))
-        return pool.replace(banks={"encoder": enc, "layer": layer, "head": head}), genomes
+        banks, index = {}, []
+        for k in gp.UNITS:
+            banks[k], i = take(pool.bank(k), genomes.slot(k), born)
+            index.append(i)
+        banks["layer"], i_layer = take(pool.bank("layer"), genomes.layer_slot, genomes.active & born[:, None])
+        genomes = genomes.replace(noise_unit=jnp.stack(index, -1), noise_layer=i_layer.reshape(genomes.active.shape))
+        return pool.replace(banks=banks), genomes
 
     # ------------------------------------------------------------------ development
 

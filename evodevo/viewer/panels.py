@@ -117,8 +117,9 @@ def draw_genome(surf, assets: Assets, snap: Snapshot, s: int, rect) -> int:
     if "encoder_id" in g:
         blocks.append(("E", int(np.asarray(g["encoder_id"][s]).reshape(-1)[0]), None))
     blocks += [("L", int(i), gates[j]) for j, i in enumerate(ids) if i >= 0]
-    if "head_id" in g:
-        blocks.append(("H", int(np.asarray(g["head_id"][s]).reshape(-1)[0]), None))
+    for key, label in (("head_id", "H"), ("drive_id", "D")):
+        if key in g:
+            blocks.append((label, int(np.asarray(g[key][s]).reshape(-1)[0]), None))
     bw = max(18, min(48, (w - 4 * len(blocks)) // max(len(blocks), 1)))
     h = 34
     for j, (kind, gid, open_) in enumerate(blocks):

@@ -213,6 +213,10 @@ class Runner:
                 tb.add_scalar(f"achievements/{name}", r, step)
         for name, v in metrics.items():
             tb.add_scalar(f"agents/{name}", v, step)
+        if self.sim.strategy is not None:  # what the living population wants
+            for name, w in self.sim.drive_weights(self.state, self.hp).items():
+                tb.add_scalar(f"drives/{name}", float(np.mean(w)), step)
+                tb.add_scalar(f"drives/{name}_spread", float(np.std(w)), step)
         view = self._pool_view()
         if view is not None:
             from evodevo.genepool import report

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from evodevo.agents.kind import AgentKind, Senses
+from evodevo.agents.kind import DRIVES, AgentKind, Senses
 from evodevo.agents.learner import AgentState, Learner
 from evodevo.agents.random_agent import RandomAgents, RandomState
 from evodevo.config import Config, Hyper, hyperparams
@@ -232,7 +232,8 @@ class Simulation:
 
     def genome_record(self, agents, genomes: Genome, slots: Slots, fitness) -> dict:
         """Per slot: the genome at birth and now, gate alphas, and the lifetime fitness so far."""
-        return {"encoder_id": genomes.enc_id, "layer_id": genomes.layer_id, "head_id": genomes.head_id,
+        return {"encoder_id": genomes.gene_id("encoder"), "layer_id": genomes.layer_id,
+                "head_id": genomes.gene_id("head"), "drive_id": genomes.gene_id("drive"),
                 "developmental": genomes.developmental, "gates": self.kind.life_end(agents).gates,
                 "layer_id_birth": slots.layers_birth, "gates_birth": slots.gates_birth, "fitness": fitness}
 
@@ -261,6 +262,7 @@ class Simulation:
         return {"genome": {
             "encoder": int(rec["encoder_id"]),
             "head": int(rec["head_id"]),
+            "drive": int(rec["drive_id"]),
             "layers_birth": np.asarray(rec["layer_id_birth"])[born].tolist(),
             "gates_birth": np.round(np.asarray(rec["gates_birth"], np.float64)[born], 4).tolist(),
             "layers": np.asarray(rec["layer_id"])[on].tolist(),
@@ -281,6 +283,11 @@ class Simulation:
         """What the viewer's pool panel shows ({} without genes)."""
         view = self.pool_report(state)
         return {} if view is None else report.summary(view, int(state.step))
+
+    def drive_weights(self, state: SimState, hp: Hyper | None = None) -> dict:
+        """{drive name: [N]} each agent's reward weights (host numpy)."""
+        w = jax.device_get(self.kind.drive_weights((self.hp if hp is None else hp).agents, state.agents))
+        return {name: np.asarray(w[:, i]) for i, name in enumerate(DRIVES)}
 
     def bytes_per_slot(self, state: SimState) -> int:
         return self.kind.bytes_per_slot(state.agents)
