@@ -73,6 +73,7 @@ def pool_point(sim, state) -> dict:
         "discards": int(np.asarray(view["pool"]["discards"]).sum()),
         "genome_length": float(np.mean(a["length"])),
         "developmental_layers": int(np.asarray(a["developmental"]).sum()),
+        "drives": {k: round(float(np.mean(w)), 4) for k, w in sim.drive_weights(state).items()},  # population mean
     }
 
 

@@ -1,0 +1,116 @@
+"""Do the agents learn to live? Evolved drives against random agents and the ablations, per seed.
+
+    python benchmarks/survival.py --arms full,random --seeds 0,1 --agent-steps 1000000
+    python benchmarks/survival.py --arms curiosity,homeostatic,darwinian,baldwinian --seeds 0 --agent-steps 500000
+
+Arms (each one `--set` list away from the default config):
+
+    full          agents.drives=evolved                 drive genes: evolution decides what agents want
+    random        agents.kind=random                    the baseline
+    curiosity     (the default config)                  curiosity only (drives fixed to it)
+    homeostatic   agents.drive_health/food/drink/energy=4, agents.drive_death=-1 (hand-set, not evolved)
+    darwinian     agents.drives=evolved genepool.improve=darwinian   lifetime learning not written back;
+                                                         genes move by ES over their birth mutations
+    baldwinian    agents.drives=evolved genepool.improve=frozen      only drives and architecture are
+                                                         inherited (pool weights move only at splits)
+
+Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
+set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
+Crafter score and causes of death of the lives that end in the last 20% of the run, and the
+population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot),
+ends with one JSON line, and exits 1 when the full system's mean lifespan is below --goal (1.5)
+times random's on any seed run here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import ablations  # noqa: E402
+from ablations import config  # noqa: E402
+
+HOMEOSTATIC = ["agents.drive_health=4", "agents.drive_food=4", "agents.drive_drink=4", "agents.drive_energy=4",
+               "agents.drive_death=-1"]
+ARMS = {
+    "full": ["agents.drives=evolved"],
+    "random": ["agents.kind=random"],
+    "curiosity": [],
+    "homeostatic": HOMEOSTATIC,
+    "darwinian": ["agents.drives=evolved", "genepool.improve=darwinian"],
+    "baldwinian": ["agents.drives=evolved", "genepool.improve=frozen"],
+}
+
+
+def run(arm: str, seed: int, args) -> dict:
+    """One (arm, seed): its lives and series, saved to OUT/<arm>-s<seed>.json (reused when present)."""
+    overrides = ["run.progress=false", "run.snapshot=false", f"seed={seed}", *args.overrides, *ARMS[arm]]
+    cfg = config.load(args.config, overrides)
+    saved = Path(args.out) / f"{arm}-s{seed}.json"
+    key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps}
+    if saved.exists() and not args.fresh:
+        r = json.loads(saved.read_text())
+        if r.get("key") == key:
+            print(f"{arm} seed {seed}: reusing {saved}")
+            return r
+    r = ablations.run_arm(cfg, args.agent_steps, f"{arm} s{seed}")
+    r.update(key=key, set=ARMS[arm])
+    tmp = saved.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(r))
+    tmp.replace(saved)
+    return r
+
+
+def report(r: dict, last: int) -> dict:
+    """The last window's figures of one run, with its causes of death (shares in %)."""
+    w = ablations.windows(r, last, last)["last"]
+    n, steps = r["n_slots"], r["steps"]
+    late = [x for x in r["lives"] if x["death_step"] > steps - last // n]
+    causes = collections.Counter(x["cause"] for x in late)
+    return {"lives": w["lives"], "mean_lifespan": round(w["mean_lifespan"], 2),
+            "crafter_score": round(w["crafter_score"], 3),
+            "causes": {c: round(100 * k / max(len(late), 1), 1) for c, k in causes.most_common()},
+            "drives_end": r["series"][-1].get("drives") if r["series"] else None}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(HERE.parent / "configs" / "default.yaml"))
+    p.add_argument("--agent-steps", type=int, default=1_000_000)
+    p.add_argument("--arms", default="full,random", help=f"comma-separated, from {list(ARMS)}")
+    p.add_argument("--seeds", default="0,1")
+    p.add_argument("--goal", type=float, default=1.5, help="full's mean lifespan over random's, on every seed")
+    p.add_argument("--out", default=str(HERE.parent / "runs" / "survival"))
+    p.add_argument("--fresh", action="store_true")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = p.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if any(a not in ARMS for a in arms):
+        p.error(f"unknown arm in {arms}; choose from {list(ARMS)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    last = args.agent_steps // 5  # the last 20% of the run
+
+    runs = {(arm, seed): run(arm, seed, args) for arm in arms for seed in seeds}
+    results = {f"{arm}-s{seed}": report(r, last) for (arm, seed), r in runs.items()}
+    ablations.plot({f"{a}-s{s}": dict(r, windows=ablations.windows(r, last, last)) for (a, s), r in runs.items()},
+                   Path(args.out) / "survival.png", last)
+    for name, r in results.items():
+        print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
+              f"Crafter score {r['crafter_score']:.3f}, causes {r['causes']}")
+    ratios = {s: results[f"full-s{s}"]["mean_lifespan"] / results[f"random-s{s}"]["mean_lifespan"]
+              for s in seeds if f"full-s{s}" in results and f"random-s{s}" in results}
+    met = all(x >= args.goal for x in ratios.values()) if ratios else None
+    print(json.dumps({"arms": results, "full_over_random": {str(s): round(x, 3) for s, x in ratios.items()},
+                      "goal": args.goal, "goal_met": met}))
+    return 1 if met is False else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
