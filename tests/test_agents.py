@@ -242,8 +242,9 @@ def test_changed_float_hyperparameter_does_not_recompile(sim, state):
     assert config.compile_key(tiny("genepool.init_fill=1.0")) != config.compile_key(tiny())
 
 
-def agent_steps(cfg, steps=2):
-    """act + learn on synthetic observations, without the world (compiles only the agent)."""
+def agent_steps(cfg, steps=2, keep=None):
+    """act + learn on synthetic observations, without the world (compiles only the agent).
+    `keep`: a list to which the agents after every step are appended."""
     from evodevo.agents.kind import Senses
     from evodevo.world.sim import Simulation
 
@@ -266,7 +267,30 @@ def agent_steps(cfg, steps=2):
     for t in range(steps):
         agents, broken, metrics = step(agents, t, jax.random.PRNGKey(t))
         assert not np.asarray(broken).any()
+        if keep is not None:
+            keep.append(agents)
     return ag, theta0, agents, metrics
+
+
+def test_eligibility_trace_hand_computed():
+    from evodevo.agents.learner import decay_trace
+
+    e = jnp.zeros(2)
+    for g in ([1.0, 0.0], [0.0, 2.0], [1.0, 1.0]):  # gamma 0.5, lambda 0.8: decay 0.4 per step
+        e = decay_trace(e, jnp.array(g), 0.5, 0.8)
+    np.testing.assert_allclose(np.asarray(e), [0.16 + 1.0, 0.8 + 1.0], rtol=1e-6)
+
+
+def test_td_lambda_first_step_is_td0_and_later_steps_are_not():
+    """From an empty trace the TD(lambda) update is the TD(0) actor-critic update (the trace holds
+    one step's gradient); from the second step on the trace carries earlier steps."""
+    runs = {}
+    for lam in (0.0, 0.8):
+        keep = []
+        agent_steps(tiny(f"agents.lam={lam}", "agents.develop=none"), steps=2, keep=keep)
+        runs[lam] = [np.asarray(a.theta) for a in keep]
+    np.testing.assert_allclose(runs[0.8][0], runs[0.0][0], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(runs[0.8][1], runs[0.0][1], rtol=1e-4, atol=1e-6)
 
 
 def test_zero_thinking_and_memory_tokens_and_full_weight_learning_run():

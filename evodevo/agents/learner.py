@@ -50,10 +50,16 @@ class AgentState:
     cache_step: jax.Array  # [T*S] int32 age at which each cached token was written, -1 empty
     mem: jax.Array  # [M, D] memory carried to the next step
     body: jax.Array  # [BODY] the body as sensed at the last act (for its change and the drive reward)
+    trace: jax.Array  # [P] eligibility trace of the actor-critic (agents.lam > 0; zeros otherwise)
     reward: jax.Array  # [] last raw intrinsic reward (for the viewer)
     loss_first: jax.Array  # [] mean forward loss over the first plateau_window steps of life
     loss_ema: jax.Array  # [] running average of the forward loss (development, learning progress)
     loss_ref: jax.Array  # [] loss_ema at the last plateau check
+
+
+def decay_trace(trace, increment, gamma, lam):
+    """Accumulating eligibility trace: e_t = gamma lambda e_{t-1} + increment_t."""
+    return gamma * lam * trace + increment
 
 
 DRIVE_INIT = 0.1  # founders' drive genes: weights ~ N(0, DRIVE_INIT^2), small and random, not hand-set
@@ -144,6 +150,7 @@ class Learner:
             cache_k=jnp.zeros((dm.l_max, c, dm.d)), cache_v=jnp.zeros((dm.l_max, c, dm.d)),
             cache_step=jnp.full((c,), -1, jnp.int32), mem=jnp.zeros((dm.m, dm.d)), reward=jnp.zeros(()),
             body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
+            trace=jnp.zeros_like(theta),
             loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf, jnp.float32),
         )
 
@@ -245,16 +252,24 @@ class Learner:
         return loss, (-logp[action], rnd_err)
 
     def _head_loss(self, hp: AgentsConfig, out, d_phi, action, target_v, delta, r_s, pos_t):
-        """Loss as a function of the act-step outputs (its gradient is the VJP cotangent)."""
+        """Loss as a function of the act-step outputs (its gradient is the VJP cotangent). With
+        eligibility traces (lam > 0) the actor-critic terms are left out: they go through the trace."""
         logp = jax.nn.log_softmax(out["logits"])
         entropy = -(jnp.exp(logp) * logp).sum()
-        policy = -jax.lax.stop_gradient(delta) * logp[action] - hp.entropy * entropy
+        policy = -jax.lax.stop_gradient(delta) * logp[action]
         value = 0.5 * (jax.lax.stop_gradient(target_v) - out["value"]) ** 2
         fwd = jnp.mean((out["pred"] - d_phi) ** 2)
         rew = (out["reward"] - r_s) ** 2
         pos = jnp.sum((out["pos"] - pos_t) ** 2)
-        total = policy + hp.w_value * value + hp.w_forward * fwd + hp.w_reward * rew + hp.w_position * pos
+        total = -hp.entropy * entropy + hp.w_forward * fwd + hp.w_reward * rew + hp.w_position * pos
+        if self.cfg.lam == 0.0:
+            total = total + policy + hp.w_value * value
         return total, {"loss_forward": fwd, "loss_value": value, "entropy": entropy, "loss_position": pos}
+
+    def _trace_increment(self, hp: AgentsConfig, out, action):
+        """d/d(outputs) of w_value V(s) + log pi(a|s): the cotangent whose VJP enters the trace."""
+        logp_grad = jax.nn.one_hot(action, out["logits"].shape[-1]) - jax.nn.softmax(out["logits"])
+        return jax.tree.map(jnp.zeros_like, out) | {"logits": logp_grad, "value": jnp.full_like(out["value"], hp.w_value)}
 
     def _gradient(self, hp: AgentsConfig, agents: AgentState, pending, obs, senses: Senses, terminal):
         """(gradient [N, P], per-slot losses [N] (non-finite where V(s_{t+1}) is), metrics, new
@@ -289,6 +304,12 @@ class Learner:
 
         (_, (loss, parts)), cot = jax.value_and_grad(total, has_aux=True)(out)
         (g_out,) = pending["vjp"](cot)
+        trace = agents.trace
+        if self.cfg.lam > 0.0:  # actor-critic TD(lambda): e <- gamma lambda e + grad(w_v V + log pi); step -delta e
+            (g_trace,) = pending["vjp"](self._trace_increment(hp, out, action))
+            trace = decay_trace(agents.trace, g_trace, hp.gamma, self.cfg.lam)
+            g_out = g_out - delta[:, None] * trace
+            loss = jnp.where(jnp.isfinite(trace).all(-1) & jnp.isfinite(delta), loss, jnp.nan)
         grad = g_out + g_aux
         metrics = {"td_error": delta, "loss_inverse": inv_ce, "value": out["value"], "curiosity": curiosity,
                    "drive_reward": r_drive, **parts,
@@ -298,7 +319,7 @@ class Learner:
                    "grad_clipped": (jnp.linalg.norm(grad, axis=-1) > hp.grad_clip).astype(jnp.float32)}
         if self.cfg.rnd:
             metrics["rnd_error"] = rnd_err
-        return grad, jnp.where(jnp.isfinite(v1), loss + aux, jnp.nan), metrics, scale, reward
+        return grad, jnp.where(jnp.isfinite(v1), loss + aux, jnp.nan), metrics, scale, reward, trace
 
     def coordinate_scale(self, hp: AgentsConfig, developmental):
         """[P] learning-rate multipliers: dev_gate_lr on the gates of developmental layers."""
@@ -306,7 +327,7 @@ class Learner:
         return jnp.ones(self.n_params).at[self.gate_index].set(gate)
 
     def learn(self, hp: AgentsConfig, agents: AgentState, pending, obs, senses: Senses, terminal):
-        grad, loss, metrics, scale, reward = self._gradient(hp, agents, pending, obs, senses, terminal)
+        grad, loss, metrics, scale, reward, trace = self._gradient(hp, agents, pending, obs, senses, terminal)
         tx = optimizer(hp.grad_clip, hp.lr, hp.max_update)
 
         def update(theta, opt, g, developmental):
@@ -316,7 +337,7 @@ class Learner:
         theta, opt = jax.vmap(update)(agents.theta, agents.opt, grad, agents.developmental)
         broken = ~jnp.isfinite(loss) | ~jnp.isfinite(theta).all(-1)
         keep = treeutil.select(broken, (agents.theta, agents.opt), (theta, opt))
-        agents = agents.replace(theta=keep[0], opt=keep[1], reward_scale=scale, reward=reward,
+        agents = agents.replace(theta=keep[0], opt=keep[1], reward_scale=scale, reward=reward, trace=trace,
                                 **self._track_loss(hp, agents, metrics["loss_forward"], senses.age))
         metrics = dict(metrics, intrinsic_reward=reward, gate_open=jnp.abs(jnp.tanh(self.gates(agents))).sum(
             axis=(1, 2)) / jnp.maximum(2 * agents.active.sum(-1), 1))
