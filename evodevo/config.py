@@ -76,6 +76,8 @@ class AgentsConfig:
     learn: str = _f("lowrank", "what learns during life: lowrank deltas on the genes, or full weights",
                     lambda x: x in ("lowrank", "full"), "lowrank or full")
     rank: int = _f(4, "rank of the within-life weight deltas (learn=lowrank)", _pos, "> 0")
+    dense_policy: bool = _f(False, "learn=lowrank: the policy head's weight learns a full-rank delta (d_model x "
+                            "actions) instead of a rank-r one, so the policy can move within a short life")
     lr: float = _f(1e-3, "Adam step size of the online update", _pos, "> 0")
     max_update: float = _f(0.05, "bound on the L2 norm of one update of an agent's trainable vector", _pos, "> 0")
     grad_clip: float = _f(1.0, "gradient L2 norm clip before Adam", _pos, "> 0")

@@ -272,6 +272,17 @@ def agent_steps(cfg, steps=2, keep=None):
     return ag, theta0, agents, metrics
 
 
+def test_dense_policy_delta_learns_the_whole_policy_matrix(sim):
+    """dense_policy: the policy weight's delta is a full d x A matrix, not a rank-r product."""
+    from evodevo.agents.learner import Learner
+
+    dense = Learner(tiny("agents.dense_policy=true").agents, sim.world)  # no compile
+    d, a, r = sim.kind.dm.d, sim.world.num_actions, sim.cfg.agents.rank
+    assert dense.n_params - sim.kind.n_params == d * a - r * (d + a)
+    tr = dense.unravel(jnp.zeros(dense.n_params))
+    assert tr["delta"]["head"]["w_pi"].shape == (d, a)
+
+
 def test_eligibility_trace_hand_computed():
     from evodevo.agents.learner import decay_trace
 

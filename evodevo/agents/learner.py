@@ -123,7 +123,7 @@ class Learner:
                 "encoder": tf.init_delta(ke, base["encoder"], self.cfg.rank),
                 "layer": jax.vmap(lambda k: tf.init_delta(k, layer0, self.cfg.rank))(
                     jax.random.split(kl, self.dm.l_max)),
-                "head": tf.init_delta(kh, base["head"], self.cfg.rank),
+                "head": tf.init_delta(kh, base["head"], self.cfg.rank, ("w_pi",) if self.cfg.dense_policy else ()),
             },
             "gates": gates,
         }

@@ -138,11 +138,12 @@ def lora_shaped(x) -> bool:
     return x.ndim == 2 and min(x.shape) >= LORA_MIN_DIM
 
 
-def init_delta(key, gene: dict, rank: int) -> dict:
-    """Zero-effect within-life delta for one gene: (A random, B = 0) or a zero vector."""
+def init_delta(key, gene: dict, rank: int, dense: tuple = ()) -> dict:
+    """Zero-effect within-life delta for one gene: (A random, B = 0) for matrices, or zeros (vectors,
+    small matrices and the tensors named in `dense`, which learn in full rank)."""
     out = {}
     for i, (name, w) in enumerate(sorted(gene.items())):
-        if lora_shaped(w):
+        if lora_shaped(w) and name not in dense:
             a = jax.random.normal(jax.random.fold_in(key, i), (w.shape[0], rank)) / math.sqrt(w.shape[0])
             out[name] = (a, jnp.zeros((rank, w.shape[1])))
         else:
