@@ -84,7 +84,7 @@ def drive_reduction(w, body, body_next):
 class Learner:
     def __init__(self, cfg: AgentsConfig, world):
         self.cfg = statics(cfg)  # sizes and switches only: floats come in as `hp`
-        self.n = world.n
+        self.n, self.obs_dim = world.n, world.obs_dim
         self.dm = tf.Dims.make(cfg, world)
         self.map_size = np.asarray(world.map_size(), np.float32)
         key = jax.random.PRNGKey(0)
@@ -146,17 +146,13 @@ class Learner:
         c = dm.t * dm.s
         return AgentState(
             base=base, active=active, developmental=jnp.zeros_like(active), theta=theta,
-            opt=optimizer().init(theta), obs_stats=Welford.zeros((self.dm_obs,)), reward_scale=RewardScale.zeros(),
+            opt=optimizer().init(theta), obs_stats=Welford.zeros((self.obs_dim,)), reward_scale=RewardScale.zeros(),
             cache_k=jnp.zeros((dm.l_max, c, dm.d)), cache_v=jnp.zeros((dm.l_max, c, dm.d)),
             cache_step=jnp.full((c,), -1, jnp.int32), mem=jnp.zeros((dm.m, dm.d)), reward=jnp.zeros(()),
             body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
             trace=jnp.zeros_like(theta),
             loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf, jnp.float32),
         )
-
-    @property
-    def dm_obs(self) -> int:
-        return self.dm.cells * self.dm.channels + self.dm.rest
 
     # ------------------------------------------------------------------ the function
 

@@ -149,8 +149,14 @@ class GeneStrategy:
 
     def ask(self, hp: GenePoolConfig, pool: gp.GenePool, parents: Lives, born, key, gate):
         """Genomes for the slots `born` ([N] bool; others get a genome too, to be ignored) and their
-        parents' agent ids ([N, 2], -1 where none). The living of `parents` are candidates; the archive's recent lives are candidates too. Returns (pool, genomes,
-        parent ids): darwinian newborns take the next copy index of each gene they carry."""
+        parents' agent ids ([N, 2], -1 where none). The living of `parents` are candidates; so are the
+        archive's recent lives. Returns (pool, genomes, parent ids): darwinian newborns take the next
+        copy index of each gene they carry. A step without births skips all of it."""
+        none = jnp.full((born.shape[0], 2), -1, jnp.int32)
+        return jax.lax.cond(born.any(), lambda p: self._ask(hp, p, parents, born, key, gate),
+                            lambda p: (p, parents.genome, none), pool)
+
+    def _ask(self, hp: GenePoolConfig, pool: gp.GenePool, parents: Lives, born, key, gate):
         keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(born.shape[0]))
         none = jnp.full((born.shape[0], 2), -1, jnp.int32)
         if not self.cfg.evolve:

@@ -32,7 +32,7 @@ from evodevo.agents.learner import AgentState, Learner
 from evodevo.agents.random_agent import RandomAgents, RandomState
 from evodevo.config import Config, Hyper, hyperparams
 from evodevo.genepool import report
-from evodevo.genepool.genome import Genome
+from evodevo.genepool.genome import Genome, compact
 from evodevo.genepool.pool import GenePool
 from evodevo.genepool.strategy import GeneStrategy, Lives
 from evodevo.treeutil import row, select, set_row
@@ -44,8 +44,6 @@ class Slots:
     agent_id: jax.Array  # [N] int32, unique over the run, increasing with birth
     birth_step: jax.Array  # [N] int32
     parents: jax.Array  # [N, 2] int32 parent agent ids, -1 where none
-    layers_birth: jax.Array  # [N, L] int32 layer gene ids at birth (-1 where none)
-    gates_birth: jax.Array  # [N, L, 2] gate alphas at birth
 
 
 @struct.dataclass
@@ -100,15 +98,12 @@ class Simulation:
         # World generation runs op by op: jitting Craftax's generator costs 20-120 s of compile.
         world = self.world.init(k_world)
         agents, pool, genomes = jax.jit(self._founders)(hp, k_agents)
-        n, l_max = self.n, self.cfg.agents.l_max
+        n = self.n
         return SimState(
             step=jnp.int32(0), key=key, world=world, agents=agents, pool=pool, genomes=genomes,
             slots=Slots(
                 agent_id=jnp.arange(n, dtype=jnp.int32), birth_step=jnp.zeros(n, jnp.int32),
                 parents=jnp.full((n, 2), -1, jnp.int32),
-                # copies: the chunk donates the state, and a buffer cannot be donated twice
-                layers_birth=jnp.full((n, l_max), -1, jnp.int32) if genomes is None else jnp.copy(genomes.layer_id),
-                gates_birth=jnp.zeros((n, l_max, 2)) if genomes is None else jnp.copy(genomes.gates),
             ),
             prev_action=jnp.full(n, -1, jnp.int32), next_agent_id=jnp.int32(n), births=jnp.int32(0),
             deaths=jnp.zeros(len(Cause), jnp.int32),
@@ -154,7 +149,7 @@ class Simulation:
         pool, genomes, parents = state.pool, state.genomes, jnp.full((self.n, 2), -1, jnp.int32)
         if self.strategy is not None:
             lives = self.lives(hp, agents, pool, genomes, died, broken, age, achieved, state.slots.agent_id)
-            record.update(self.genome_record(agents, genomes, state.slots, lives.fitness))
+            record.update(self.genome_record(genomes, lives.gates, lives.fitness))
             agents, pool, genomes, parents = self.lifecycle(hp, agents, pool, lives, step, k_life)
         world = self.world.respawn(world, died)
         return self.next_state(state, key, step, world, agents, pool, genomes, died, parents, actions, cause), {
@@ -210,17 +205,13 @@ class Simulation:
         return jax.lax.fori_loop(0, grow.sum(), one, (agents, genomes))
 
     def next_state(self, state: SimState, key, step, world, agents, pool, genomes, died, parents, actions, cause):
-        """The bookkeeping of slots: ids, birth steps and records of the newborns, counters."""
+        """The bookkeeping of slots: ids, birth steps and parents of the newborns, counters."""
         new_ids = state.next_agent_id + jnp.cumsum(died, dtype=jnp.int32) - 1
         n_died = died.sum(dtype=jnp.int32)
-        slots = state.slots
-        if genomes is not None:
-            slots = slots.replace(layers_birth=jnp.where(died[:, None], genomes.layer_id, slots.layers_birth),
-                                  gates_birth=jnp.where(died[:, None, None], genomes.gates, slots.gates_birth))
-        slots = slots.replace(
-            agent_id=jnp.where(died, new_ids, slots.agent_id),
-            birth_step=jnp.where(died, step, slots.birth_step),
-            parents=jnp.where(died[:, None], parents, slots.parents),
+        slots = state.slots.replace(
+            agent_id=jnp.where(died, new_ids, state.slots.agent_id),
+            birth_step=jnp.where(died, step, state.slots.birth_step),
+            parents=jnp.where(died[:, None], parents, state.slots.parents),
         )
         return state.replace(
             step=step, key=key, world=world, agents=agents, pool=pool, genomes=genomes, slots=slots,
@@ -230,12 +221,15 @@ class Simulation:
 
     # ------------------------------------------------------------------ what people read
 
-    def genome_record(self, agents, genomes: Genome, slots: Slots, fitness) -> dict:
-        """Per slot: the genome at birth and now, gate alphas, and the lifetime fitness so far."""
+    def genome_record(self, genomes: Genome, gates, fitness) -> dict:
+        """Per slot: the genome at birth and now, the gate alphas now ([N, L, 2]), and the lifetime
+        fitness so far. The genome as born is the genome without the layers grown in since (a
+        genome's own gates are the inherited ones; learned gates live in the agent)."""
+        born = jax.vmap(lambda g: compact(g, ~g.developmental))(genomes)
         return {"encoder_id": genomes.gene_id("encoder"), "layer_id": genomes.layer_id,
                 "head_id": genomes.gene_id("head"), "drive_id": genomes.gene_id("drive"),
-                "developmental": genomes.developmental, "gates": self.kind.life_end(agents).gates,
-                "layer_id_birth": slots.layers_birth, "gates_birth": slots.gates_birth, "fitness": fitness}
+                "developmental": genomes.developmental, "gates": gates,
+                "layer_id_birth": born.layer_id, "gates_birth": born.gates, "fitness": fitness}
 
     def genome_arrays(self, state: SimState) -> dict:
         """What the viewer shows of every slot's genome (with "fitness"), as fresh device arrays
@@ -250,7 +244,7 @@ class Simulation:
         end = self.kind.life_end(state.agents)
         fitness = self.strategy.fitness(hp.genepool, state.pool, age, end.progress,
                                         self.world.achievements(state.world))
-        return self.genome_record(state.agents, state.genomes, state.slots, fitness)
+        return self.genome_record(state.genomes, end.gates, fitness)
 
     @staticmethod
     def describe_life(rec: dict) -> dict:
