@@ -168,6 +168,8 @@ class RunConfig:
     progress: bool = _f(True, "show a progress bar")
     snapshot: bool = _f(True, "write a live snapshot for `evodevo view` (atomically, between chunks)")
     snapshot_every_s: float = _f(1.0, "minimum seconds between live snapshots", _pos, "> 0")
+    devices: int = _f(0, "devices the slots are split over (0: all; world.n_slots must be a multiple)",
+                      lambda x: x >= 0, ">= 0")
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,7 @@ def compile_key(cfg: Config) -> Config:
     """The part of a Config that the jitted chunk depends on (host-only run.* keys and traced
     floats excluded): two configs with the same key share one compiled Simulation."""
     return dataclasses.replace(cfg, agents=statics(cfg.agents), genepool=statics(cfg.genepool),
-                               run=RunConfig(chunk_steps=cfg.run.chunk_steps))
+                               run=RunConfig(chunk_steps=cfg.run.chunk_steps, devices=cfg.run.devices))
 
 
 # --------------------------------------------------------------------------- loading

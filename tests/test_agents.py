@@ -98,14 +98,14 @@ def test_kv_cache_stepping_equals_full_recomputation(sim, state):
     stepped = jnp.stack(xs)
 
     # One call over all steps' tokens with an empty cache and a block-causal window.
-    enc, lb, ld, head, gates = ag.weights(agent.theta, agent.base)
+    enc, layers, head, gates = ag.weights(agent.theta, agent.base)
     tokens = jnp.concatenate([
         tf.step_tokens(enc, tf.encode_obs(enc, obs[t], dm), act[t], t, pos[t], BODY, mems[t], dm)
         for t in range(steps)
     ])
     q_step = jnp.repeat(jnp.arange(steps, dtype=jnp.int32), dm.s)
     empty = (jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((0,), jnp.int32))
-    full, _, _ = tf.run_layers(tokens, lb, ld, gates, agent.active, *empty, q_step, dm)
+    full, _, _ = tf.run_layers(tokens, layers, gates, agent.active, *empty, q_step, dm)
     np.testing.assert_allclose(np.asarray(stepped).reshape(full.shape), np.asarray(full), rtol=1e-4, atol=1e-5)
 
 

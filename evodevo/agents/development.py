@@ -44,7 +44,8 @@ def _insert_in_layers(tree, p, new):
 def insert_gated_layer(learner, agent, p, gene, key):
     """Insert the layer gene `gene` (flat) at position `p` of one agent (no slot axis), gates closed."""
     layer = learner.unravel_gene["layer"](gene)
-    base = dict(agent.base, layer=_insert_in_layers(agent.base["layer"], p, layer))
+    stacked = tf.stack_layers(agent.base)
+    base = tf.unstack_layers(dict(stacked, layer=_insert_in_layers(stacked["layer"], p, layer)))
 
     def shift(flat, new_layer):
         """A trainable-shaped flat vector with a layer inserted at p (gates of the new layer: 0)."""

@@ -38,7 +38,7 @@ from evodevo.config import AgentsConfig, statics
 
 @struct.dataclass
 class AgentState:
-    base: dict  # inherited gene weights: {"encoder": ..., "layer": [L, ...], "head": ...}
+    base: dict  # inherited gene weights: {"encoder": ..., "layer": (L per-slot dicts), "head": ..., "drive": ...}
     active: jax.Array  # [L] bool active layer slots (a prefix)
     developmental: jax.Array  # [L] bool layers grown in during this life
     theta: jax.Array  # [P] trainable vector
@@ -142,6 +142,7 @@ class Learner:
         """One agent (no slot axis): inherited genes (flat), active layer slots, gate alphas."""
         base = self.unflatten(genes)
         theta, _ = ravel_pytree(self._trainable_init(key, base, gates))
+        base = tf.unstack_layers(base)
         dm = self.dm
         c = dm.t * dm.s
         return AgentState(
@@ -157,23 +158,25 @@ class Learner:
     # ------------------------------------------------------------------ the function
 
     def weights(self, theta, base):
-        """(encoder, layers_base, layers_delta, head, gates) effective weights of one agent."""
+        """(encoder, layers, head, gates) effective weights of one agent: `layers` one `tf.Eff` per slot."""
         tr = self.unravel(theta)
+        pick = lambda i, tree: jax.tree.map(lambda w: w[i], tree)  # noqa: E731 - a slice of theta: small
         if self.cfg.learn == "full":
             p = tr["params"]
-            return tf.Eff(p["encoder"], None), p["layer"], None, tf.Eff(p["head"], None), tr["gates"]
+            layers = [tf.Eff(pick(i, p["layer"]), None) for i in range(self.dm.l_max)]
+            return tf.Eff(p["encoder"], None), layers, tf.Eff(p["head"], None), tr["gates"]
         d = tr["delta"]
-        return (tf.Eff(base["encoder"], d["encoder"]), base["layer"], d["layer"],
-                tf.Eff(base["head"], d["head"]), tr["gates"])
+        layers = [tf.Eff(base["layer"][i], pick(i, d["layer"])) for i in range(self.dm.l_max)]
+        return tf.Eff(base["encoder"], d["encoder"]), layers, tf.Eff(base["head"], d["head"]), tr["gates"]
 
     def forward(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, mem_in, cache):
         """One step's tokens through the agent (`body`: its interoception vector).
         Returns (x [S, D], k_new, v_new, phi, (enc, head))."""
-        enc, lb, ld, head, gates = self.weights(theta, agent.base)
+        enc, layers, head, gates = self.weights(theta, agent.base)
         phi = tf.encode_obs(enc, obs_n, self.dm)
         x = tf.step_tokens(enc, phi, prev_action, age, pos, body, mem_in, self.dm)
         q_step = jnp.full((self.dm.s,), age, jnp.int32)
-        x, k_new, v_new = tf.run_layers(x, lb, ld, gates, agent.active, *cache, q_step, self.dm)
+        x, k_new, v_new = tf.run_layers(x, layers, gates, agent.active, *cache, q_step, self.dm)
         return x, k_new, v_new, phi, (enc, head)
 
     def write_cache(self, agent: AgentState, k_new, v_new, age):
@@ -235,7 +238,7 @@ class Learner:
 
     def _aux_loss(self, hp: AgentsConfig, theta, agent: AgentState, obs_n, obs_n1, action):
         """Losses that need s_{t+1} with a gradient: inverse dynamics (+ RND predictor)."""
-        enc, _, _, head, _ = self.weights(theta, agent.base)
+        enc, _, head, _ = self.weights(theta, agent.base)
         phi = tf.encode_obs(enc, obs_n, self.dm)
         phi1 = tf.encode_obs(enc, obs_n1, self.dm)
         logp = jax.nn.log_softmax(tf.inverse_logits(head, phi, phi1))
@@ -368,7 +371,7 @@ class Learner:
         tr = self.unravel(agent.theta)
         drive = {"drive": jax.tree.map(jnp.zeros_like, agent.base["drive"])}  # drives are not learned
         if self.cfg.learn == "full":
-            base = {k: v for k, v in agent.base.items() if k != "drive"}
+            base = {k: v for k, v in tf.stack_layers(agent.base).items() if k != "drive"}
             return self.flatten(dict(jax.tree.map(jnp.subtract, tr["params"], base), **drive))
         return self.flatten(dict(jax.tree.map(lambda d: d[0] @ d[1] if isinstance(d, tuple) else d, tr["delta"],
                                               is_leaf=lambda x: isinstance(x, tuple)), **drive))

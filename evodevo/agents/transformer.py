@@ -172,6 +172,20 @@ class Eff:
         return w + (d[0] @ d[1] if isinstance(d, tuple) else d)
 
 
+def unstack_layers(base: dict) -> dict:
+    """Genes with stacked layers ([L, ...] leaves) -> the agent's storage: a tuple of L layer dicts.
+    Slicing layer i out of a slot-major [N, L, ...] array copies every agent's weights on every
+    pass (a strided copy as large as the matmuls' own reads); separate arrays need no copy."""
+    n = jax.tree.leaves(base["layer"])[0].shape[0]
+    return dict(base, layer=tuple(jax.tree.map(lambda x: x[i], base["layer"]) for i in range(n)))
+
+
+def stack_layers(base: dict) -> dict:
+    """Inverse of `unstack_layers`: the layers as one [L, ...] dict."""
+    return dict(base, layer=jax.tree.map(lambda *xs: jnp.stack(xs), *base["layer"]))
+
+
+
 # --------------------------------------------------------------------------- senses
 
 
@@ -255,8 +269,9 @@ def attention(x_ln, lay: Eff, cache_k, cache_v, key_step, key_pos, q_step, q_pos
     return lay.mm(out, "wo"), k_new, v_new
 
 
-def run_layers(x, layers_base, layers_delta, gates, active, cache_k, cache_v, cache_step, q_step, dm: Dims):
-    """The gated layer stack over new tokens x [S_new, D]. Returns (x, k_new [L,S_new,D], v_new)."""
+def run_layers(x, layers, gates, active, cache_k, cache_v, cache_step, q_step, dm: Dims):
+    """The gated layer stack over new tokens x [S_new, D]; `layers` holds one `Eff` per layer slot.
+    Returns (x, k_new [L,S_new,D], v_new)."""
     s = dm.s
     s_new = x.shape[0]
     q_pos = jnp.arange(s_new) % s
@@ -264,9 +279,7 @@ def run_layers(x, layers_base, layers_delta, gates, active, cache_k, cache_v, ca
     key_pos = jnp.concatenate([jnp.arange(cache_step.shape[0]) % s, q_pos])
 
     k_all, v_all = [], []
-    for i in range(dm.l_max):  # unrolled: a scan would transpose every agent's stacked weights each call
-        pick = lambda tree: jax.tree.map(lambda w: w[i], tree)  # noqa: E731
-        lay = Eff(pick(layers_base), None if layers_delta is None else pick(layers_delta))
+    for i, lay in enumerate(layers):  # unrolled: a scan would transpose every agent's stacked weights each call
         att, k_new, v_new = attention(
             layer_norm(x, lay["ln1_s"], lay["ln1_b"]), lay, cache_k[i], cache_v[i], key_step, key_pos, q_step, q_pos, dm
         )

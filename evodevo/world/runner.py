@@ -132,6 +132,7 @@ class Runner:
         sim = Simulation(cfg)
         ckpt = Checkpoints(run_dir / CHECKPOINTS, cfg.run.keep_checkpoints)
         state, meta, step = ckpt.restore(sim.init(config_mod.hyperparams(cfg)))
+        state = sim.place(state)  # the devices of this resume, which may differ from the run's start
         ckpt.close()
         recent = RecentLives(cfg.run.recent_lives, sim.world.achievement_names)
         log = LifetimeLog(run_dir / LIFETIMES)

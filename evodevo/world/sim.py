@@ -36,6 +36,7 @@ from evodevo.genepool.genome import Genome, compact
 from evodevo.genepool.pool import GenePool
 from evodevo.genepool.strategy import GeneStrategy, Lives
 from evodevo.treeutil import row, select, set_row
+from evodevo.world import sharding
 from evodevo.world.craftax_world import Cause, ContinuousWorld, WorldState
 
 
@@ -87,6 +88,7 @@ class Simulation:
         genes = self.kind.genes()
         self.strategy = GeneStrategy(cfg.genepool, genes, cfg.agents.l_max, cfg.agents.init_depth) if genes else None
         self.n = self.world.n
+        self.mesh = sharding.slot_mesh(self.n, cfg.run.devices)  # None: one device
         self._chunk = jax.jit(self._run_chunk, static_argnums=2, donate_argnums=0)
 
     # ------------------------------------------------------------------ state
@@ -99,7 +101,7 @@ class Simulation:
         world = self.world.init(k_world)
         agents, pool, genomes = jax.jit(self._founders)(hp, k_agents)
         n = self.n
-        return SimState(
+        return self.place(SimState(
             step=jnp.int32(0), key=key, world=world, agents=agents, pool=pool, genomes=genomes,
             slots=Slots(
                 agent_id=jnp.arange(n, dtype=jnp.int32), birth_step=jnp.zeros(n, jnp.int32),
@@ -107,7 +109,18 @@ class Simulation:
             ),
             prev_action=jnp.full(n, -1, jnp.int32), next_agent_id=jnp.int32(n), births=jnp.int32(0),
             deaths=jnp.zeros(len(Cause), jnp.int32),
-        )
+        ))
+
+    def shardings(self, state: SimState):
+        """Where each leaf of a state lives: per-slot arrays split over the devices, the gene pool
+        replicated (None on one device)."""
+        if self.mesh is None:
+            return None
+        return sharding.shardings(self.mesh, state, self.n, replicate=lambda path: path[0].name == "pool")
+
+    def place(self, state: SimState) -> SimState:
+        """`state` (fresh, or restored from a checkpoint) laid out over the devices."""
+        return state if self.mesh is None else jax.device_put(state, self.shardings(state))
 
     def _founders(self, hp: Hyper, key):
         """(agents, pool, genomes) of the first generation: genomes drawn uniformly from a fresh pool."""
@@ -297,7 +310,10 @@ class Simulation:
         def body(s, i):
             return jax.lax.cond(i < n, lambda s: self.sim_step(s, hp), skip, s)
 
-        return jax.lax.scan(body, state, jnp.arange(length))
+        state, out = jax.lax.scan(body, state, jnp.arange(length))
+        if self.mesh is not None:  # the next chunk's input keeps this layout (else: a new compile)
+            state = jax.lax.with_sharding_constraint(state, self.shardings(state))
+        return state, out
 
     def run_chunk(self, state: SimState, n: int | None = None, hp: Hyper | None = None):
         """Advance `n` (<= chunk_steps) steps with hyperparameters `hp` (default: this config's).
