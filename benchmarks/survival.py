@@ -13,6 +13,8 @@ Arms (each one `--set` list away from the default config):
                                                          genes move by ES over their birth mutations
     baldwinian    agents.drives=evolved genepool.improve=frozen      only drives and architecture are
                                                          inherited (pool weights move only at splits)
+    homeostatic_dense  homeostatic + agents.lam=0.8 agents.dense_policy=true   (TD(lambda), full-rank policy delta)
+    full_dense    agents.drives=evolved agents.lam=0.8 agents.dense_policy=true
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
@@ -45,6 +47,9 @@ ARMS = {
     "homeostatic": HOMEOSTATIC,
     "darwinian": ["agents.drives=evolved", "genepool.improve=darwinian"],
     "baldwinian": ["agents.drives=evolved", "genepool.improve=frozen"],
+    # the one lead so far (a full-rank policy delta with TD(lambda)), with hand-set and with evolved drives
+    "homeostatic_dense": HOMEOSTATIC + ["agents.lam=0.8", "agents.dense_policy=true"],
+    "full_dense": ["agents.drives=evolved", "agents.lam=0.8", "agents.dense_policy=true"],
 }
 
 

@@ -288,6 +288,30 @@ def test_causes_of_death_on_hand_built_states(world, stepped):
     assert (np.asarray(jax.jit(world.death_cause)(device(pre), device(post))) == Cause.alive).all()
 
 
+def test_world_history_counts_what_inhabitants_made(world, stepped):
+    """Plants planted, blocks placed, trees cut and hostiles near the spawn point, per world."""
+    from craftax.craftax_classic.constants import BlockType
+
+    ws = stepped.world
+    before = {k: np.asarray(v) for k, v in jax.jit(world.history)(device(ws)).items()}
+    env = ws.env.replace(map=ws.env.map.copy(), zombies=ws.env.zombies.replace(
+        position=ws.env.zombies.position.copy(), mask=ws.env.zombies.mask.copy()))
+    grass = np.argwhere(env.map[1] == BlockType.GRASS.value)
+    for (r, c), block in zip(grass[:4], ("PLANT", "RIPE_PLANT", "CRAFTING_TABLE", "FURNACE")):
+        env.map[1, r, c] = BlockType[block].value
+    tree = np.argwhere(env.map[2] == BlockType.TREE.value)[0]
+    env.map[2, tree[0], tree[1]] = BlockType.GRASS.value
+    env.zombies.mask[3] = False
+    env.zombies.mask[3, 0] = True  # one zombie, 3 cells from world 3's spawn point
+    env.zombies.position[3, 0] = ws.newborn["player_position"][3] + np.array([3, 0])
+    after = {k: np.asarray(v) for k, v in jax.jit(world.history)(device(ws.replace(env=env))).items()}
+    assert after["plants"][1] == before["plants"][1] + 2 and after["ripe_plants"][1] == before["ripe_plants"][1] + 1
+    assert after["tables"][1] == before["tables"][1] + 1 and after["furnaces"][1] == before["furnaces"][1] + 1
+    assert after["trees"][2] == before["trees"][2] - 1
+    assert after["hostiles_near_spawn"][3] == 1
+    assert after["plants"][0] == before["plants"][0] and after["tables"][3] == before["tables"][3]
+
+
 # --------------------------------------------------------------------------- 5: statistics
 
 

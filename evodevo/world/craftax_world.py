@@ -10,6 +10,7 @@ child within ~14 steps (NOTES-craftax.md).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -293,6 +294,30 @@ class ContinuousWorld:
     def position(self, ws: WorldState):
         """[N, 2] player positions (row, col) in map cells."""
         return ws.env.player_position
+
+    # What a world's inhabitants have made of it (niche construction), per world: `history`.
+    HISTORY = ("plants", "ripe_plants", "tables", "furnaces", "trees", "stone", "hostiles_near_spawn")
+
+    def history(self, ws: WorldState) -> dict:
+        """{name in HISTORY: [N]} per world, on the ground level: growing and ripe plants (saplings
+        planted), crafting tables and furnaces (placed), trees and stone left (cut and mined ones are
+        gone), and hostile mobs within spawn_clear_radius of the world's spawn point."""
+        blocks = importlib.import_module(self.spec.constants).BlockType
+        ground = ws.env.map[:, 0] if self.spec.levels else ws.env.map
+
+        def count(*kinds):
+            return jnp.isin(ground, jnp.asarray([b.value for b in kinds])).sum((-2, -1))
+
+        spawn = ws.newborn["player_position"]
+        near = jnp.zeros(self.n, jnp.int32)
+        for name in self.spec.hostile_in_mob_map:
+            mobs = getattr(ws.env, name)
+            pos, mask = (mobs.position[:, 0], mobs.mask[:, 0]) if self.spec.levels else (mobs.position, mobs.mask)
+            close = jnp.abs(pos - spawn[:, None, :]).max(-1) <= self.cfg.spawn_clear_radius
+            near = near + (close & mask).sum(-1)
+        return {"plants": count(blocks.PLANT, blocks.RIPE_PLANT), "ripe_plants": count(blocks.RIPE_PLANT),
+                "tables": count(blocks.CRAFTING_TABLE), "furnaces": count(blocks.FURNACE),
+                "trees": count(blocks.TREE), "stone": count(blocks.STONE), "hostiles_near_spawn": near}
 
     def map_size(self) -> tuple[int, int]:
         return tuple(self.env.static_env_params.map_size)

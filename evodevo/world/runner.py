@@ -214,6 +214,9 @@ class Runner:
                 tb.add_scalar(f"achievements/{name}", r, step)
         for name, v in metrics.items():
             tb.add_scalar(f"agents/{name}", v, step)
+        for name, (mean, spread) in self.sim.world_history(self.state).items():  # niche construction
+            tb.add_scalar(f"world/{name}", mean, step)
+            tb.add_scalar(f"world/{name}_spread", spread, step)
         if self.sim.strategy is not None:  # what the living population wants
             for name, w in self.sim.drive_weights(self.state, self.hp).items():
                 tb.add_scalar(f"drives/{name}", float(np.mean(w)), step)

@@ -296,6 +296,15 @@ class Simulation:
         w = jax.device_get(self.kind.drive_weights((self.hp if hp is None else hp).agents, state.agents))
         return {name: np.asarray(w[:, i]) for i, name in enumerate(DRIVES)}
 
+    def world_history(self, state: SimState) -> dict:
+        """{name: (mean over worlds, spread)} of `ContinuousWorld.history` (host floats)."""
+        counts = jax.device_get(self._world_history(state))
+        return {k: (float(np.mean(v)), float(np.std(v))) for k, v in counts.items()}
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def _world_history(self, state: SimState) -> dict:
+        return self.world.history(state.world)
+
     def bytes_per_slot(self, state: SimState) -> int:
         return self.kind.bytes_per_slot(state.agents)
 
