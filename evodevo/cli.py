@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
                       help="show a checkpoint's state instead of the live snapshot")
     view.add_argument("--screenshot", default=None, metavar="PNG",
                       help="render one frame to this PNG and exit (no window needed)")
+
+    rep = sub.add_parser("report", help="one PNG and a table of a run: lifespan, causes of death, "
+                                        "Crafter score, drive weights, pool entropy")
+    rep.add_argument("run_dir", help="the run directory")
+    rep.add_argument("--out", default=None, metavar="PNG",
+                     help="where to write the picture (default: RUN_DIR/report.png)")
     return p
 
 
@@ -67,8 +73,28 @@ def _next_commands(run_dir, steps: int) -> str:
     return "Next:\n" + "\n".join(f"  {c:<{width}}   # {what}" for c, what in rows)
 
 
+def _report(args) -> int:
+    """Read the run's files, draw the picture, print the table: no simulation, no compile."""
+    from evodevo import report
+    from evodevo.world.runfiles import RunDirError, WriteError
+
+    try:
+        path, text = report.write(args.run_dir, args.out)
+    except (ConfigError, RunDirError) as e:
+        print(f"evodevo: error: {e}", file=sys.stderr)
+        return 2
+    except WriteError as e:
+        print(f"evodevo: error: {e}", file=sys.stderr)
+        return EX_IOERR
+    print(text)
+    print(f"Wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.verb == "report":
+        return _report(args)
     _enable_compilation_cache()
     if args.verb == "view":
         from evodevo.viewer.app import main as view_main

@@ -75,8 +75,20 @@ class EnvSpec:
         return tuple(name for name, role in self.mobs if role == "projectile")
 
 
+# env name -> the Craftax module with its Achievement, BlockType and textures
+CONSTANTS = {
+    "Craftax-Classic-Symbolic-v1": "craftax.craftax_classic.constants",
+    "Craftax-Symbolic-v1": "craftax.craftax.constants",
+}
+
+
+def achievement_names(env: str) -> tuple[str, ...]:
+    """The env's lower-case achievement names in Craftax order, without building the env (reports)."""
+    return tuple(a.name.lower() for a in importlib.import_module(CONSTANTS[env]).Achievement)
+
+
 def _classic_spec():
-    from craftax.craftax_classic.constants import Achievement, BlockType
+    from craftax.craftax_classic.constants import BlockType
     from craftax.craftax_classic.envs.craftax_symbolic_env import (
         CraftaxClassicSymbolicEnvNoAutoReset,
         get_map_obs_shape,
@@ -91,16 +103,16 @@ def _classic_spec():
         mobs=(("cows", "passive"), ("zombies", "melee"), ("skeletons", "ranged"), ("arrows", "projectile")),
         spawn_blocks=(BlockType.GRASS.value, BlockType.SAND.value, BlockType.PATH.value),
         levels=False,
-        achievements=tuple(a.name.lower() for a in Achievement),
+        achievements=achievement_names("Craftax-Classic-Symbolic-v1"),
         map_obs_shape=tuple(get_map_obs_shape()),
         renderer="craftax.craftax_classic.renderer",
-        constants="craftax.craftax_classic.constants",
+        constants=CONSTANTS["Craftax-Classic-Symbolic-v1"],
     )
     return CraftaxClassicSymbolicEnvNoAutoReset(), spec
 
 
 def _full_spec():
-    from craftax.craftax.constants import Achievement, BlockType
+    from craftax.craftax.constants import BlockType
     from craftax.craftax.envs.craftax_symbolic_env import CraftaxSymbolicEnvNoAutoReset, get_map_obs_shape
 
     spec = EnvSpec(
@@ -116,10 +128,10 @@ def _full_spec():
               ("mob_projectiles", "projectile")),
         spawn_blocks=(BlockType.GRASS.value, BlockType.SAND.value, BlockType.PATH.value),
         levels=True,
-        achievements=tuple(a.name.lower() for a in Achievement),
+        achievements=achievement_names("Craftax-Symbolic-v1"),
         map_obs_shape=tuple(get_map_obs_shape()),
         renderer="craftax.craftax.renderer",
-        constants="craftax.craftax.constants",
+        constants=CONSTANTS["Craftax-Symbolic-v1"],
     )
     return CraftaxSymbolicEnvNoAutoReset(), spec
 

@@ -5,6 +5,7 @@
     checkpoints/      orbax checkpoints of the whole SimState (keep last k)
     tb/               TensorBoard event files (tensorboardX)
     lineage.png       the gene pool's lineage tree at the latest checkpoint (learning agents)
+    report.png        the picture `evodevo report` draws of the run (only when asked for)
 
 Every write goes through `writing(path)`, which turns an OSError (a full disk) into a
 `WriteError` naming the file.
@@ -56,6 +57,7 @@ LIFETIMES = "lifetimes.jsonl"
 CHECKPOINTS = "checkpoints"
 TB = "tb"
 LINEAGE = "lineage.png"
+REPORT = "report.png"
 COMPILING = "compiling the simulation step (about 2 min on a first run)"
 
 
