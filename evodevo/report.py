@@ -1,6 +1,6 @@
 """`evodevo report RUN_DIR`: one picture and one table that say whether a run's population is
 learning to live: lifespan, causes of death and Crafter score of its lives over the run, and the
-drive weights and gene-pool entropy it logged to TensorBoard.
+drive weights, gene-pool entropy and world history (niche construction) it logged to TensorBoard.
 
 Lives are binned by the step of their death. A life that ends at step t lived at most t steps, so
 the first bins are short by construction; the lifespan panel draws that bound. The report reads
@@ -25,7 +25,7 @@ CAUSE_COLOURS = {
     "exhaustion": "#8e44ad", "lava": "#f1c40f", "old_age": "#95a5a6", "broken": "#2d3436",
     "won": "#27ae60", "health": "#e84393",
 }
-SCALAR_PREFIXES = ("drives/", "pool/")  # the TensorBoard scalars the picture draws
+SCALAR_PREFIXES = ("drives/", "pool/", "world/")  # the TensorBoard scalars the picture draws
 
 
 @dataclass
@@ -267,8 +267,25 @@ def _entropy_panel(ax, run: Run) -> None:
     ax.set_ylabel("entropy (nats)")
 
 
+def _world_panel(ax, run: Run) -> None:
+    ax.set_title("World history: change per world since the start")
+    tags = {t.split("/", 1)[1]: t for t in sorted(run.scalars) if t.startswith("world/") and not t.endswith("_spread")}
+    if not tags:
+        _note(ax, run.tb_note or "no world/* scalars in tb/ (runs before the world history was logged)")
+        return
+    for label, tag in tags.items():
+        steps, values = run.scalars[tag]
+        change = values - values[0]
+        ax.plot(steps, change, lw=1.6, marker="o" if len(steps) <= 30 else None, ms=3,
+                label=f"{label} {change[-1]:+.1f}")
+    ax.axhline(0, color="#888888", lw=0.8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False, title="at the end",
+              title_fontsize=8)
+    ax.set_ylabel("blocks or mobs per world (change)")
+
+
 def image(run: Run) -> np.ndarray:
-    """[H, W, 3] uint8: the five panels and the table. Matplotlib's Agg canvas, no pyplot state."""
+    """[H, W, 3] uint8: the six panels and the table. Matplotlib's Agg canvas, no pyplot state."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -276,18 +293,21 @@ def image(run: Run) -> np.ndarray:
     full = [i for i, b in enumerate(bins) if b["lives"]]
     centres = ((edges[:-1] + edges[1:]) / 2)[full]
     bins = [bins[i] for i in full]
-    fig = Figure(figsize=(15, 11.5), dpi=100, facecolor="white")
-    axes = fig.subplots(3, 2, gridspec_kw={"hspace": 0.42, "wspace": 0.42, "left": 0.06, "right": 0.9,
-                                           "top": 0.9, "bottom": 0.05})
-    lifespan_ax, causes_ax, crafter_ax, drives_ax, entropy_ax, table_ax = axes.ravel()
+    fig = Figure(figsize=(15, 14.5), dpi=100, facecolor="white")
+    grid = fig.add_gridspec(4, 2, hspace=0.45, wspace=0.42, left=0.06, right=0.9, top=0.92, bottom=0.03,
+                            height_ratios=(1, 1, 1, 0.6))
+    panels = [fig.add_subplot(grid[i // 2, i % 2]) for i in range(6)]
+    lifespan_ax, causes_ax, crafter_ax, drives_ax, entropy_ax, world_ax = panels
+    table_ax = fig.add_subplot(grid[3, :])
     _lifespan_panel(lifespan_ax, run, centres, bins)
     _causes_panel(causes_ax, run, centres, bins)
     _crafter_panel(crafter_ax, run, centres, bins)
     _drives_panel(drives_ax, run)
     _entropy_panel(entropy_ax, run)
-    for ax in axes.ravel()[:5]:
+    _world_panel(world_ax, run)
+    for ax in panels:
         ax.set_xlim(0, run.end)
-        ax.set_xlabel("simulation step" if ax in (drives_ax, entropy_ax) else "simulation step of death")
+        ax.set_xlabel("simulation step" if ax in (drives_ax, entropy_ax, world_ax) else "simulation step of death")
         ax.grid(alpha=0.25)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
@@ -295,7 +315,7 @@ def image(run: Run) -> np.ndarray:
     table_ax.set_title("Per fifth of the run", loc="left")
     table_ax.text(0.0, 0.95, table(run), transform=table_ax.transAxes, va="top", family="monospace", fontsize=9)
     fig.suptitle(headline(run), fontsize=13, weight="bold", x=0.06, ha="left")
-    fig.text(0.06, 0.94, f"{len(bins)} bins of {edges[1]:,.0f} steps; Crafter score = exp(mean ln(1 + success %)) - 1",
+    fig.text(0.06, 0.955, f"{len(bins)} bins of {edges[1]:,.0f} steps; Crafter score = exp(mean ln(1 + success %)) - 1",
              fontsize=9, color="#555555")
     canvas = FigureCanvasAgg(fig)
     canvas.draw()

@@ -53,6 +53,8 @@ def make_run(root: Path, lives: list[dict], drives: bool = True) -> Path:
             tb.add_scalar("drives/curiosity_spread", 0.0, step)
             tb.add_scalar("pool/layer/entropy", 3.0 - step / END, step)
             tb.add_scalar("pool/head/entropy", 1.2, step)
+            tb.add_scalar("world/plants", 2.0 + 10 * step / END, step)
+            tb.add_scalar("world/plants_spread", 1.0, step)
             tb.add_scalar("lives/lifespan_mean", 1.0, step)  # not drawn
         tb.close()
     return root
@@ -111,7 +113,8 @@ def test_crafter_score_is_the_runners(run):
     assert ours["crafter"] == pytest.approx(recent.summary()["crafter_score"])
     assert ours["lifespan"] == pytest.approx(recent.summary()["lifespan_mean"])
     assert set(loaded.scalars) == {"drives/health", "drives/health_spread", "drives/curiosity",
-                                   "drives/curiosity_spread", "pool/layer/entropy", "pool/head/entropy"}
+                                   "drives/curiosity_spread", "pool/layer/entropy", "pool/head/entropy",
+                                   "world/plants", "world/plants_spread"}
 
 
 def test_out_elsewhere_and_a_run_without_scalars(tmp_path, capsys):
