@@ -5,8 +5,6 @@ subclass of `Learner` that returns zeros in its place), so its rate minus the lo
 an upper bound on the gain of the lever that removes that part for free:
 
     loop             the preset as it is
-    no_next_value    V(s_{t+1}) and the target latent of s_{t+1} (the second forward pass) are
-                     zeros: the lever "bootstrap from the next step's act pass"
     no_inverse       the inverse-dynamics loss (two encoder passes and their backward) is zero
     no_backward      the pullback through the act pass gives a zero gradient: what the backward costs
     two_layer_slots  agents.l_max = 2 (the preset has 4): what two layer slots cost, active or not
@@ -40,26 +38,20 @@ from evodevo.agents.learner import Learner  # noqa: E402
 from throughput import Timed, world_only  # noqa: E402
 
 
-class NoNextValue(Learner):
-    def _next_value(self, theta, agent, obs_n1, obs1, action, age1, pos1, body1):
-        return jnp.zeros(()), jnp.zeros((self.dm.d,))
-
-
 class NoInverse(Learner):
     def _aux_loss(self, hp, theta, agent, obs_n, obs_n1, action):
         return jnp.zeros(()), (jnp.zeros(()), jnp.zeros(()))
 
 
 class NoBackward(Learner):
-    def _gradient(self, hp, agents, pending, obs, senses, terminal):
-        pending = dict(pending, vjp=lambda cot: (jnp.zeros_like(agents.theta),))
-        return super()._gradient(hp, agents, pending, obs, senses, terminal)
+    def _pullback(self, carried, pending, agents):
+        return lambda cot: (jnp.zeros_like(agents.theta),)
 
 
 def variants(cfg):
     """name -> (config, Learner subclass or None for the config's own kind)."""
     two = dataclasses.replace(cfg, agents=dataclasses.replace(cfg.agents, l_max=2, init_depth=min(2, cfg.agents.init_depth)))
-    return {"loop": (cfg, None), "no_next_value": (cfg, NoNextValue), "no_inverse": (cfg, NoInverse),
+    return {"loop": (cfg, None), "no_inverse": (cfg, NoInverse),
             "no_backward": (cfg, NoBackward), "two_layer_slots": (two, None), "world": (world_only(cfg), None)}
 
 

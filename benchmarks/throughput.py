@@ -113,17 +113,17 @@ class Timed:
 
 
 def model_flops(timed: "Timed") -> float:
-    """FLOPs of one agent-step of the model: act (forward) + learn (second forward, backward, update),
+    """FLOPs of one agent-step of the model: act (forward) + learn (backward, update),
     from XLA's cost analysis of the compiled pair over all slots, divided by the slots."""
     sim, state = timed.sim, timed.state
-    senses = sim.senses(state, state.world, state.step, state.prev_action)
-    died = jnp.zeros(sim.n, bool)
+    senses = sim.senses(state, state.world, state.step, state.action)
+    died, valid = jnp.zeros(sim.n, bool), jnp.ones(sim.n, bool)
 
-    def agent_step(agents, key):
+    def agent_step(agents, carried, key):
         actions, agents, pending = sim.kind.act(sim.hp.agents, agents, state.world.obs, senses, key)
-        return sim.kind.learn(sim.hp.agents, agents, pending, state.world.obs, senses, died)[0]
+        return sim.kind.learn(sim.hp.agents, agents, carried, pending, senses, died, valid)[0], sim.kind.carry(pending)
 
-    cost = jax.jit(agent_step).lower(state.agents, state.key).compile().cost_analysis()
+    cost = jax.jit(agent_step).lower(state.agents, state.carry, state.key).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost["flops"]) / sim.n
 

@@ -217,11 +217,14 @@ def test_one_update_changes_weights_and_stays_finite(sim, state):
     assert not np.array_equal(np.asarray(s.agents.theta), np.asarray(state.agents.theta))
     for name in ("intrinsic_reward", "loss_forward", "loss_inverse", "td_error", "loss_position"):
         assert name in out["metrics"]
-    # What act did to an agent reaches the next step: one observation counted per step of life,
-    # and the KV cache holds the last step (an earlier version dropped both).
+    assert (np.asarray(out["action"][0]) == 0).all()  # founders rest (NOOP) on their first step
+    assert np.isnan(np.asarray(out["metrics"]["td_error"][0])).all()  # ... and have nothing to learn yet
+    # What act did to an agent reaches the next step: one observation counted per step of life (a
+    # newborn rests on its first step, then acts from age 1), and the KV cache holds the last step
+    # (an earlier version dropped both).
     age = np.asarray(s.step - s.slots.birth_step)
     np.testing.assert_array_equal(np.asarray(s.agents.obs_stats.count), age)
-    np.testing.assert_array_equal(np.asarray(s.agents.cache_step).max(axis=1), age - 1)
+    np.testing.assert_array_equal(np.asarray(s.agents.cache_step).max(axis=1), age)
     assert float(jnp.abs(s.agents.mem).max()) > 0
 
 
@@ -243,8 +246,9 @@ def test_changed_float_hyperparameter_does_not_recompile(sim, state):
 
 
 def agent_steps(cfg, steps=2, keep=None):
-    """act + learn on synthetic observations, without the world (compiles only the agent).
-    `keep`: a list to which the agents after every step are appended."""
+    """`steps` updates of act + learn on synthetic observations, without the world (compiles only
+    the agent); a first act comes before them (learning lags acting by one step). `keep`: a list
+    to which the agents after every update are appended."""
     from evodevo.agents.kind import Senses
     from evodevo.world.sim import Simulation
 
@@ -252,24 +256,55 @@ def agent_steps(cfg, steps=2, keep=None):
     ag, hp, n, obs_dim = sim.kind, sim.hp, sim.n, sim.world.obs_dim
     agents, _, _ = jax.jit(sim._founders)(hp, jax.random.PRNGKey(0))
 
-    @jax.jit
-    def step(agents, t, key):
-        k1, k2, k3 = jax.random.split(key, 3)
-        obs = (jax.random.uniform(k1, (n, obs_dim)) < 0.05).astype(jnp.float32)
-        senses = Senses(age=jnp.full(n, t), pos=jnp.full((n, 2), 30) + t, prev_action=jnp.full(n, -1),
-                        body=jnp.full((n, 5), 0.5))
-        action, agents, pending = ag.act(hp.agents, agents, obs, senses, k2)
-        obs1 = (jax.random.uniform(k3, (n, obs_dim)) < 0.05).astype(jnp.float32)
-        senses1 = senses.replace(age=senses.age + 1, prev_action=action)
-        return ag.learn(hp.agents, agents, pending, obs1, senses1, jnp.zeros(n, bool))
+    def senses(t):
+        return Senses(age=jnp.full(n, t), pos=jnp.full((n, 2), 30) + t, prev_action=jnp.full(n, -1),
+                      body=jnp.full((n, 5), 0.5))
 
+    def observe(key):
+        return (jax.random.uniform(key, (n, obs_dim)) < 0.05).astype(jnp.float32)
+
+    @jax.jit
+    def step(agents, carried, valid, t, key):
+        k1, k2 = jax.random.split(key)
+        action, agents, pending = ag.act(hp.agents, agents, observe(k1), senses(t), k2)
+        agents, broken, metrics = ag.learn(hp.agents, agents, carried, pending, senses(t), jnp.zeros(n, bool), valid)
+        return agents, ag.carry(pending), broken, metrics
+
+    carried = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(
+        lambda a: ag.carry(ag.act(hp.agents, a, observe(jax.random.PRNGKey(0)), senses(0), jax.random.PRNGKey(0))[2]),
+        agents))
     theta0 = np.asarray(agents.theta)
-    for t in range(steps):
-        agents, broken, metrics = step(agents, t, jax.random.PRNGKey(t))
+    for t in range(steps + 1):
+        agents, carried, broken, metrics = step(agents, carried, jnp.full(n, t > 0), t, jax.random.PRNGKey(t))
         assert not np.asarray(broken).any()
-        if keep is not None:
+        if t == 0:
+            np.testing.assert_array_equal(np.asarray(agents.theta), theta0)  # nothing to learn yet
+        elif keep is not None:
             keep.append(agents)
     return ag, theta0, agents, metrics
+
+
+def test_carried_vjp_is_the_act_steps_own(sim, state):
+    """Learning lags acting by one step: the gradient of transition t comes from the act on s_t,
+    carried in the state as arrays (the inherited weights excepted: the agents hold those) and
+    rebuilt with the structure of the act on s_{t+1}. It equals that act's own VJP, bit for bit."""
+    ag, hp, world = sim.kind, sim.hp, state.world
+    senses = sim.senses(state, world, state.step + 1, jnp.full(sim.n, -1, jnp.int32))
+
+    @jax.jit
+    def two_acts(agents, key):
+        _, agents1, pending0 = ag.act(hp.agents, agents, world.obs, senses, key)
+        carried = ag.carry(pending0)
+        _, agents2, pending1 = ag.act(hp.agents, agents1, world.obs * 0.5, senses, jax.random.fold_in(key, 1))
+        cot = jax.tree.map(lambda x: jax.random.normal(jax.random.fold_in(key, 2), x.shape), pending0["out"])
+        carried_bytes = sum(x.size * x.dtype.itemsize for x in carried["residuals"])
+        return ag._pullback(carried, pending1, agents2)(cot), pending0["vjp"](cot), carried_bytes
+
+    (g_carried,), (g_direct,), carried_bytes = two_acts(state.agents, jax.random.PRNGKey(3))
+    np.testing.assert_array_equal(np.asarray(g_carried), np.asarray(g_direct))
+    assert float(jnp.abs(g_direct).max()) > 0
+    base_bytes = sum(x.nbytes for x in jax.tree.leaves(state.agents.base))
+    assert int(carried_bytes) < base_bytes  # the inherited weights are not copied into the carry
 
 
 def test_dense_policy_delta_learns_the_whole_policy_matrix(sim):
@@ -294,7 +329,7 @@ def test_eligibility_trace_hand_computed():
 
 def test_td_lambda_first_step_is_td0_and_later_steps_are_not():
     """From an empty trace the TD(lambda) update is the TD(0) actor-critic update (the trace holds
-    one step's gradient); from the second step on the trace carries earlier steps."""
+    one step's gradient); from the second update on the trace carries earlier steps."""
     runs = {}
     for lam in (0.0, 0.8):
         keep = []

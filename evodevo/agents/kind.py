@@ -54,11 +54,18 @@ class AgentKind(Protocol):
         layer slots [L] and their gate alphas [L, 2]."""
 
     def act(self, hp: AgentsConfig, agents, obs, senses: Senses, key) -> tuple[jax.Array, Any, Any]:
-        """(actions [N] int32, agents having seen obs (memory, caches, statistics), what `learn`
-        needs of this step)."""
+        """(actions [N] int32, agents having seen obs (memory, caches, statistics), `pending`: this
+        step's act as `learn` and `carry` need it, within the step)."""
 
-    def learn(self, hp: AgentsConfig, agents, pending, obs, senses: Senses, terminal) -> tuple[Any, jax.Array, dict]:
-        """One online update from the step's outcome: (agents, broken [N] bool, metrics {name: [N]})."""
+    def carry(self, pending) -> Any:
+        """The arrays of `pending` that the next step's `learn` needs (kept in the simulation state)."""
+
+    def learn(self, hp: AgentsConfig, agents, carried, pending, senses: Senses, terminal, valid
+              ) -> tuple[Any, jax.Array, dict]:
+        """One online update from transition t, after the act of step t+1: `carried` is the act on
+        s_t (`carry` of the last step), `pending` the act on s_{t+1} (its value is the bootstrap, so
+        no second forward pass is needed), `terminal` [N] whether the life ended on the transition,
+        `valid` [N] whether the slot has one. Returns (agents, broken [N] bool, metrics {name: [N]})."""
 
     def life_end(self, agents) -> LifeEnd:
         """What each slot's life so far hands to the gene pool."""

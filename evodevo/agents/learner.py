@@ -221,20 +221,30 @@ class Learner:
                                            senses.body, keys, phi_now)
 
         out, vjp_fn, (action, k_new, v_new, mem_out) = jax.vjp(batched, agents.theta, has_aux=True)
+        # Which of the VJP's residuals are the agents' inherited weights themselves: those are read
+        # from the agents when the VJP is used, never carried (they are most of its bytes).
+        base = {id(x): i for i, x in enumerate(jax.tree.leaves(agents.base))}
+        plan = tuple(base.get(id(x), -1) for x in jax.tree.leaves(vjp_fn))
+        pending = {"out": out, "vjp": vjp_fn, "plan": plan, "action": action, "obs_n": obs_n, "pos": senses.pos,
+                   "phi_now": phi_now, "body": senses.body}
         agents = agents.replace(obs_stats=obs_stats, mem=mem_out, body=senses.body)
         agents = jax.vmap(self.write_cache)(agents, k_new, v_new, senses.age)
-        pending = {"out": out, "vjp": vjp_fn, "action": action, "obs_n": obs_n, "pos": senses.pos, "phi_now": phi_now}
         return action, agents, pending
 
-    # ------------------------------------------------------------------ learn
+    def carry(self, pending) -> dict:
+        """What of this step's act the next step's `learn` needs, as arrays: the step's outputs and
+        the VJP's residuals but the inherited weights (the agents hold those)."""
+        residuals = tuple(x for x, i in zip(jax.tree.leaves(pending["vjp"]), pending["plan"]) if i < 0)
+        return {"residuals": residuals, **{k: pending[k] for k in ("out", "action", "obs_n", "pos", "phi_now", "body")}}
 
-    def _next_value(self, theta, agent: AgentState, obs_n1, obs1, action, age1, pos1, body1):
-        """V(s_{t+1}) (no gradient) and phi0(s_{t+1})."""
-        cache = (agent.cache_k, agent.cache_v, agent.cache_step)
-        intero = tf.interoception(body1, agent.body)
-        x, *_, (enc, head) = self.forward(theta, agent, obs_n1, action, age1, pos1, intero, agent.mem, cache)
-        _, v1 = tf.policy_value(head, tf.read_out(head, x[self.dm.action_index]))
-        return v1, self._target_latent(agent, obs1)
+    def _pullback(self, carried: dict, pending, agents: AgentState):
+        """The VJP of the act that `carried` was taken from. Its structure is this step's act's (the
+        same traced function); its residuals are the carried ones and the agents' inherited weights."""
+        leaves, treedef = jax.tree.flatten(pending["vjp"])
+        base, residuals = jax.tree.leaves(agents.base), iter(carried["residuals"])
+        return jax.tree.unflatten(treedef, [base[i] if i >= 0 else next(residuals) for i in pending["plan"]])
+
+    # ------------------------------------------------------------------ learn
 
     def _aux_loss(self, hp: AgentsConfig, theta, agent: AgentState, obs_n, obs_n1, action):
         """Losses that need s_{t+1} with a gradient: inverse dynamics (+ RND predictor)."""
@@ -270,42 +280,40 @@ class Learner:
         logp_grad = jax.nn.one_hot(action, out["logits"].shape[-1]) - jax.nn.softmax(out["logits"])
         return jax.tree.map(jnp.zeros_like, out) | {"logits": logp_grad, "value": jnp.full_like(out["value"], hp.w_value)}
 
-    def _gradient(self, hp: AgentsConfig, agents: AgentState, pending, obs, senses: Senses, terminal):
-        """(gradient [N, P], per-slot losses [N] (non-finite where V(s_{t+1}) is), metrics, new
-        reward scale, raw reward)."""
+    def _gradient(self, hp: AgentsConfig, agents: AgentState, carried: dict, pending, senses: Senses, terminal):
+        """The gradient of transition t (s_t from `carried`, the last step's act; s_{t+1} from
+        `pending`, this step's act, whose value is the bootstrap). Returns (gradient [N, P], per-slot
+        losses [N] (non-finite where V(s_{t+1}) is), metrics, new reward scale, raw reward, trace)."""
         term = terminal.astype(jnp.float32)
-        obs_n1 = jax.vmap(normalize, in_axes=(0, 0, None))(agents.obs_stats, obs, hp.obs_clip)
-        action = pending["action"]
-        v1, phi1 = jax.vmap(self._next_value)(agents.theta, agents, obs_n1, obs, action, senses.age, senses.pos,
-                                              senses.body)
-        v1, phi1 = jax.lax.stop_gradient((v1, phi1))
+        action, out = carried["action"], carried["out"]
+        v1, phi1 = jax.lax.stop_gradient((pending["out"]["value"], pending["phi_now"]))
         # The forward model predicts the change phi0(s_{t+1}) - phi0(s_t): what stays the same
         # costs nothing to predict, so the error measures what the agent has not learned.
-        d_phi = phi1 - pending["phi_now"]
-        out = pending["out"]
+        d_phi = phi1 - carried["phi_now"]
         (aux, (inv_ce, rnd_err)), g_aux = jax.vmap(
             jax.value_and_grad(self._aux_loss, argnums=1, has_aux=True), in_axes=(None, 0, 0, 0, 0, 0)
-        )(hp, agents.theta, agents, pending["obs_n"], obs_n1, action)
+        )(hp, agents.theta, agents, carried["obs_n"], pending["obs_n"], action)
         r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - d_phi) ** 2, axis=-1)
         curiosity = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd
         w = self.drive_weights(hp, agents)
-        r_drive = drive_reduction(w[:, 1:1 + NEEDS], agents.body, senses.body) + w[:, -1] * term
+        r_drive = drive_reduction(w[:, 1:1 + NEEDS], carried["body"], senses.body) + w[:, -1] * term
         reward = w[:, 0] * curiosity + r_drive
         scale = jax.vmap(RewardScale.update, in_axes=(0, 0, 0, None))(agents.reward_scale, reward, term, hp.gamma)
         r_s = jax.vmap(RewardScale.scale)(scale, reward)
         target_v = r_s + hp.gamma * (1.0 - term) * v1
         delta = target_v - jax.lax.stop_gradient(out["value"])
-        pos_t = pending["pos"].astype(jnp.float32) / self.map_size * 2.0 - 1.0
+        pos_t = carried["pos"].astype(jnp.float32) / self.map_size * 2.0 - 1.0
 
         def total(out):
             loss, parts = jax.vmap(lambda *a: self._head_loss(hp, *a))(out, d_phi, action, target_v, delta, r_s, pos_t)
             return loss.sum(), (loss, parts)
 
         (_, (loss, parts)), cot = jax.value_and_grad(total, has_aux=True)(out)
-        (g_out,) = pending["vjp"](cot)
+        pullback = self._pullback(carried, pending, agents)
+        (g_out,) = pullback(cot)
         trace = agents.trace
         if self.cfg.lam > 0.0:  # actor-critic TD(lambda): e <- gamma lambda e + grad(w_v V + log pi); step -delta e
-            (g_trace,) = pending["vjp"](self._trace_increment(hp, out, action))
+            (g_trace,) = pullback(self._trace_increment(hp, out, action))
             trace = decay_trace(agents.trace, g_trace, hp.gamma, self.cfg.lam)
             g_out = g_out - delta[:, None] * trace
             loss = jnp.where(jnp.isfinite(trace).all(-1) & jnp.isfinite(delta), loss, jnp.nan)
@@ -325,8 +333,11 @@ class Learner:
         gate = jnp.where(developmental[:, None], hp.dev_gate_lr, 1.0)
         return jnp.ones(self.n_params).at[self.gate_index].set(gate)
 
-    def learn(self, hp: AgentsConfig, agents: AgentState, pending, obs, senses: Senses, terminal):
-        grad, loss, metrics, scale, reward, trace = self._gradient(hp, agents, pending, obs, senses, terminal)
+    def learn(self, hp: AgentsConfig, agents: AgentState, carried: dict, pending, senses: Senses, terminal, valid):
+        """One update per agent from transition t (see `_gradient`), after this step's act. Slots
+        without a transition (`valid` False: newborns, agents that grew a layer since) keep their
+        state; an agent whose weights are not finite is `broken` whatever its transition."""
+        grad, loss, metrics, scale, reward, trace = self._gradient(hp, agents, carried, pending, senses, terminal)
         tx = optimizer(hp.grad_clip, hp.lr, hp.max_update)
 
         def update(theta, opt, g, developmental):
@@ -334,19 +345,21 @@ class Learner:
             return optax.apply_updates(theta, step), opt
 
         theta, opt = jax.vmap(update)(agents.theta, agents.opt, grad, agents.developmental)
-        broken = ~jnp.isfinite(loss) | ~jnp.isfinite(theta).all(-1)
-        keep = treeutil.select(broken, (agents.theta, agents.opt), (theta, opt))
-        agents = agents.replace(theta=keep[0], opt=keep[1], reward_scale=scale, reward=reward, trace=trace,
-                                **self._track_loss(hp, agents, metrics["loss_forward"], senses.age))
+        # (a slot without a transition keeps its weights: only they must be finite)
+        broken = (valid & (~jnp.isfinite(loss) | ~jnp.isfinite(theta).all(-1))) | ~jnp.isfinite(agents.theta).all(-1)
+        learned = dict(theta=theta, opt=opt, reward_scale=scale, reward=reward, trace=trace,
+                       **self._track_loss(hp, agents, metrics["loss_forward"], senses.age))
+        before = {k: getattr(agents, k) for k in learned}  # only what learning changes (not the inherited weights)
+        agents = agents.replace(**treeutil.select(valid & ~broken, learned, before))
         metrics = dict(metrics, intrinsic_reward=reward, gate_open=jnp.abs(jnp.tanh(self.gates(agents))).sum(
             axis=(1, 2)) / jnp.maximum(2 * agents.active.sum(-1), 1))
-        metrics = {k: jnp.where(broken, jnp.nan, x).astype(jnp.float32) for k, x in metrics.items()}
+        metrics = {k: jnp.where(valid & ~broken, x, jnp.nan).astype(jnp.float32) for k, x in metrics.items()}
         return agents, broken, metrics
 
     def _track_loss(self, hp: AgentsConfig, agents: AgentState, loss, age) -> dict:
         """Running averages of the forward loss: over the first plateau_window steps of life (fixed
         after that) and a recent one (an EMA over ~plateau_window / 4 steps)."""
-        n = jnp.maximum(age, 1).astype(jnp.float32)  # the first update of a life comes at age 1
+        n = jnp.maximum(age - 1, 1).astype(jnp.float32)  # the first update of a life comes at age 2
         w = self.cfg.plateau_window
         first = jnp.where(n <= w, agents.loss_first + (loss - agents.loss_first) / n, agents.loss_first)
         rate = jnp.maximum(1.0 / n, 4.0 / w)

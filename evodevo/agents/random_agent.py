@@ -32,7 +32,10 @@ class RandomAgents:
     def act(self, hp, agents, obs, senses, key):
         return jax.random.randint(key, (self.n,), 0, self.num_actions, dtype=jnp.int32), agents, None
 
-    def learn(self, hp, agents, pending, obs, senses, terminal):
+    def carry(self, pending):
+        return None
+
+    def learn(self, hp, agents, carried, pending, senses, terminal, valid):
         return agents, jnp.zeros(self.n, bool), {}
 
     def life_end(self, agents) -> LifeEnd:

@@ -26,7 +26,7 @@ def state_bytes(cfg: Config) -> tuple[int, int]:
     is linear in world.n_slots (the gene pool does not grow with it), and tracing the world
     generation of a huge slot count would itself take long."""
     one, two = (_state_bytes(dataclasses.replace(cfg, world=dataclasses.replace(cfg.world, n_slots=n),
-                                                 run=RunConfig()))  # run.* does not shape the state
+                                                 run=RunConfig(devices=1)))  # run.* does not shape the state
                 for n in (1, 2))
     return one + (two - one) * (cfg.world.n_slots - 1), two - one
 

@@ -52,6 +52,13 @@ def stop_signals():
             signal.signal(s, h)
 
 
+def finite_mean(x) -> float:
+    """Mean over the slots that learned (a slot without a transition, or broken, reports NaN)."""
+    x = np.asarray(x, np.float64)
+    ok = np.isfinite(x)
+    return float(x[ok].mean()) if ok.any() else float("nan")
+
+
 # --------------------------------------------------------------------------- the runner
 
 
@@ -277,7 +284,7 @@ class Runner:
                     self._logged_step = self.step
                     for life in lives:
                         self.recent.add(life["lifespan"], life["achievements"])
-                    metrics = {k: float(np.mean(v[:n])) for k, v in out["metrics"].items()}
+                    metrics = {k: finite_mean(v[:n]) for k, v in out["metrics"].items()}
                     if self.snapshots is not None:
                         self.snapshots.maybe_write(self, out, n, final=self.step >= target)
                     with writing(self.run_dir / TB):

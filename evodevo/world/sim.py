@@ -2,16 +2,22 @@
 
 `sim_step` is pure and reads top to bottom:
 
-    act      kind.act(agents, obs, senses)                    -> actions, pending
-    world    world.step(world, actions)                        -> obs', cause of death
-    learn    kind.learn(agents, pending, obs', senses')        -> agents', broken
+    world    world.step(world, actions chosen last step)       -> obs', cause of death
+    act      kind.act(agents, obs', senses')                   -> next actions, pending (incl. V(s'))
+    learn    kind.learn(agents, carried, pending, ...)         -> agents', broken (the transition just made;
+                                                                  the act's value is its bootstrap)
     tell     strategy.tell(pool, lives that ended)             -> pool'  (credit, ES, archive, updates)
     ask      strategy.ask(pool, candidates)                    -> genomes and parents of newborns
     born     kind.newborn(strategy.gather(pool, genome))       -> fresh agents in the freed slots
     grow     kind.wants_layer, strategy.offer_layer, kind.insert_layer  -> a gated layer inserted
     respawn  world.respawn(world, died)
 
-A kind without genes (random agents) has no pool: tell, ask, born and grow are skipped. Float
+Learning lags acting by one step: the transition s_t -> s_{t+1} is learned after the act on s_{t+1},
+whose forward pass gives the bootstrap V(s_{t+1}) that a second pass computed before, and the
+gradient comes from the act on s_t (its VJP carried in the state, `SimState.carry`). So an action
+is chosen by weights one update old, and a newborn's first step is a rest (NOOP): it first acts
+on the observation after it. A kind without genes (random agents) has no pool: tell, ask, born
+and grow are skipped. Float
 hyperparameters (`config.Hyper`) are a traced argument of the jitted chunk: changing one does not
 recompile it. The PRNG key is carried in the state and split once per step, so a run does not
 depend on how its steps are grouped into chunks; a shorter chunk masks its tail steps instead
@@ -21,6 +27,7 @@ of compiling a second shape.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -56,7 +63,9 @@ class SimState:
     pool: GenePool | None  # None for a kind without genes
     genomes: Genome | None  # [N] each slot's genome (layers grown in during life included); None without genes
     slots: Slots
-    prev_action: jax.Array  # [N] int32, the action each slot took last step (-1 for newborns)
+    action: jax.Array  # [N] int32 the action each slot chose on its last observation (-1: a newborn, none yet)
+    fresh: jax.Array  # [N] bool no transition to learn on the next step (a newborn, or a layer grew in since)
+    carry: Any  # the kind's act of the last step, as its next learn needs it (`AgentKind.carry`)
     next_agent_id: jax.Array  # int32
     births: jax.Array  # int32, cumulative
     deaths: jax.Array  # [len(Cause)] int32, cumulative by cause (index 0 unused)
@@ -103,11 +112,12 @@ class Simulation:
         n = self.n
         return self.place(SimState(
             step=jnp.int32(0), key=key, world=world, agents=agents, pool=pool, genomes=genomes,
+            action=jnp.full(n, -1, jnp.int32), fresh=jnp.ones(n, bool), carry=self._empty_carry(hp, agents, world),
             slots=Slots(
                 agent_id=jnp.arange(n, dtype=jnp.int32), birth_step=jnp.zeros(n, jnp.int32),
                 parents=jnp.full((n, 2), -1, jnp.int32),
             ),
-            prev_action=jnp.full(n, -1, jnp.int32), next_agent_id=jnp.int32(n), births=jnp.int32(0),
+            next_agent_id=jnp.int32(n), births=jnp.int32(0),
             deaths=jnp.zeros(len(Cause), jnp.int32),
         ))
 
@@ -121,6 +131,14 @@ class Simulation:
     def place(self, state: SimState) -> SimState:
         """`state` (fresh, or restored from a checkpoint) laid out over the devices."""
         return state if self.mesh is None else jax.device_put(state, self.shardings(state))
+
+    def _empty_carry(self, hp: Hyper, agents, world: WorldState):
+        """Zeros shaped like the kind's carried act (`fresh` slots never read it)."""
+        senses = Senses(age=jnp.zeros(self.n, jnp.int32), pos=self.world.position(world),
+                        prev_action=jnp.full(self.n, -1, jnp.int32), body=self.world.body(world))
+        shapes = jax.eval_shape(
+            lambda a: self.kind.carry(self.kind.act(hp.agents, a, world.obs, senses, jax.random.PRNGKey(0))[2]), agents)
+        return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
 
     def _founders(self, hp: Hyper, key):
         """(agents, pool, genomes) of the first generation: genomes drawn uniformly from a fresh pool."""
@@ -143,15 +161,17 @@ class Simulation:
 
     def sim_step(self, state: SimState, hp: Hyper):
         key, k_act, k_env, k_life = jax.random.split(state.key, 4)
-        actions, agents, pending = self.kind.act(hp.agents, state.agents, state.world.obs,
-                                                 self.senses(state, state.world, state.step, state.prev_action), k_act)
-        world, cause = self.world.step(state.world, actions, k_env)
+        # A newborn has chosen nothing yet: its world takes a NOOP (action 0 in both Craftax games).
+        executed = jnp.maximum(state.action, 0)
+        world, cause = self.world.step(state.world, executed, k_env)
         step = state.step + 1
         age = step - state.slots.birth_step
         if not self.cfg.world.immortal:
             cause = jnp.where((cause == Cause.alive) & (age >= self.cfg.world.max_age), Cause.old_age, cause)
-        agents, broken, metrics = self.kind.learn(hp.agents, agents, pending, world.obs,
-                                                  self.senses(state, world, step, actions), cause != Cause.alive)
+        senses = self.senses(state, world, step, state.action)
+        actions, agents, pending = self.kind.act(hp.agents, state.agents, world.obs, senses, k_act)
+        agents, broken, metrics = self.kind.learn(hp.agents, agents, state.carry, pending, senses,
+                                                  cause != Cause.alive, ~state.fresh)
         cause = jnp.where(broken, Cause.broken, cause).astype(jnp.int32)
         died = cause != Cause.alive
 
@@ -160,13 +180,16 @@ class Simulation:
                   "parents": state.slots.parents, "achievements": pack_bits(achieved),
                   "asleep": self.world.sleeping(state.world)}  # at the start of the fatal step
         pool, genomes, parents = state.pool, state.genomes, jnp.full((self.n, 2), -1, jnp.int32)
+        grown = jnp.zeros(self.n, bool)
         if self.strategy is not None:
             lives = self.lives(hp, agents, pool, genomes, died, broken, age, achieved, state.slots.agent_id)
             record.update(self.genome_record(genomes, lives.gates, lives.fitness))
-            agents, pool, genomes, parents = self.lifecycle(hp, agents, pool, lives, step, k_life)
+            agents, pool, genomes, parents, grown = self.lifecycle(hp, agents, pool, lives, step, k_life)
         world = self.world.respawn(world, died)
-        return self.next_state(state, key, step, world, agents, pool, genomes, died, parents, actions, cause), {
-            "cause": cause.astype(jnp.int8), "action": actions.astype(jnp.int8), "record": record, "metrics": metrics}
+        state = state.replace(action=jnp.where(died, -1, actions), fresh=died | grown, carry=self.kind.carry(pending))
+        return self.next_state(state, key, step, world, agents, pool, genomes, died, parents, cause), {
+            "cause": cause.astype(jnp.int8), "action": executed.astype(jnp.int8),
+            "record": record, "metrics": metrics}
 
     def lives(self, hp: Hyper, agents, pool: GenePool, genomes: Genome, died, broken, age, achieved, agent_id) -> Lives:
         """Every slot's life as the gene pool sees it this step (fitness so far; the lives that ended)."""
@@ -176,15 +199,16 @@ class Simulation:
                      lifespan=age, agent_id=agent_id, change=lambda s: self.kind.learned_change(row(agents, s)))
 
     def lifecycle(self, hp: Hyper, agents, pool: GenePool, lives: Lives, step, key):
-        """tell -> ask -> born -> grow. A broken life is not told: it never writes into the pool."""
+        """tell -> ask -> born -> grow. A broken life is not told: it never writes into the pool.
+        Returns (agents, pool, genomes, parents, grown [N] bool)."""
         k_tell, k_ask, k_grow = jax.random.split(key, 3)
         died = ~lives.living
         pool = self.strategy.tell(hp.genepool, pool, lives, step, k_tell)
         pool, newborn, parents = self.strategy.ask(hp.genepool, pool, lives, died, k_ask, hp.agents.init_gate)
         genomes = select(died, newborn, lives.genome)
         agents = self.born(pool, agents, genomes, died, k_ask)
-        agents, genomes = self.grow(hp, pool, agents, genomes, jnp.where(died, 0, lives.lifespan), k_grow)
-        return agents, pool, genomes, parents
+        agents, genomes, grown = self.grow(hp, pool, agents, genomes, jnp.where(died, 0, lives.lifespan), k_grow)
+        return agents, pool, genomes, parents, grown
 
     def born(self, pool: GenePool, agents, genomes: Genome, died, key):
         """Fresh agents in the freed slots: a loop over the deaths only, so a birth costs one
@@ -201,9 +225,10 @@ class Simulation:
         return jax.lax.fori_loop(0, died.sum(), one, agents)
 
     def grow(self, hp: Hyper, pool: GenePool, agents, genomes: Genome, ages, key):
-        """Development: triggered agents get a layer gene offered by the pool, behind closed gates."""
+        """Development: triggered agents get a layer gene offered by the pool, behind closed gates.
+        Returns (agents, genomes, grown [N] bool)."""
         if self.cfg.agents.develop == "none":
-            return agents, genomes
+            return agents, genomes, jnp.zeros(self.n, bool)
         agents, grow = self.kind.wants_layer(hp.agents, agents, ages)
         order = jnp.nonzero(grow, size=self.n, fill_value=0)[0]
 
@@ -215,9 +240,9 @@ class Simulation:
             agent = self.kind.insert_layer(row(agents, s), p, gene, k_insert)
             return set_row(agents, s, agent), set_row(genomes, s, genome)
 
-        return jax.lax.fori_loop(0, grow.sum(), one, (agents, genomes))
+        return *jax.lax.fori_loop(0, grow.sum(), one, (agents, genomes)), grow
 
-    def next_state(self, state: SimState, key, step, world, agents, pool, genomes, died, parents, actions, cause):
+    def next_state(self, state: SimState, key, step, world, agents, pool, genomes, died, parents, cause):
         """The bookkeeping of slots: ids, birth steps and parents of the newborns, counters."""
         new_ids = state.next_agent_id + jnp.cumsum(died, dtype=jnp.int32) - 1
         n_died = died.sum(dtype=jnp.int32)
@@ -228,7 +253,7 @@ class Simulation:
         )
         return state.replace(
             step=step, key=key, world=world, agents=agents, pool=pool, genomes=genomes, slots=slots,
-            prev_action=jnp.where(died, -1, actions), next_agent_id=state.next_agent_id + n_died,
+            next_agent_id=state.next_agent_id + n_died,
             births=state.births + n_died, deaths=state.deaths.at[cause].add(1).at[0].set(0),
         )
 
