@@ -295,14 +295,16 @@ def test_world_history_counts_what_inhabitants_made(world, stepped):
     ws = stepped.world
     before = {k: np.asarray(v) for k, v in jax.jit(world.history)(device(ws)).items()}
     env = ws.env.replace(map=ws.env.map.copy(), zombies=ws.env.zombies.replace(
-        position=ws.env.zombies.position.copy(), mask=ws.env.zombies.mask.copy()))
+        position=ws.env.zombies.position.copy(), mask=ws.env.zombies.mask.copy()),
+        skeletons=ws.env.skeletons.replace(mask=ws.env.skeletons.mask.copy()))
     grass = np.argwhere(env.map[1] == BlockType.GRASS.value)
     for (r, c), block in zip(grass[:4], ("PLANT", "RIPE_PLANT", "CRAFTING_TABLE", "FURNACE")):
         env.map[1, r, c] = BlockType[block].value
     tree = np.argwhere(env.map[2] == BlockType.TREE.value)[0]
     env.map[2, tree[0], tree[1]] = BlockType.GRASS.value
     env.zombies.mask[3] = False
-    env.zombies.mask[3, 0] = True  # one zombie, 3 cells from world 3's spawn point
+    env.skeletons.mask[3] = False
+    env.zombies.mask[3, 0] = True  # one hostile mob in world 3: a zombie 3 cells from its spawn point
     env.zombies.position[3, 0] = ws.newborn["player_position"][3] + np.array([3, 0])
     after = {k: np.asarray(v) for k, v in jax.jit(world.history)(device(ws.replace(env=env))).items()}
     assert after["plants"][1] == before["plants"][1] + 2 and after["ripe_plants"][1] == before["ripe_plants"][1] + 1
