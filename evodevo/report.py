@@ -232,56 +232,50 @@ def _crafter_panel(ax, run: Run, centres, bins) -> None:
                 va="top", fontsize=8, color="#333333")
 
 
-def _scalar_lines(ax, run: Run, tags: dict, spread: bool) -> None:
+def _scalar_panel(ax, run: Run, title: str, tags: dict, missing: str, ylabel: str, spread: bool = False,
+                  change: bool = False) -> None:
+    """TensorBoard scalars {label: tag} over the run: as logged (with their `_spread` band where
+    `spread`) or as the change since their first value (`change`)."""
+    ax.set_title(title)
+    if not tags:
+        _note(ax, run.tb_note or missing)
+        return
     for label, tag in tags.items():
         steps, values = run.scalars[tag]
-        line, = ax.plot(steps, values, lw=1.6, marker="o" if len(steps) <= 30 else None, ms=3,
-                        label=f"{label} {values[-1]:.2f}" if len(values) else label)
+        shown = values - values[0] if change else values
+        line, = ax.plot(steps, shown, lw=1.6, marker="o" if len(steps) <= 30 else None, ms=3,
+                        label=f"{label} {shown[-1]:{'+' if change else ''}.2f}" if len(values) else label)
         if spread and f"{tag}_spread" in run.scalars:
             s_steps, s = run.scalars[f"{tag}_spread"]
             if np.array_equal(s_steps, steps):
                 ax.fill_between(steps, values - s, values + s, color=line.get_color(), alpha=0.15, lw=0)
+    if change:
+        ax.axhline(0, color="#888888", lw=0.8)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False, title="at the end",
               title_fontsize=8)
+    ax.set_ylabel(ylabel)
+
+
+def _tags(run: Run, prefix: str, suffix: str = "") -> dict:
+    """{label: tag} of the scalars under `prefix` (ending in `suffix`), their spreads left out."""
+    return {t[len(prefix):len(t) - len(suffix)]: t for t in sorted(run.scalars)
+            if t.startswith(prefix) and t.endswith(suffix) and not t.endswith("_spread")}
 
 
 def _drives_panel(ax, run: Run) -> None:
-    ax.set_title("Drive weights of the living population (mean ± spread)")
-    tags = {t.split("/", 1)[1]: t for t in sorted(run.scalars)
-            if t.startswith("drives/") and not t.endswith("_spread")}
-    if not tags:
-        _note(ax, run.tb_note or "no drives/* scalars in tb/ (random agents write none)")
-        return
-    _scalar_lines(ax, run, tags, spread=True)
-    ax.set_ylabel("reward weight")
+    _scalar_panel(ax, run, "Drive weights of the living population (mean ± spread)", _tags(run, "drives/"),
+                  "no drives/* scalars in tb/ (random agents write none)", "reward weight", spread=True)
 
 
 def _entropy_panel(ax, run: Run) -> None:
-    ax.set_title("Gene-pool entropy of gene frequencies, per kind")
-    tags = {t.split("/")[1]: t for t in sorted(run.scalars)
-            if t.startswith("pool/") and t.endswith("/entropy")}
-    if not tags:
-        _note(ax, run.tb_note or "no pool/*/entropy scalars in tb/ (random agents have no gene pool)")
-        return
-    _scalar_lines(ax, run, tags, spread=False)
-    ax.set_ylabel("entropy (nats)")
+    _scalar_panel(ax, run, "Gene-pool entropy of gene frequencies, per kind", _tags(run, "pool/", "/entropy"),
+                  "no pool/*/entropy scalars in tb/ (random agents have no gene pool)", "entropy (nats)")
 
 
 def _world_panel(ax, run: Run) -> None:
-    ax.set_title("World history: change per world since the start")
-    tags = {t.split("/", 1)[1]: t for t in sorted(run.scalars) if t.startswith("world/") and not t.endswith("_spread")}
-    if not tags:
-        _note(ax, run.tb_note or "no world/* scalars in tb/ (runs before the world history was logged)")
-        return
-    for label, tag in tags.items():
-        steps, values = run.scalars[tag]
-        change = values - values[0]
-        ax.plot(steps, change, lw=1.6, marker="o" if len(steps) <= 30 else None, ms=3,
-                label=f"{label} {change[-1]:+.1f}")
-    ax.axhline(0, color="#888888", lw=0.8)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False, title="at the end",
-              title_fontsize=8)
-    ax.set_ylabel("blocks or mobs per world (change)")
+    _scalar_panel(ax, run, "World history: change per world since the start", _tags(run, "world/"),
+                  "no world/* scalars in tb/ (runs before the world history was logged)",
+                  "blocks or mobs per world (change)", change=True)
 
 
 def image(run: Run) -> np.ndarray:
