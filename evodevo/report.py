@@ -273,7 +273,7 @@ def _entropy_panel(ax, run: Run) -> None:
 
 
 def _world_panel(ax, run: Run) -> None:
-    _scalar_panel(ax, run, "World history: change per world since the start", _tags(run, "world/"),
+    _scalar_panel(ax, run, "World history: change per world since the first record", _tags(run, "world/"),
                   "no world/* scalars in tb/ (runs before the world history was logged)",
                   "blocks or mobs per world (change)", change=True)
 

@@ -310,7 +310,7 @@ def test_world_history_counts_what_inhabitants_made(world, stepped):
     assert after["plants"][1] == before["plants"][1] + 2 and after["ripe_plants"][1] == before["ripe_plants"][1] + 1
     assert after["tables"][1] == before["tables"][1] + 1 and after["furnaces"][1] == before["furnaces"][1] + 1
     assert after["trees"][2] == before["trees"][2] - 1
-    assert after["hostiles_near_spawn"][3] == 1
+    assert after["spawn_hostiles"][3] == 1
     assert after["plants"][0] == before["plants"][0] and after["tables"][3] == before["tables"][3]
 
 

@@ -308,7 +308,7 @@ class ContinuousWorld:
         return ws.env.player_position
 
     # What a world's inhabitants have made of it (niche construction), per world: `history`.
-    HISTORY = ("plants", "ripe_plants", "tables", "furnaces", "trees", "stone", "hostiles_near_spawn")
+    HISTORY = ("plants", "ripe_plants", "tables", "furnaces", "trees", "stone", "spawn_hostiles")
 
     def history(self, ws: WorldState) -> dict:
         """{name in HISTORY: [N]} per world, on the ground level: growing and ripe plants (saplings
@@ -329,7 +329,7 @@ class ContinuousWorld:
             near = near + (close & mask).sum(-1)
         return {"plants": count(blocks.PLANT, blocks.RIPE_PLANT), "ripe_plants": count(blocks.RIPE_PLANT),
                 "tables": count(blocks.CRAFTING_TABLE), "furnaces": count(blocks.FURNACE),
-                "trees": count(blocks.TREE), "stone": count(blocks.STONE), "hostiles_near_spawn": near}
+                "trees": count(blocks.TREE), "stone": count(blocks.STONE), "spawn_hostiles": near}
 
     def map_size(self) -> tuple[int, int]:
         return tuple(self.env.static_env_params.map_size)
