@@ -15,6 +15,7 @@ Arms (each one `--set` list away from the default config):
                                                          inherited (pool weights move only at splits)
     homeostatic_dense  homeostatic + agents.lam=0.8 agents.dense_policy=true   (TD(lambda), full-rank policy delta)
     full_dense    agents.drives=evolved agents.lam=0.8 agents.dense_policy=true
+    averse        agents.drive_curiosity=-0.1           hand-set aversion to surprise (no evolved drives)
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
@@ -50,6 +51,9 @@ ARMS = {
     # the one lead so far (a full-rank policy delta with TD(lambda)), with hand-set and with evolved drives
     "homeostatic_dense": HOMEOSTATIC + ["agents.lam=0.8", "agents.dense_policy=true"],
     "full_dense": ["agents.drives=evolved", "agents.lam=0.8", "agents.dense_policy=true"],
+    # what evolution chose on seed 1 at 1M agent-steps (curiosity -0.13, other drives near 0), hand-set:
+    # is an aversion to surprise on its own what made those lives long?
+    "averse": ["agents.drive_curiosity=-0.1"],
 }
 
 
