@@ -146,7 +146,7 @@ def plot(results: dict, path: Path, last: int) -> None:
     scores = [results[a]["windows"]["last"]["crafter_score"] for a in names]
     x = np.arange(len(names))
     ax.bar(x - 0.2, spans, 0.4, label="mean lifespan (steps)", color="tab:blue")
-    ax.set_xticks(x, names)
+    ax.set_xticks(x, names, rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
     ax.set_ylabel("mean lifespan (steps)")
     ax2 = ax.twinx()
     ax2.bar(x + 0.2, scores, 0.4, label="Crafter score", color="tab:orange")
