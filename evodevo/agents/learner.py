@@ -240,7 +240,7 @@ class Learner:
     def _pullback(self, carried: dict, pending, agents: AgentState):
         """The VJP of the act that `carried` was taken from. Its structure is this step's act's (the
         same traced function); its residuals are the carried ones and the agents' inherited weights."""
-        leaves, treedef = jax.tree.flatten(pending["vjp"])
+        treedef = jax.tree.structure(pending["vjp"])
         base, residuals = jax.tree.leaves(agents.base), iter(carried["residuals"])
         return jax.tree.unflatten(treedef, [base[i] if i >= 0 else next(residuals) for i in pending["plan"]])
 

@@ -185,7 +185,6 @@ def stack_layers(base: dict) -> dict:
     return dict(base, layer=jax.tree.map(lambda *xs: jnp.stack(xs), *base["layer"]))
 
 
-
 # --------------------------------------------------------------------------- senses
 
 

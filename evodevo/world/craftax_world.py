@@ -307,11 +307,9 @@ class ContinuousWorld:
         """[N, 2] player positions (row, col) in map cells."""
         return ws.env.player_position
 
-    # What a world's inhabitants have made of it (niche construction), per world: `history`.
-    HISTORY = ("plants", "ripe_plants", "tables", "furnaces", "trees", "stone", "spawn_hostiles")
-
     def history(self, ws: WorldState) -> dict:
-        """{name in HISTORY: [N]} per world, on the ground level: growing and ripe plants (saplings
+        """What a world's inhabitants have made of it (niche construction): {name: [N]} per world, on
+        the ground level: growing and ripe plants (saplings
         planted), crafting tables and furnaces (placed), trees and stone left (cut and mined ones are
         gone), and hostile mobs within spawn_clear_radius of the world's spawn point."""
         blocks = importlib.import_module(self.spec.constants).BlockType
