@@ -16,6 +16,9 @@ Arms (each one `--set` list away from the default config):
     homeostatic_dense  homeostatic + agents.lam=0.8 agents.dense_policy=true   (TD(lambda), full-rank policy delta)
     full_dense    agents.drives=evolved agents.lam=0.8 agents.dense_policy=true
     averse        agents.drive_curiosity=-0.1           hand-set aversion to surprise (no evolved drives)
+    averse_strong       agents.drive_curiosity=-0.5
+    averse_homeostatic  averse + drive_health/food/drink/energy=1, drive_death=-1
+    averse_dense        averse + agents.lam=0.8 agents.dense_policy=true
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
@@ -54,6 +57,12 @@ ARMS = {
     # what evolution chose on seed 1 at 1M agent-steps (curiosity -0.13, other drives near 0), hand-set:
     # is an aversion to surprise on its own what made those lives long?
     "averse": ["agents.drive_curiosity=-0.1"],
+    # around the averse arm: a stronger aversion; aversion plus needs and a death signal; aversion with
+    # the TD(lambda) learner and a full-rank policy delta
+    "averse_strong": ["agents.drive_curiosity=-0.5"],
+    "averse_homeostatic": ["agents.drive_curiosity=-0.1", "agents.drive_health=1", "agents.drive_food=1",
+                           "agents.drive_drink=1", "agents.drive_energy=1", "agents.drive_death=-1"],
+    "averse_dense": ["agents.drive_curiosity=-0.1", "agents.lam=0.8", "agents.dense_policy=true"],
 }
 
 

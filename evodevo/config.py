@@ -138,6 +138,8 @@ class GenePoolConfig:
     discard_bottom: float = _f(0.25, "reliably unfit genes in this bottom share (and without carriers) are discarded",
                                _unit, "in [0, 1]")
     sigma_init: float = _f(0.05, "initial mutation scale of a gene (noise = sigma x tensor RMS)", _nonneg, ">= 0")
+    sigma_drive: float = _f(0.5, "initial mutation scale of a drive gene (a few reward weights that learning never "
+                            "moves, so evolution explores them in larger steps)", _nonneg, ">= 0")
     sigma_tau: float = _f(0.2, "log-normal self-adaptation rate of the mutation scale", _nonneg, ">= 0")
     es_lr: float = _f(1.0, "step of a gene toward its carriers' fitness-weighted perturbations per pool update", _nonneg,
                       ">= 0")

@@ -36,7 +36,7 @@ def toy_pool(layer_caps=6, founders=4, l_max=3):
     init = lambda k: jax.random.normal(k, (3,))  # noqa: E731
     caps = {"encoder": 2, "layer": layer_caps, "head": 2, "drive": 2}
     found = {"encoder": 1, "layer": founders, "head": 1, "drive": 1}
-    return gp.init_pool(jax.random.PRNGKey(0), caps, found, {k: init for k in caps}, 0.05, gn.Archive.zeros(4, l_max))
+    return gp.init_pool(jax.random.PRNGKey(0), caps, found, {k: init for k in caps}, {k: 0.05 for k in caps}, gn.Archive.zeros(4, l_max))
 
 
 def genome_of(pool, layer_slots, l_max=3):
@@ -322,7 +322,8 @@ def test_lamarckian_death_moves_the_gene_toward_the_carriers_learned_weights(sim
 
 def test_darwinian_copies_come_in_antithetic_pairs(sim, state):
     cfg = tiny("genepool.improve=darwinian")
-    strategy = GeneStrategy(cfg.genepool, sim.kind.genes(), cfg.agents.l_max, cfg.agents.init_depth)  # no compile
+    strategy = GeneStrategy(cfg.genepool, sim.kind.genes(), cfg.agents.l_max, cfg.agents.init_depth,
+                            sim.kind.learned_kinds())  # no compile
     pool = state.pool
     genomes = state.genomes
     only0 = jnp.arange(sim.n) == 0
@@ -429,3 +430,32 @@ def test_development_triggers():
     cfg.develop = "age"
     grow, _ = development.triggers(cfg, hp, agents, jnp.array([30, 60, 0, 30, 31]))
     assert np.asarray(grow).tolist() == [True, True, False, False, False]
+
+
+def test_lamarckian_drives_move_by_birth_mutations(sim, state):
+    """Learning never changes a drive gene, so under lamarckian inheritance the drives alone move by
+    ES over their carriers' birth mutations, at their own (larger) initial scale."""
+    cfg = tiny()
+    strategy = GeneStrategy(cfg.genepool, sim.kind.genes(), cfg.agents.l_max, cfg.agents.init_depth,
+                            sim.kind.learned_kinds())  # no compile
+    assert strategy.by_mutation == ("drive",)
+    pool = strategy.init(cfg.genepool, jax.random.PRNGKey(3))
+    drive, layer = pool.bank("drive"), pool.bank("layer")
+    assert np.allclose(np.asarray(drive.sigma)[np.asarray(drive.alive)], cfg.genepool.sigma_drive)
+    assert np.allclose(np.asarray(layer.sigma)[np.asarray(layer.alive)], cfg.genepool.sigma_init)
+    pool, genomes = strategy.assign_copies(pool, state.genomes, jnp.arange(sim.n) == 0)
+    g = row(genomes, 0)
+    assert np.asarray(g.noise_unit).tolist() == [-1, -1, 0] and (np.asarray(g.noise_layer) == -1).all()
+    eps = strategy.mutations(pool, g)
+    assert set(eps) == {"drive"} and float(jnp.abs(eps["drive"]).min()) > 0
+    genes, plain = strategy.gather(pool, g), strategy.gather(pool, g.replace(noise_unit=-jnp.ones_like(g.noise_unit)))
+    np.testing.assert_allclose(np.asarray(genes["drive"] - plain["drive"]), np.asarray(eps["drive"]), atol=1e-7)
+    for k in ("encoder", "head", "layer"):
+        assert np.array_equal(np.asarray(genes[k]), np.asarray(plain[k])), k
+    # A top-ranked death: its drive mutation (weight +1) enters the drive gene's ES accumulator.
+    pool = pool.replace(archive=pool.archive.replace(valid=jnp.ones_like(pool.archive.valid),
+                                                     fitness=jnp.zeros_like(pool.archive.fitness)))
+    out = strategy._tell_one(sim.hp.genepool, pool, lives_of(sim, state, jnp.arange(sim.n) == 0, 5.0, 100, 7, genomes), 0)
+    slot = int(g.unit_slot[gp.UNITS.index("drive")])
+    np.testing.assert_allclose(np.asarray(out.bank("drive").es_sum[slot]), np.asarray(eps["drive"]), atol=1e-6)
+    assert float(out.bank("drive").es_n[slot]) == 1.0

@@ -73,6 +73,9 @@ class AgentKind(Protocol):
     def learned_change(self, agent) -> dict:
         """One agent's (no slot axis) lifetime learning as flat genes {kind: [P] or [L, P]}."""
 
+    def learned_kinds(self) -> tuple[str, ...]:
+        """The gene kinds that lifetime learning changes (`learned_change` is zero for the others)."""
+
     def wants_layer(self, hp: AgentsConfig, agents, ages) -> tuple[Any, jax.Array]:
         """Development trigger: (agents, grow [N] bool) for living agents of `ages`."""
 

@@ -113,6 +113,9 @@ class Learner:
         genes = {k: (lambda key, f=f: f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
         return dict(genes, drive=init_drive)
 
+    def learned_kinds(self) -> tuple[str, ...]:
+        return tuple(tf.GENE_INIT)  # every gene but the drive: what the agent wants is not learned
+
     def _trainable_init(self, key, base, gates):
         if self.cfg.learn == "full":  # every weight but the drives (what the agent wants is not learned)
             return {"params": {k: v for k, v in base.items() if k != "drive"}, "gates": gates}

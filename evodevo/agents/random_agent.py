@@ -44,6 +44,9 @@ class RandomAgents:
     def learned_change(self, agent) -> dict:
         return {}
 
+    def learned_kinds(self) -> tuple[str, ...]:
+        return ()
+
     def wants_layer(self, hp, agents, ages):
         return agents, jnp.zeros(self.n, bool)
 

@@ -147,12 +147,13 @@ def init_history(banks: dict) -> Ancestry:
     return h
 
 
-def init_pool(key, capacities: dict, founders: dict, init_fns: dict, sigma, archive) -> GenePool:
-    """A pool whose banks hold `founders[kind]` random genes (flat, from `init_fns[kind](key)`)."""
+def init_pool(key, capacities: dict, founders: dict, init_fns: dict, sigma: dict, archive) -> GenePool:
+    """A pool whose banks hold `founders[kind]` random genes (flat, from `init_fns[kind](key)`) with
+    mutation scale `sigma[kind]`."""
     banks, next_id = {}, 0
     k_banks, k_noise = jax.random.split(key)
     for kind, k in zip(KINDS, jax.random.split(k_banks, len(KINDS))):
-        banks[kind] = init_bank(k, capacities[kind], founders[kind], init_fns[kind], next_id, sigma)
+        banks[kind] = init_bank(k, capacities[kind], founders[kind], init_fns[kind], next_id, sigma[kind])
         next_id += founders[kind]
     return GenePool(
         banks=banks, next_id=jnp.int32(next_id), noise_key=k_noise,

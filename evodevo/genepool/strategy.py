@@ -7,8 +7,13 @@
           rank among recent lives; its heritable genome into the archive of recent lives;
           every update_every steps: improve, discard, split, frequencies (dynamics.py)
   ask     newborn genomes: parents by tournament among the living and the archive,
-          one-point crossover, repair, mutation, immigrants, darwinian copy indices
-  gather  a genome -> the inherited weights of its genes (flat; darwinian: plus mutation)
+          one-point crossover, repair, mutation, immigrants, copy indices of mutated genes
+  gather  a genome -> the inherited weights of its genes (flat; plus the carrier's mutation
+          of each gene that moves by birth mutations)
+
+Which genes move by birth mutations (`by_mutation`): every kind when darwinian; when
+lamarckian, the kinds that lifetime learning never changes (the drives: what an agent wants
+is inherited, not learned), since they have no learned change to inherit.
   offer_layer  development: a position and a layer gene for a growing genome
 
 Broken lives never reach `tell`. Floats come in as the traced `hp` (a GenePoolConfig); this
@@ -50,9 +55,12 @@ class Lives:
 
 
 class GeneStrategy:
-    def __init__(self, cfg: GenePoolConfig, genes: dict, l_max: int, init_depth: int):
-        """`genes`: {kind: key -> a fresh random gene's named tensors} for every kind in KINDS."""
+    def __init__(self, cfg: GenePoolConfig, genes: dict, l_max: int, init_depth: int, learned: tuple):
+        """`genes`: {kind: key -> a fresh random gene's named tensors} for every kind in KINDS;
+        `learned`: the kinds that lifetime learning changes."""
         self.cfg = statics(cfg)
+        self.by_mutation = {"darwinian": gp.KINDS, "frozen": ()}.get(
+            cfg.improve, tuple(k for k in gp.KINDS if k not in learned))
         self.l_max, self.init_depth = l_max, init_depth
         self.layouts = {k: gp.GeneLayout.of(genes[k](jax.random.PRNGKey(0))) for k in gp.KINDS}
         self.init_fns = {k: (lambda key, k=k: self.layouts[k].ravel(genes[k](key))) for k in gp.KINDS}
@@ -64,7 +72,8 @@ class GeneStrategy:
     def init(self, hp: GenePoolConfig, key) -> gp.GenePool:
         founders = {k: max(1, int(round(c * self.cfg.init_fill))) for k, c in self.capacity.items()}
         archive = gn.Archive.zeros(self.cfg.recent_dead, self.l_max)
-        return gp.init_pool(key, self.capacity, founders, self.init_fns, hp.sigma_init, archive)
+        sigma = {k: hp.sigma_drive if k == "drive" else hp.sigma_init for k in gp.KINDS}
+        return gp.init_pool(key, self.capacity, founders, self.init_fns, sigma, archive)
 
     def fresh_genome(self, pool: gp.GenePool, key, by_freq: bool, gate) -> Genome:
         """A genome of init_depth layers drawn from the pool (by frequency, or uniformly)."""
@@ -74,25 +83,26 @@ class GeneStrategy:
 
     def gather(self, pool: gp.GenePool, genome: Genome) -> dict:
         """One genome's inherited weights as flat genes {unit kind: [P], "layer": [L, P]}
-        (darwinian carriers: plus their mutation of each gene)."""
+        (plus the carrier's mutation of each gene that moves by birth mutations)."""
         genes = {k: pool.bank(k).params[genome.slot(k)] for k in gp.UNITS}
         genes["layer"] = pool.bank("layer").params[genome.layer_slot]
-        if self.cfg.improve == "darwinian":
-            genes = jax.tree.map(jnp.add, genes, self.mutations(pool, genome))
-        return genes
+        mutations = self.mutations(pool, genome)
+        return {k: g + mutations[k] if k in mutations else g for k, g in genes.items()}
 
     def mutations(self, pool: gp.GenePool, genome: Genome) -> dict:
-        """A darwinian carrier's mutation of each gene it carries (zero where it has none), as flat
-        genes. Regenerated from (gene id, copy index), so nothing is stored per agent."""
+        """A carrier's mutation of each gene it carries of the kinds in `by_mutation` (zero where it
+        has none), as flat genes. Regenerated from (gene id, copy index): nothing is stored per agent."""
         def one(kind, slot, gene_id, index):
             bank = pool.bank(kind)
             eps = gp.mutation_noise(bank.params[slot], gp.copy_key(pool, gene_id, index), bank.sigma[slot],
                                     self.layouts[kind])
             return jnp.where(index >= 0, gp.noise_sign(index), 0.0) * eps
 
-        out = {k: one(k, genome.unit_slot[i], genome.unit_id[i], genome.noise_unit[i]) for i, k in enumerate(gp.UNITS)}
-        out["layer"] = jax.vmap(lambda s, i, k: one("layer", s, i, k))(
-            genome.layer_slot, genome.layer_id, genome.noise_layer)
+        out = {k: one(k, genome.unit_slot[i], genome.unit_id[i], genome.noise_unit[i])
+               for i, k in enumerate(gp.UNITS) if k in self.by_mutation}
+        if "layer" in self.by_mutation:
+            out["layer"] = jax.vmap(lambda s, i, k: one("layer", s, i, k))(
+                genome.layer_slot, genome.layer_id, genome.noise_layer)
         return out
 
     def carriers(self, genomes: Genome, living) -> dict:
@@ -131,14 +141,14 @@ class GeneStrategy:
         pool = credit_fitness(pool, g, life.fitness, life.lifespan)
         if self.cfg.evolve and self.cfg.improve != "frozen":
             u = 2.0 * pool.archive.quantile(life.fitness) - 1.0  # centred rank among recent lives, in [-1, 1]
-            if self.cfg.improve == "lamarckian":  # move toward what the fitter half learned
-                w = jnp.maximum(u, 0.0)
-                unit_w, layer_w = jnp.full(len(gp.UNITS), w), w * g.active
-                change = lives.change(slot)
-            else:  # antithetic ES over the birth mutations (founders and immigrants carry none)
-                unit_w, layer_w = u * (g.noise_unit >= 0), u * (g.noise_layer >= 0)
-                change = self.mutations(pool, g)
-            banks = {k: gp.accumulate(pool.bank(k), g.unit_slot[i][None], change[k][None], unit_w[i][None])
+            # Learned kinds (lamarckian) move toward what the fitter half learned; the others by
+            # antithetic ES over the birth mutations (founders and immigrants carry none).
+            learned = lives.change(slot) if len(self.by_mutation) < len(gp.KINDS) else {}
+            change = dict(learned, **self.mutations(pool, g))
+            w = jnp.maximum(u, 0.0)
+            unit_w = {k: u * (g.noise_unit[i] >= 0) if k in self.by_mutation else w for i, k in enumerate(gp.UNITS)}
+            layer_w = u * (g.noise_layer >= 0) if "layer" in self.by_mutation else w * g.active
+            banks = {k: gp.accumulate(pool.bank(k), g.unit_slot[i][None], change[k][None], unit_w[k][None])
                      for i, k in enumerate(gp.UNITS)}
             banks["layer"] = gp.accumulate(pool.bank("layer"), g.layer_slot, change["layer"], layer_w)
             pool = pool.replace(banks=banks)
@@ -150,8 +160,8 @@ class GeneStrategy:
     def ask(self, hp: GenePoolConfig, pool: gp.GenePool, parents: Lives, born, key, gate):
         """Genomes for the slots `born` ([N] bool; others get a genome too, to be ignored) and their
         parents' agent ids ([N, 2], -1 where none). The living of `parents` are candidates; so are the
-        archive's recent lives. Returns (pool, genomes, parent ids): darwinian newborns take the next
-        copy index of each gene they carry. A step without births skips all of it."""
+        archive's recent lives. Returns (pool, genomes, parent ids): newborns take the next copy
+        index of each gene they carry of the kinds that move by birth mutations. A step without births skips all of it."""
         none = jnp.full((born.shape[0], 2), -1, jnp.int32)
         return jax.lax.cond(born.any(), lambda p: self._ask(hp, p, parents, born, key, gate),
                             lambda p: (p, parents.genome, none), pool)
@@ -164,7 +174,7 @@ class GeneStrategy:
         living = jax.vmap(lambda g, x: self.heritable(hp, g, x))(parents.genome, parents.gates)
         genomes, ids = jax.vmap(self._reproduce, in_axes=(None, None, None, 0, None))(
             hp, pool, parents.replace(genome=living), keys, gate)
-        if self.cfg.improve == "darwinian":
+        if self.by_mutation:
             pool, genomes = self.assign_copies(pool, genomes, born)
         return pool, genomes, ids
 
@@ -196,8 +206,8 @@ class GeneStrategy:
         return genome, parent_ids
 
     def assign_copies(self, pool: gp.GenePool, genomes: Genome, born):
-        """Darwinian: each newborn takes the next mutated-copy index of every gene it carries, in
-        slot order (copies 2j and 2j+1 of a gene are an antithetic pair)."""
+        """Each newborn takes the next mutated-copy index of every gene it carries of the kinds in
+        `by_mutation`, in slot order (copies 2j and 2j+1 of a gene are an antithetic pair)."""
         def take(bank, slots, on):
             slots, on = slots.reshape(-1), on.reshape(-1)
             hits = (slots[:, None] == jnp.arange(bank.capacity)[None, :]) & on[:, None]  # [uses, G]
@@ -207,9 +217,10 @@ class GeneStrategy:
 
         banks, index = {}, []
         for k in gp.UNITS:
-            banks[k], i = take(pool.bank(k), genomes.slot(k), born)
+            banks[k], i = take(pool.bank(k), genomes.slot(k), born & (k in self.by_mutation))
             index.append(i)
-        banks["layer"], i_layer = take(pool.bank("layer"), genomes.layer_slot, genomes.active & born[:, None])
+        banks["layer"], i_layer = take(pool.bank("layer"), genomes.layer_slot,
+                                       genomes.active & born[:, None] & ("layer" in self.by_mutation))
         genomes = genomes.replace(noise_unit=jnp.stack(index, -1), noise_layer=i_layer.reshape(genomes.active.shape))
         return pool.replace(banks=banks), genomes
 

@@ -95,7 +95,8 @@ class Simulation:
         self.world = ContinuousWorld(cfg.world)
         self.kind = make_kind(cfg, self.world)
         genes = self.kind.genes()
-        self.strategy = GeneStrategy(cfg.genepool, genes, cfg.agents.l_max, cfg.agents.init_depth) if genes else None
+        self.strategy = (GeneStrategy(cfg.genepool, genes, cfg.agents.l_max, cfg.agents.init_depth,
+                                      self.kind.learned_kinds()) if genes else None)
         self.n = self.world.n
         self.mesh = sharding.slot_mesh(self.n, cfg.run.devices)  # None: one device
         self._chunk = jax.jit(self._run_chunk, static_argnums=2, donate_argnums=0)
