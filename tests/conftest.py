@@ -6,7 +6,11 @@ JAX compiles are the cost of this suite (10-40 s each on a 2-core CPU), so:
   removed at exit): a second `Simulation` of the same config, and the `evodevo` processes
   started by the CLI tests, load compiled code instead of compiling it again;
 * `simulation(cfg)` returns one shared `Simulation` per compiled shape, and the
-  `shared_simulations` fixture makes `Runner.create/load` use those shared objects.
+  `shared_simulations` fixture makes `Runner.create/load` use those shared objects;
+* checks that are whole programs of their own (2 CPU devices; the GPU preset's model) run as
+  background jobs (tests/jobs/), started right after collection: XLA compiles on one core, so
+  they compile beside the main process instead of after it. A test marked
+  `@pytest.mark.background("name")` reads its job's result with the `background` fixture.
 
 Tests that use `Simulation.run_chunk` must remember that it donates its input state.
 """
@@ -14,8 +18,10 @@ Tests that use `Simulation.run_chunk` must remember that it donates its input st
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -108,13 +114,17 @@ def shared_simulations(monkeypatch):
 # ----------------------------------------------------------------- subprocesses
 
 
-@pytest.fixture(scope="session")
-def evodevo_cmd():
+def evodevo_argv() -> list[str]:
     """argv prefix of the installed `evodevo` console script (falls back to `python -m evodevo.cli`)."""
     script = Path(sys.executable).parent / "evodevo"
     if script.exists():
         return [str(script)]
     return [sys.executable, "-m", "evodevo.cli"]
+
+
+@pytest.fixture(scope="session")
+def evodevo_cmd():
+    return evodevo_argv()
 
 
 @pytest.fixture(scope="session")
@@ -125,3 +135,64 @@ def cli_env():
     env.setdefault("JAX_PLATFORMS", "cpu")
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+# ----------------------------------------------------------------- background jobs
+
+_JOB_DIR = Path(tempfile.mkdtemp(prefix="evodevo-test-jobs-"))
+atexit.register(shutil.rmtree, _JOB_DIR, ignore_errors=True)
+TWO_DEVICE_CHUNKS = 4  # of the tiny preset's 50 steps: lives end and newborns come from the pool
+# name -> (argv, extra environment); "{out}" in an argument is the job's output path (in this
+# session's job directory), "{job}" the script tests/jobs/<name>.py.
+BACKGROUND_JOBS = {
+    "two_devices": ([sys.executable, "{job}", str(CONFIGS / "tiny.yaml"), "{out}.npz", str(TWO_DEVICE_CHUNKS)],
+                    {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}),
+    "gpu_preset": ([sys.executable, "{job}", str(CONFIGS / "gpu.yaml")], {}),
+    # the first process of test_cli.py's chain: its compile of the tiny chunk also fills the cache
+    "cli_run": ([*evodevo_argv(), "run", "--config", str(CONFIGS / "tiny.yaml"), "--run-dir", "{out}", "--steps", "300"],
+                {"PYTHONUNBUFFERED": "1"}),
+}
+_JOBS: dict = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "background(name): reads the result of a BACKGROUND_JOBS job (conftest.py)")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Start the background job of every collected test that reads one."""
+    names = {m.args[0] for item in items for m in item.iter_markers("background")}
+    for name in sorted(names - set(_JOBS)):
+        argv, extra = BACKGROUND_JOBS[name]
+        out, job = _JOB_DIR / name, ROOT / "tests" / "jobs" / f"{name}.py"
+        env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **JAX_CACHE_ENV, **extra)
+        proc = subprocess.Popen([a.format(out=out, job=job) for a in argv], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _JOBS[name] = (proc, out)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    for proc, _ in _JOBS.values():
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def background():
+    """`background(name) -> (subprocess.CompletedProcess, its output path)`, once the job is done."""
+    done: dict = {}
+
+    def result(name):
+        if name not in done:
+            proc, out = _JOBS[name]
+            stdout, stderr = proc.communicate(timeout=900)
+            done[name] = (subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), out)
+        return done[name]
+
+    return result
+
+
+def job_report(completed) -> dict:
+    """The JSON line a tests/jobs/ script ends with (the job must have succeeded)."""
+    assert completed.returncode == 0, f"background job failed:\n{completed.stderr[-3000:]}"
+    return json.loads(completed.stdout.strip().splitlines()[-1])

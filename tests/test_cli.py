@@ -79,20 +79,20 @@ def wait_for(cond, proc, what, timeout=240.0):
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory, evodevo_cmd, cli_env):
+def chain(tmp_path_factory, evodevo_cmd, cli_env, background):
     """One run directory through three `evodevo` processes (configs/tiny.yaml as it is):
 
-    1. `run --steps 300`                      exits 0
+    1. `run --steps 300`                      exits 0 (conftest's background job `cli_run`, started
+                                              at collection: its compile overlaps other tests)
     2. `resume` (checkpoint_every=500)        killed with SIGKILL once lives past a checkpoint were logged
     3. `resume` to a total past those lives   exits 0
 
     (SIGINT/SIGTERM are tested in process in test_platform.py, through `evodevo.cli.main`.)
     """
     base = tmp_path_factory.mktemp("chain")
-    d = base / "run"
-    res = {"dir": d}
-
-    res["run"] = cli(evodevo_cmd, ["run", "--config", TINY, "--run-dir", d, "--steps", 300], cli_env)
+    res = {}
+    res["run"], d = background("cli_run")
+    res["dir"] = d
     if res["run"].returncode != 0:
         pytest.fail(f"evodevo run failed: {res['run'].stderr[-3000:]}")
     res["after_run"] = {"lives_text": (d / LIFETIMES).read_text(), "checkpoints": checkpoint_steps(d)}
@@ -116,6 +116,7 @@ def chain(tmp_path_factory, evodevo_cmd, cli_env):
     return res
 
 
+@pytest.mark.background("cli_run")
 def test_run_smoke(chain):
     run, d = chain["run"], chain["dir"]
     assert "Traceback" not in run.stderr
@@ -133,6 +134,7 @@ def test_run_smoke(chain):
     assert events and all(e.stat().st_size > 0 for e in events)
 
 
+@pytest.mark.background("cli_run")
 def test_sigkill_leaves_lives_past_the_checkpoint(chain):
     killed = chain["killed"]
     assert killed["returncode"] == -signal.SIGKILL
@@ -140,6 +142,7 @@ def test_sigkill_leaves_lives_past_the_checkpoint(chain):
         "the kill came after lives that the checkpoint does not cover (they must not be logged twice)"
 
 
+@pytest.mark.background("cli_run")
 def test_resume_smoke(chain):
     res, d = chain["resume"], chain["dir"]
     assert res.returncode == 0, res.stderr[-3000:]
@@ -149,6 +152,7 @@ def test_resume_smoke(chain):
     assert (d / LIFETIMES).read_text().startswith(chain["after_run"]["lives_text"]), "resume appends"
 
 
+@pytest.mark.background("cli_run")
 def test_killed_and_resumed_run_equals_uninterrupted(chain, tiny_cfg, shared_simulations, tmp_path):
     d, total = chain["dir"], chain["total"]
     ref_cfg = dataclasses.replace(tiny_cfg, run=dataclasses.replace(tiny_cfg.run, checkpoint_every=10**6))
@@ -184,6 +188,7 @@ def _one_line_error(capsys_or_text):
     return lines[0]
 
 
+@pytest.mark.background("cli_run")
 def test_bad_input_exits_2_without_touching_the_run(chain, tmp_path, capsys):
     d = chain["dir"]
     before = tree_digest(d)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import job_report
 from evodevo import config
 from evodevo.config import ConfigError
 from evodevo.metrics import RecentLives, crafter_score, unpack_bits
@@ -459,22 +460,16 @@ def test_presets_load(preset):
     loaded = _flatten(config.to_dict(cfg))
     assert {k: loaded[k] for k in listed} == listed  # every value as written
     assert {k: loaded[k] for k in PRESET_SIZES[preset]} == PRESET_SIZES[preset]
-    if preset != "gpu.yaml":
-        return
-    # No other test builds the GPU preset (nor its model sizes, the default ones): run one chunk on the
-    # CPU at 4 slots, model and pool sizes unchanged. The cost is the compile (~1.5-2 min on 2 cores),
-    # and a model cut to the tiny preset's sizes compiled only ~10% faster here (compile time follows
-    # the program, not the array sizes), so nothing is cut but the slots. 100 steps (0.4 s once
-    # compiled) so that one pool update (update_every 100) runs with 256 layer genes and 512 recent dead.
-    from evodevo.world.craftax_world import Cause
-    from evodevo.world.sim import Simulation
 
-    sim = Simulation(config.load(CONFIGS / preset, ["world.n_slots=4", "run.chunk_steps=100", "run.snapshot=false"]))
-    state, out = sim.run_chunk(sim.init())
-    assert int(state.step) == 100 and out["action"].shape == (100, 4)
-    assert [state.pool.bank(k).capacity for k in ("encoder", "layer", "head", "drive")] == [16, 256, 16, 32]
-    assert int(state.pool.updates) == 1
-    assert int(state.deaths[Cause.broken]) == 0  # learning stayed finite at the full model size
+
+@pytest.mark.background("gpu_preset")
+def test_gpu_preset_runs_a_chunk_on_the_cpu(background):
+    """configs/gpu.yaml, one chunk at 4 slots with its model and pool sizes (tests/jobs/gpu_preset.py)."""
+    r = job_report(background("gpu_preset")[0])
+    assert r["step"] == 100 and r["action_shape"] == [100, 4]
+    assert r["capacities"] == [16, 256, 16, 32]
+    assert r["updates"] == 1
+    assert r["broken"] == 0  # learning stayed finite at the full model size
 
 
 # --------------------------------------------------------------------------- 7: resume / determinism
