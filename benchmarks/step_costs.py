@@ -39,8 +39,9 @@ from throughput import Timed, world_only  # noqa: E402
 
 
 class NoInverse(Learner):
-    def _aux_loss(self, hp, theta, agent, obs_n, obs_n1, action):
-        return jnp.zeros(()), (jnp.zeros(()), jnp.zeros(()))
+    def _inverse(self, hp, agents, carried, pending):
+        zero = jnp.zeros(self.n)
+        return zero, zero, zero, jnp.zeros_like(agents.theta), None
 
 
 class NoBackward(Learner):

@@ -46,6 +46,7 @@ AGENT_KINDS = ("random", "transformer")
 DEVELOP = ("plateau", "age", "none")
 IMPROVE = ("lamarckian", "darwinian", "frozen")
 FITNESS = ("survival", "progress", "achievements")
+INVERSE_INPUTS = ("encoder", "layers")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class AgentsConfig:
     cell_embed: int = _f(8, "per-map-cell embedding width of the factorised observation encoder", _pos, "> 0")
     time_scales: int = _f(6, "sinusoid periods of the sense of time (age), 4**k steps", _pos, "> 0")
     place_scales: int = _f(4, "grid-cell scales of the sense of place (x 3 orientations)", _pos, "> 0")
+    place_input: bool = _f(True, "the sense of place encodes the true position (true) or the agent's own estimate "
+                           "(false): its spawn position plus the displacements its place head predicted for the "
+                           "actions it chose (dead reckoning)")
     learn: str = _f("lowrank", "what learns during life: lowrank deltas on the genes, or full weights",
                     lambda x: x in ("lowrank", "full"), "lowrank or full")
     rank: int = _f(4, "rank of the within-life weight deltas (learn=lowrank)", _pos, "> 0")
@@ -88,8 +92,12 @@ class AgentsConfig:
     w_value: float = _f(0.5, "loss weight: value (TD)", _nonneg, ">= 0")
     w_forward: float = _f(1.0, "loss weight: latent next-state prediction", _nonneg, ">= 0")
     w_inverse: float = _f(0.5, "loss weight: inverse dynamics", _nonneg, ">= 0")
+    inverse_input: str = _f("encoder", "what inverse dynamics reads: encoder (the encoder's latents of s_t and "
+                            "s_t+1) or layers (s_t's action token after the layers, its gradient through them, and "
+                            "the inherited encoder's latent of s_t+1)", lambda x: x in INVERSE_INPUTS,
+                            f"one of {INVERSE_INPUTS}")
     w_reward: float = _f(0.1, "loss weight: intrinsic reward prediction", _nonneg, ">= 0")
-    w_position: float = _f(0.1, "loss weight: position prediction", _nonneg, ">= 0")
+    w_position: float = _f(0.1, "loss weight: place head (the displacement of the next step)", _nonneg, ">= 0")
     drives: str = _f("config", "where the reward's weights come from: config (the drive_* values below) or evolved "
                      "(each agent's inherited drive gene)", lambda x: x in ("config", "evolved"), "config or evolved")
     drive_curiosity: float = _f(1.0, "reward weight of curiosity (the forward model's error, + RND where on; "

@@ -389,6 +389,8 @@ def _write(tmp_path, text):
         ("", ["world.n_slots=0"], "world.n_slots"),
         ("", ["world.spawn_clear_radius=-1"], "world.spawn_clear_radius"),
         ("", ["agents.kind=nope"], "agents.kind"),
+        ("", ["agents.inverse_input=decoder"], "agents.inverse_input"),
+        ("", ["agents.place_input=2"], "agents.place_input"),
         ("", ["run.snapshot_every_s=0"], "run.snapshot_every_s"),
         ("world:\n  n_slots: 4\n", ["world.n_slots=x"], "world.n_slots"),
     ],

@@ -2,15 +2,16 @@
 
 Per step and agent (all vmapped over slots, one update per agent per step):
   act    normalise obs_t, forward the step's tokens over the KV cache with a VJP kept
-         open, sample a_t, write the step's keys/values into the cache
+         open (the grid code of `place.estimate`), sample a_t, write the step's keys/values
+         into the cache, keep the place estimate and the displacement predicted for a_t
   learn  after the world step: value of s_{t+1} (no gradient), intrinsic reward
          r_t = error of the latent next-state prediction (target: the inherited
          encoder's latent of the raw s_{t+1}, fixed during life; predicted as a change
          from the same latent of s_t) (+ optional RND novelty), scaled by the running
          std of the intrinsic return; one optax step (clip, Adam, faster developmental
          gates, a bound on the update's norm) on actor-critic TD(0) + forward-model +
-         inverse-dynamics + reward + position losses. Non-finite losses or weights mark
-         the agent `broken` (the simulation kills it).
+         inverse-dynamics + reward + place (the step's displacement) losses. Non-finite
+         losses or weights mark the agent `broken` (the simulation kills it).
 The trainable vector of an agent is flat ([P] per slot): low-rank deltas on the inherited
 genes plus gates (learn=lowrank), or all weights plus gates (learn=full). Float
 hyperparameters come in as `hp` (traced); this object holds only static shapes.
@@ -28,7 +29,7 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from evodevo import treeutil
-from evodevo.agents import development
+from evodevo.agents import development, inverse, place
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import BODY, DRIVES, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, normalize
@@ -49,6 +50,8 @@ class AgentState:
     cache_v: jax.Array  # [L, T*S, D]
     cache_step: jax.Array  # [T*S] int32 age at which each cached token was written, -1 empty
     mem: jax.Array  # [M, D] memory carried to the next step
+    place_est: jax.Array  # [2] float32 the position the grid code encoded at the last act (`place.estimate`)
+    place_step: jax.Array  # [2] float32 the displacement the place head predicted there for the chosen action
     body: jax.Array  # [BODY] the body as sensed at the last act (for its change and the drive reward)
     trace: jax.Array  # [P] eligibility trace of the actor-critic (agents.lam > 0; zeros otherwise)
     reward: jax.Array  # [] last raw intrinsic reward (for the viewer)
@@ -86,7 +89,6 @@ class Learner:
         self.cfg = statics(cfg)  # sizes and switches only: floats come in as `hp`
         self.n, self.obs_dim = world.n, world.obs_dim
         self.dm = tf.Dims.make(cfg, world)
-        self.map_size = np.asarray(world.map_size(), np.float32)
         key = jax.random.PRNGKey(0)
         examples = {k: f(key) for k, f in self.genes().items()}
         self.unravel_gene = {k: ravel_pytree(x)[1] for k, x in examples.items()}
@@ -153,6 +155,7 @@ class Learner:
             opt=optimizer().init(theta), obs_stats=Welford.zeros((self.obs_dim,)), reward_scale=RewardScale.zeros(),
             cache_k=jnp.zeros((dm.l_max, c, dm.d)), cache_v=jnp.zeros((dm.l_max, c, dm.d)),
             cache_step=jnp.full((c,), -1, jnp.int32), mem=jnp.zeros((dm.m, dm.d)), reward=jnp.zeros(()),
+            place_est=jnp.zeros(2), place_step=jnp.zeros(2),  # the first act senses where it was born
             body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
             trace=jnp.zeros_like(theta),
             loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf, jnp.float32),
@@ -209,6 +212,8 @@ class Learner:
         logits, value = tf.policy_value(head, h)
         action = jax.random.categorical(key, jax.lax.stop_gradient(logits)).astype(jnp.int32)
         out = {"logits": logits, "value": value, **tf.predictions(head, h, action, phi_now)}
+        if self.cfg.inverse_input == "layers":  # s_t after the layers, as inverse dynamics reads it
+            out["token"] = h
         mem_out = jax.lax.stop_gradient(x[1 + self.dm.k:])
         aux = (action, jax.lax.stop_gradient(k_new), jax.lax.stop_gradient(v_new), mem_out)
         return out, aux
@@ -218,9 +223,11 @@ class Learner:
         obs_n = jax.vmap(normalize, in_axes=(0, 0, None))(obs_stats, obs, hp.obs_clip)
         keys = jax.random.split(key, self.n)
         phi_now = jax.vmap(self._target_latent)(agents, obs)
+        here = place.estimate(self.cfg.place_input, agents.place_est, agents.place_step, senses.pos,
+                              senses.prev_action)
 
         def batched(theta):
-            return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, senses.pos,
+            return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, here,
                                            senses.body, keys, phi_now)
 
         out, vjp_fn, (action, k_new, v_new, mem_out) = jax.vjp(batched, agents.theta, has_aux=True)
@@ -230,7 +237,8 @@ class Learner:
         plan = tuple(base.get(id(x), -1) for x in jax.tree.leaves(vjp_fn))
         pending = {"out": out, "vjp": vjp_fn, "plan": plan, "action": action, "obs_n": obs_n, "pos": senses.pos,
                    "phi_now": phi_now, "body": senses.body}
-        agents = agents.replace(obs_stats=obs_stats, mem=mem_out, body=senses.body)
+        agents = agents.replace(obs_stats=obs_stats, mem=mem_out, body=senses.body, place_est=here,
+                                place_step=out["pos"])
         agents = jax.vmap(self.write_cache)(agents, k_new, v_new, senses.age)
         return action, agents, pending
 
@@ -249,21 +257,11 @@ class Learner:
 
     # ------------------------------------------------------------------ learn
 
-    def _aux_loss(self, hp: AgentsConfig, theta, agent: AgentState, obs_n, obs_n1, action):
-        """Losses that need s_{t+1} with a gradient: inverse dynamics (+ RND predictor)."""
-        enc, _, head, _ = self.weights(theta, agent.base)
-        phi = tf.encode_obs(enc, obs_n, self.dm)
-        phi1 = tf.encode_obs(enc, obs_n1, self.dm)
-        logp = jax.nn.log_softmax(tf.inverse_logits(head, phi, phi1))
-        loss = -hp.w_inverse * logp[action]
-        rnd_err = jnp.zeros(())
-        if self.cfg.rnd:
-            target = jnp.tanh(obs_n1 @ self.rnd_target["w1"]) @ self.rnd_target["w2"]
-            rnd_err = jnp.mean((tf.rnd_prediction(head, jax.lax.stop_gradient(phi1)) - target) ** 2)
-            loss = loss + hp.w_rnd * rnd_err
-        return loss, (-logp[action], rnd_err)
+    def _inverse(self, hp: AgentsConfig, agents: AgentState, carried: dict, pending):
+        """Inverse dynamics (+ RND) of transition t (`inverse.gradient`)."""
+        return inverse.gradient(self, hp, agents, carried, pending)
 
-    def _head_loss(self, hp: AgentsConfig, out, d_phi, action, target_v, delta, r_s, pos_t):
+    def _head_loss(self, hp: AgentsConfig, out, d_phi, action, target_v, delta, r_s, disp):
         """Loss as a function of the act-step outputs (its gradient is the VJP cotangent). With
         eligibility traces (lam > 0) the actor-critic terms are left out: they go through the trace."""
         logp = jax.nn.log_softmax(out["logits"])
@@ -272,11 +270,12 @@ class Learner:
         value = 0.5 * (jax.lax.stop_gradient(target_v) - out["value"]) ** 2
         fwd = jnp.mean((out["pred"] - d_phi) ** 2)
         rew = (out["reward"] - r_s) ** 2
-        pos = jnp.sum((out["pos"] - pos_t) ** 2)
+        pos = jnp.sum((out["pos"] - disp) ** 2)
         total = -hp.entropy * entropy + hp.w_forward * fwd + hp.w_reward * rew + hp.w_position * pos
         if self.cfg.lam == 0.0:
             total = total + policy + hp.w_value * value
-        return total, {"loss_forward": fwd, "loss_value": value, "entropy": entropy, "loss_position": pos}
+        return total, {"loss_forward": fwd, "loss_value": value, "entropy": entropy, "loss_position": pos,
+                       "place_error": place.distance(out["pos"], disp)}
 
     def _trace_increment(self, hp: AgentsConfig, out, action):
         """d/d(outputs) of w_value V(s) + log pi(a|s): the cotangent whose VJP enters the trace."""
@@ -293,9 +292,7 @@ class Learner:
         # The forward model predicts the change phi0(s_{t+1}) - phi0(s_t): what stays the same
         # costs nothing to predict, so the error measures what the agent has not learned.
         d_phi = phi1 - carried["phi_now"]
-        (aux, (inv_ce, rnd_err)), g_aux = jax.vmap(
-            jax.value_and_grad(self._aux_loss, argnums=1, has_aux=True), in_axes=(None, 0, 0, 0, 0, 0)
-        )(hp, agents.theta, agents, carried["obs_n"], pending["obs_n"], action)
+        aux, inv_ce, rnd_err, g_aux, g_token = self._inverse(hp, agents, carried, pending)
         r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - d_phi) ** 2, axis=-1)
         curiosity = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd
         w = self.drive_weights(hp, agents)
@@ -305,13 +302,15 @@ class Learner:
         r_s = jax.vmap(RewardScale.scale)(scale, reward)
         target_v = r_s + hp.gamma * (1.0 - term) * v1
         delta = target_v - jax.lax.stop_gradient(out["value"])
-        pos_t = carried["pos"].astype(jnp.float32) / self.map_size * 2.0 - 1.0
+        disp = place.displacement(carried["pos"], pending["pos"])
 
         def total(out):
-            loss, parts = jax.vmap(lambda *a: self._head_loss(hp, *a))(out, d_phi, action, target_v, delta, r_s, pos_t)
+            loss, parts = jax.vmap(lambda *a: self._head_loss(hp, *a))(out, d_phi, action, target_v, delta, r_s, disp)
             return loss.sum(), (loss, parts)
 
         (_, (loss, parts)), cot = jax.value_and_grad(total, has_aux=True)(out)
+        if g_token is not None:  # inverse dynamics through the layers: one pullback with the heads
+            cot = cot | {"token": g_token}
         pullback = self._pullback(carried, pending, agents)
         (g_out,) = pullback(cot)
         trace = agents.trace
@@ -329,6 +328,8 @@ class Learner:
                    "grad_clipped": (jnp.linalg.norm(grad, axis=-1) > hp.grad_clip).astype(jnp.float32)}
         if self.cfg.rnd:
             metrics["rnd_error"] = rnd_err
+        if not self.cfg.place_input:  # how far dead reckoning has carried the agent's sense of place
+            metrics["place_drift"] = place.distance(agents.place_est, senses.pos)
         return grad, jnp.where(jnp.isfinite(v1), loss + aux, jnp.nan), metrics, scale, reward, trace
 
     def coordinate_scale(self, hp: AgentsConfig, developmental):

@@ -228,7 +228,8 @@ def encode_obs(enc: Eff, obs, dm: Dims):
 
 def step_tokens(enc: Eff, phi, prev_action, age, pos, body, mem_in, dm: Dims):
     """[S, D] input tokens of one step: observation (+ action, time, place, body), thinking, memory.
-    `body` [body_dim] is the interoception vector (see `interoception`)."""
+    `pos` [2] is the position the grid code encodes (`place.estimate`), `body` [body_dim] the
+    interoception vector (see `interoception`)."""
     obs_tok = (
         phi
         + enc["act_emb"][prev_action + 1]
@@ -306,17 +307,20 @@ def policy_value(head: Eff, h):
 def predictions(head: Eff, h, action, phi_now):
     """The other heads, read at the normalised action token `h`. The forward model predicts the
     *change* of the target latent, phi0(s_{t+1}) - phi0(s_t), from the context, the action and
-    phi0(s_t) itself (`phi_now`: the inherited encoder's latent of the raw current observation)."""
+    phi0(s_t) itself (`phi_now`: the inherited encoder's latent of the raw current observation).
+    The place head reads the forward model's hidden layer `z` (state and action) and predicts the
+    step's displacement pos_{t+1} - pos_t in map cells (path integration, `place`)."""
     z = jax.nn.gelu(head.mm(h, "w_f1") + head.mm(phi_now, "w_fs") + head["f_act"][action] + head["b_f1"])
     return {
-        "pos": head.mm(h, "w_pos") + head["b_pos"],
+        "pos": head.mm(z, "w_pos") + head["b_pos"],
         "pred": head.mm(z, "w_f2") + head["b_f2"],
         "reward": (head.mm(z, "w_r") + head["b_r"])[..., 0],
     }
 
 
-def inverse_logits(head: Eff, phi, phi_next):
-    z = jax.nn.gelu(head.mm(jnp.concatenate([phi, phi_next], -1), "w_i1") + head["b_i1"])
+def inverse_logits(head: Eff, state, state_next):
+    """Logits of the action that led from s_t to s_{t+1}, each given as a [D] vector."""
+    z = jax.nn.gelu(head.mm(jnp.concatenate([state, state_next], -1), "w_i1") + head["b_i1"])
     return head.mm(z, "w_i2") + head["b_i2"]
 
 
