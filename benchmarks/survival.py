@@ -19,6 +19,8 @@ Arms (each one `--set` list away from the default config):
     averse_strong       agents.drive_curiosity=-0.5
     averse_homeostatic  averse + drive_health/food/drink/energy=1, drive_death=-1
     averse_dense        averse + agents.lam=0.8 agents.dense_policy=true
+    averse_place_off    averse + agents.place_input=false      the grid code from dead reckoning, not the true position
+    averse_inverse_layers  averse + agents.inverse_input=layers  inverse dynamics through the transformer
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
@@ -63,6 +65,9 @@ ARMS = {
     "averse_homeostatic": ["agents.drive_curiosity=-0.1", "agents.drive_health=1", "agents.drive_food=1",
                            "agents.drive_drink=1", "agents.drive_energy=1", "agents.drive_death=-1"],
     "averse_dense": ["agents.drive_curiosity=-0.1", "agents.lam=0.8", "agents.dense_policy=true"],
+    # the agent's own parts (issue 11), in the one regime where learning changes lifespan (averse)
+    "averse_place_off": ["agents.drive_curiosity=-0.1", "agents.place_input=false"],
+    "averse_inverse_layers": ["agents.drive_curiosity=-0.1", "agents.inverse_input=layers"],
 }
 
 
