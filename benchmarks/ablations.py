@@ -74,7 +74,16 @@ def pool_point(sim, state) -> dict:
         "genome_length": float(np.mean(a["length"])),
         "developmental_layers": int(np.asarray(a["developmental"]).sum()),
         "drives": {k: round(float(np.mean(w)), 4) for k, w in sim.drive_weights(state).items()},  # population mean
+        "drive_genes": drive_genes(banks["drive"], jax.device_get(state.pool.bank("drive").params)),
     }
+
+
+def drive_genes(bank: dict, params) -> list[dict]:
+    """Each living drive gene: its weights (DRIVES order), shrunk fitness, lives and frequency, so
+    that what selection favoured can be read off a run (agents.drives=evolved)."""
+    return [{"w": [round(float(x), 4) for x in params[i]], "fitness": round(float(bank["fitness"][i]), 4),
+             "lives": int(bank["count"][i]), "freq": round(float(bank["freq"][i]), 4)}
+            for i in np.flatnonzero(bank["alive"])]
 
 
 def run_arm(cfg, agent_steps: int, label: str, on_chunk=None) -> dict:
