@@ -14,7 +14,8 @@ and the trainable vector holds the weights themselves.
 Tokens of one step: [obs, think_1..K, mem_1..M]. The action is read at the last
 thinking token (the obs token when K = 0). Attention covers the current step
 (causal) and a KV cache of the last T steps, with an ALiBi bias on the step
-distance; the cache and the memory carried between steps are stop-gradient.
+distance; the cache and the memory carried between steps are stop-gradient (a
+learned memory's write gets its gradient from carried sensitivities, `memory`).
 With agents.memory=learned (`Dims.read_memory`) every token of a step also attends to
 the step's memory tokens: the memory is read before the action is chosen (causally
 they come after it, and would be read only a step later, through the cache), and the
