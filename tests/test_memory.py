@@ -141,22 +141,24 @@ def learned_run(sim):
     ag = Learner(tiny("agents.memory=learned").agents, sim.world)
     hp, n, obs_dim = sim.hp.agents, sim.n, sim.world.obs_dim
 
-    @jax.jit
-    def step(agents, carried, prev, t):
+    def inputs(prev, t):  # typed, not weakly typed: the carry a step returns is the one it takes
         key = jax.random.fold_in(jax.random.PRNGKey(7), t)
         obs = (jax.random.uniform(key, (n, obs_dim)) < 0.05).astype(jnp.float32)
-        senses = Senses(age=jnp.full(n, t), pos=jnp.full((n, 2), 30) + t, prev_action=prev, body=jnp.full((n, 5), 0.5))
+        return obs, Senses(age=jnp.full(n, t, jnp.int32), pos=jnp.full((n, 2), 30 + t, jnp.int32), prev_action=prev,
+                           body=jnp.full((n, 5), 0.5, jnp.float32)), key
+
+    @jax.jit
+    def step(agents, carried, prev, t):
+        obs, senses, key = inputs(prev, t)
         action, agents, pending = ag.act(hp, agents, obs, senses, key)
         agents, broken, metrics = ag.learn(hp, agents, carried, pending, senses, jnp.zeros(n, bool),
                                            jnp.full(n, t > 0))
         return agents, ag.carry(pending), action, broken, metrics
 
     agents = founders(ag, n, jax.random.PRNGKey(3))
-    senses0 = Senses(age=jnp.zeros(n, jnp.int32), pos=jnp.zeros((n, 2), jnp.int32), prev_action=jnp.zeros(n, jnp.int32),
-                     body=jnp.ones((n, 5)))
-    carried = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(
-        lambda a: ag.carry(ag.act(hp, a, jnp.zeros((n, obs_dim)), senses0, jax.random.PRNGKey(0))[2]), agents))
     prev, seen = jnp.full(n, -1, jnp.int32), []
+    carried = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(
+        lambda a: ag.carry(ag.act(hp, a, *inputs(prev, 0))[2]), agents))
     start = time.perf_counter()
     for t in range(STEPS):
         agents, carried, prev, broken, metrics = step(agents, carried, prev, t)
@@ -167,6 +169,7 @@ def learned_run(sim):
     before = seen[-2][0].theta[:, ag.memory_index]
     rewound = agents.replace(theta=agents.theta.at[:, ag.memory_index].set(before))
     again = [step(a, carried, prev, STEPS)[0] for a in (agents, rewound)]
+    assert step._cache_size() == 1  # one compiled shape
     return ag, seen, again
 
 

@@ -336,8 +336,6 @@ class Learner:
                    "grad_clipped": (jnp.linalg.norm(grad, axis=-1) > hp.grad_clip).astype(jnp.float32)}
         if self.cfg.rnd:
             metrics["rnd_error"] = rnd_err
-        if self.memory:  # the learned write's share of the gradient
-            metrics["grad_norm_memory"] = jnp.linalg.norm(grad[:, self.memory_index], axis=-1)
         if not self.cfg.place_input:  # how far dead reckoning has carried the agent's sense of place
             metrics["place_drift"] = place.distance(agents.place_est, senses.pos)
         return grad, jnp.where(jnp.isfinite(v1), loss + aux, jnp.nan), metrics, scale, reward, trace
@@ -352,6 +350,8 @@ class Learner:
         without a transition (`valid` False: newborns, agents that grew a layer since) keep their
         state; an agent whose weights are not finite is `broken` whatever its transition."""
         grad, loss, metrics, scale, reward, trace = self._gradient(hp, agents, carried, pending, senses, terminal)
+        if self.memory:  # the learned write's share of the gradient
+            metrics["grad_norm_memory"] = jnp.linalg.norm(grad[:, self.memory_index], axis=-1)
         tx = optimizer(hp.grad_clip, hp.lr, hp.max_update)
 
         def update(theta, opt, g, developmental):
