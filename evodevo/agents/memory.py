@@ -17,7 +17,7 @@ time scale (without it a unit with lambda -> 1 would grow as 1 / (1 - lambda) an
 
 The sensitivities (`Sensitivity`) follow the recurrence. The recurrence is diagonal, so dm_t[i, j]
 depends on W[:, j] and nu[i, j] only, and the sensitivities are small: [M, D, D] and [M, D],
-updated at every act (`write`):
+updated at every act (`step`, by way of `next_memory`):
 
     E_t[i, k, j] = dm_t[i, j] / dW[k, j]  = lambda E_{t-1}[i, k, j] + (1 - lambda) x_t[i, k]
     n_t[i, j]    = dm_t[i, j] / dnu[i, j] = lambda n_{t-1}[i, j] + lambda (1 - lambda) (m_{t-1} - u_t)[i, j]
@@ -34,8 +34,10 @@ What is approximated: h_t is taken as given (stop-gradient): its dependence on W
 memory the layers read at earlier steps is dropped, as is every other weight's gradient through
 the memory across steps (as through the KV cache). The recurrence itself is exact; its
 sensitivities accumulate under the weights of the steps they were computed at (online RTRL).
-The write's weights are part of the encoder gene (inherited, evolved, learned as its delta like
-every other tensor: a rank-r delta on W with learn=lowrank).
+The write's weights are part of the encoder gene, which holds the memory embeddings too, learned as
+its delta like every other tensor (a rank-r delta on W with learn=lowrank). Not a per-life vector
+beside the gates: a write is then inherited, evolved and, under lamarckian improvement, handed on,
+by the pool's machinery as it is.
 """
 
 from __future__ import annotations
