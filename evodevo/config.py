@@ -47,6 +47,7 @@ DEVELOP = ("plateau", "age", "none")
 IMPROVE = ("lamarckian", "darwinian", "frozen")
 FITNESS = ("survival", "progress", "achievements")
 INVERSE_INPUTS = ("encoder", "layers")
+MEMORY = ("frozen", "learned")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,11 @@ class AgentsConfig:
     init_depth: int = _f(2, "active layers in a newborn's genome", _nonneg, ">= 0")
     init_gate: float = _f(1.0, "gate alpha of inherited layers in initial genomes (output scaled by tanh(alpha))")
     think_tokens: int = _f(1, "K learnable thinking tokens per step; the action is read at the last one", _nonneg, ">= 0")
-    memory_tokens: int = _f(1, "M memory tokens carried from step to step (gradient stopped across steps)", _nonneg, ">= 0")
+    memory_tokens: int = _f(1, "M memory tokens carried from step to step, read before the action is chosen", _nonneg,
+                            ">= 0")
+    memory: str = _f("frozen", "how the memory is written: frozen (the memory tokens' outputs, untrained) or learned "
+                     "(diagonal linear recurrent units, their write learned online by carried sensitivities)",
+                     lambda x: x in MEMORY, f"one of {MEMORY}")
     context: int = _f(8, "T: steps of KV cache per layer (short-term memory)", _pos, "> 0")
     cell_embed: int = _f(8, "per-map-cell embedding width of the factorised observation encoder", _pos, "> 0")
     time_scales: int = _f(6, "sinusoid periods of the sense of time (age), 4**k steps", _pos, "> 0")

@@ -1,9 +1,9 @@
 """The `transformer` agent kind: built from genes, learning online from curiosity (`kind.AgentKind`).
 
 Per step and agent (all vmapped over slots, one update per agent per step):
-  act    normalise obs_t, forward the step's tokens over the KV cache with a VJP kept
-         open (the grid code of `place.estimate`), sample a_t, write the step's keys/values
-         into the cache, keep the place estimate and the displacement predicted for a_t
+  act    normalise obs_t, forward the step's tokens over the KV cache with a VJP kept open
+         (the grid code of `place.estimate`), sample a_t, write the cache and the memory
+         (`memory`), keep the place estimate and the displacement predicted for a_t
   learn  after the world step: value of s_{t+1} (no gradient), intrinsic reward
          r_t = error of the latent next-state prediction (target: the inherited
          encoder's latent of the raw s_{t+1}, fixed during life; predicted as a change
@@ -29,7 +29,7 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from evodevo import treeutil
-from evodevo.agents import development, inverse, place
+from evodevo.agents import development, inverse, memory, place
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import BODY, DRIVES, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, normalize
@@ -50,6 +50,7 @@ class AgentState:
     cache_v: jax.Array  # [L, T*S, D]
     cache_step: jax.Array  # [T*S] int32 age at which each cached token was written, -1 empty
     mem: jax.Array  # [M, D] memory carried to the next step
+    mem_sens: Any  # memory.Sensitivity of `mem` to the write's weights (agents.memory=learned; None otherwise)
     place_est: jax.Array  # [2] float32 the position the grid code encoded at the last act (`place.estimate`)
     place_step: jax.Array  # [2] float32 the displacement the place head predicted there for the chosen action
     body: jax.Array  # [BODY] the body as sensed at the last act (for its change and the drive reward)
@@ -89,6 +90,7 @@ class Learner:
         self.cfg = statics(cfg)  # sizes and switches only: floats come in as `hp`
         self.n, self.obs_dim = world.n, world.obs_dim
         self.dm = tf.Dims.make(cfg, world)
+        self.memory = cfg.memory == "learned" and self.dm.m > 0  # a write that learns (`memory`)
         key = jax.random.PRNGKey(0)
         examples = {k: f(key) for k, f in self.genes().items()}
         self.unravel_gene = {k: ravel_pytree(x)[1] for k, x in examples.items()}
@@ -103,6 +105,7 @@ class Learner:
         self.gate_index = np.asarray(
             [np.flatnonzero(flat_marks == k)[0] for k in range(1, 2 * self.dm.l_max + 1)], np.int32
         ).reshape(self.dm.l_max, 2)
+        self.memory_index = memory.coordinates(cfg.learn, example) if self.memory else None
         self.rnd_target = None
         if cfg.rnd:  # a fixed random network (never learns, never evolves): a constant of the step
             k1, k2 = jax.random.split(jax.random.PRNGKey(1))
@@ -113,6 +116,8 @@ class Learner:
 
     def genes(self) -> dict:
         genes = {k: (lambda key, f=f: f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
+        if self.memory:  # the write's weights belong to the encoder gene: inherited, evolved, learned
+            genes["encoder"] = memory.encoder_with_write(genes["encoder"], self.dm)
         return dict(genes, drive=init_drive)
 
     def learned_kinds(self) -> tuple[str, ...]:
@@ -155,6 +160,7 @@ class Learner:
             opt=optimizer().init(theta), obs_stats=Welford.zeros((self.obs_dim,)), reward_scale=RewardScale.zeros(),
             cache_k=jnp.zeros((dm.l_max, c, dm.d)), cache_v=jnp.zeros((dm.l_max, c, dm.d)),
             cache_step=jnp.full((c,), -1, jnp.int32), mem=jnp.zeros((dm.m, dm.d)), reward=jnp.zeros(()),
+            mem_sens=memory.Sensitivity.zeros(dm.m, dm.d) if self.memory else None,
             place_est=jnp.zeros(2), place_step=jnp.zeros(2),  # the first act senses where it was born
             body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
             trace=jnp.zeros_like(theta),
@@ -180,6 +186,8 @@ class Learner:
         Returns (x [S, D], k_new, v_new, phi, (enc, head))."""
         enc, layers, head, gates = self.weights(theta, agent.base)
         phi = tf.encode_obs(enc, obs_n, self.dm)
+        if self.memory:  # its derivative with respect to the write's weights: the carried sensitivities
+            mem_in = memory.read(enc["mem_w"], enc["mem_nu"], mem_in, agent.mem_sens)
         x = tf.step_tokens(enc, phi, prev_action, age, pos, body, mem_in, self.dm)
         q_step = jnp.full((self.dm.s,), age, jnp.int32)
         x, k_new, v_new = tf.run_layers(x, layers, gates, agent.active, *cache, q_step, self.dm)
@@ -214,8 +222,8 @@ class Learner:
         out = {"logits": logits, "value": value, **tf.predictions(head, h, action, phi_now)}
         if self.cfg.inverse_input == "layers":  # s_t after the layers, as inverse dynamics reads it
             out["token"] = h
-        mem_out = jax.lax.stop_gradient(x[1 + self.dm.k:])
-        aux = (action, jax.lax.stop_gradient(k_new), jax.lax.stop_gradient(v_new), mem_out)
+        mem_out, sens = memory.next_memory(self.memory, enc, agent.mem, agent.mem_sens, x[1 + self.dm.k:])
+        aux = (action, jax.lax.stop_gradient(k_new), jax.lax.stop_gradient(v_new), mem_out, sens)
         return out, aux
 
     def act(self, hp: AgentsConfig, agents: AgentState, obs, senses: Senses, key):
@@ -230,14 +238,14 @@ class Learner:
             return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, here,
                                            senses.body, keys, phi_now)
 
-        out, vjp_fn, (action, k_new, v_new, mem_out) = jax.vjp(batched, agents.theta, has_aux=True)
+        out, vjp_fn, (action, k_new, v_new, mem_out, sens) = jax.vjp(batched, agents.theta, has_aux=True)
         # Which of the VJP's residuals are the agents' inherited weights themselves: those are read
         # from the agents when the VJP is used, never carried (they are most of its bytes).
         base = {id(x): i for i, x in enumerate(jax.tree.leaves(agents.base))}
         plan = tuple(base.get(id(x), -1) for x in jax.tree.leaves(vjp_fn))
         pending = {"out": out, "vjp": vjp_fn, "plan": plan, "action": action, "obs_n": obs_n, "pos": senses.pos,
                    "phi_now": phi_now, "body": senses.body}
-        agents = agents.replace(obs_stats=obs_stats, mem=mem_out, body=senses.body, place_est=here,
+        agents = agents.replace(obs_stats=obs_stats, mem=mem_out, mem_sens=sens, body=senses.body, place_est=here,
                                 place_step=out["pos"])
         agents = jax.vmap(self.write_cache)(agents, k_new, v_new, senses.age)
         return action, agents, pending
@@ -342,6 +350,8 @@ class Learner:
         without a transition (`valid` False: newborns, agents that grew a layer since) keep their
         state; an agent whose weights are not finite is `broken` whatever its transition."""
         grad, loss, metrics, scale, reward, trace = self._gradient(hp, agents, carried, pending, senses, terminal)
+        if self.memory:  # the learned write's share of the gradient
+            metrics["grad_norm_memory"] = jnp.linalg.norm(grad[:, self.memory_index], axis=-1)
         tx = optimizer(hp.grad_clip, hp.lr, hp.max_update)
 
         def update(theta, opt, g, developmental):

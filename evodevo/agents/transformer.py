@@ -14,7 +14,12 @@ and the trainable vector holds the weights themselves.
 Tokens of one step: [obs, think_1..K, mem_1..M]. The action is read at the last
 thinking token (the obs token when K = 0). Attention covers the current step
 (causal) and a KV cache of the last T steps, with an ALiBi bias on the step
-distance; the cache and the memory carried between steps are stop-gradient.
+distance; the cache and the memory carried between steps are stop-gradient (a
+learned memory's write gets its gradient from carried sensitivities, `memory`).
+With agents.memory=learned (`Dims.read_memory`) every token of a step also attends to
+the step's memory tokens: the memory is read before the action is chosen (causally
+they come after it, and would be read only a step later, through the cache), and the
+memory tokens' outputs, which the write reads, see the whole step.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class Dims:
     time_dim: int
     place_dim: int
     body_dim: int = 10  # interoception: health, food, drink, energy, sleeping and the change of each
+    read_memory: bool = False  # every token of a step attends to the step's memory tokens (agents.memory=learned)
     rnd_dim: int = 32
 
     @property
@@ -68,7 +74,7 @@ class Dims:
             d=cfg.d_model, heads=cfg.n_heads, mlp=cfg.mlp_ratio * cfg.d_model, l_max=cfg.l_max,
             k=cfg.think_tokens, m=cfg.memory_tokens, t=cfg.context, cells=cells, channels=channels,
             rest=world.obs_dim - cells * channels, cell_embed=cfg.cell_embed, actions=world.num_actions,
-            time_dim=2 * cfg.time_scales, place_dim=2 * 3 * cfg.place_scales,
+            time_dim=2 * cfg.time_scales, place_dim=2 * 3 * cfg.place_scales, read_memory=cfg.memory == "learned",
         )
 
 
@@ -260,7 +266,10 @@ def attention(x_ln, lay: Eff, cache_k, cache_v, key_step, key_pos, q_step, q_pos
     k = jnp.concatenate([cache_k, k_new], 0).reshape(-1, dm.heads, dh)
     v = jnp.concatenate([cache_v, v_new], 0).reshape(-1, dm.heads, dh)
     dist = q_step[:, None] - key_step[None, :]  # [q, key] in steps
-    visible = (key_step[None, :] >= 0) & (dist <= dm.t) & ((dist > 0) | ((dist == 0) & (key_pos[None, :] <= q_pos[:, None])))
+    within = key_pos[None, :] <= q_pos[:, None]  # causal within a step ...
+    if dm.read_memory:
+        within = within | (key_pos[None, :] > dm.k)  # ... but the step's memory is read by every token
+    visible = (key_step[None, :] >= 0) & (dist <= dm.t) & ((dist > 0) | ((dist == 0) & within))
     logits = jnp.einsum("qhd,khd->hqk", q, k) / math.sqrt(dh)
     logits = logits - alibi_slopes(dm.heads)[:, None, None] * dist[None].astype(jnp.float32)
     logits = jnp.where(visible[None], logits, -1e30)

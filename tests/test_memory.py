@@ -1,0 +1,200 @@
+"""Memory that learns, online (agents.memory=learned, `evodevo.agents.memory`), and the frozen default.
+
+The recurrence, its sensitivities and the read are checked on small hand-built arrays (eager, no
+compile). One compile serves the learned agent: `learned_run`, steps of act + learn of a tiny
+learner with agents.memory=learned on synthetic observations (the first step has nothing to learn),
+then the last step again with the write's weights as they were before the update."""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from evodevo import config
+from evodevo.agents import memory
+from evodevo.agents.kind import Senses
+
+from conftest import tiny_config as tiny  # noqa: E402
+
+
+# --------------------------------------------------------------------------- the recurrence
+
+
+def test_carried_sensitivities_are_the_jacobian_of_three_steps():
+    """On a hand-built 3-step example (M 2, D 3), the sensitivities carried by `step` equal
+    jax.jacfwd of the unrolled recurrence; the Jacobian's entries they leave out are all zero."""
+    m_units, d = 2, 3
+    keys = jax.random.split(jax.random.PRNGKey(4), 4)
+    w = jax.random.normal(keys[0], (d, d))
+    nu = jnp.array([[-1.0, 0.5, 2.0], [0.0, 3.0, -0.5]])
+    hs = jax.random.normal(keys[1], (3, m_units, d)) * 2.0
+    m0 = jax.random.normal(keys[2], (m_units, d))  # an earlier memory that no longer depends on (w, nu)
+
+    def unrolled(w, nu):
+        m = m0
+        for h in hs:
+            m, _ = memory.step(w, nu, m, memory.Sensitivity.zeros(m_units, d), h)
+        return m
+
+    m, sens = m0, memory.Sensitivity.zeros(m_units, d)
+    for h in hs:
+        m, sens = memory.step(w, nu, m, sens, h)
+    np.testing.assert_allclose(m, unrolled(w, nu), rtol=1e-6)
+    j_w, j_nu = jax.jacfwd(unrolled, argnums=(0, 1))(w, nu)  # [M, D, D, D] (m[i, j] / w[k, l]), [M, D, M, D]
+    i, k, j = np.meshgrid(np.arange(m_units), np.arange(d), np.arange(d), indexing="ij")
+    np.testing.assert_allclose(sens.w, np.asarray(j_w)[i, j, k, j], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(sens.nu, np.einsum("ijij->ij", np.asarray(j_nu)), rtol=1e-5, atol=1e-7)
+    # the diagonal recurrence: m[i, j] depends on w[:, j] and nu[i, j] only
+    off_w = np.asarray(j_w).copy()
+    off_w[i, j, k, j] = 0.0
+    off_nu = np.asarray(j_nu).copy()
+    off_nu[np.arange(m_units)[:, None], np.arange(d), np.arange(m_units)[:, None], np.arange(d)] = 0.0
+    assert np.abs(off_w).max() == 0.0 and np.abs(off_nu).max() == 0.0
+    assert np.abs(sens.w).min() > 0 and np.abs(sens.nu).min() > 0  # the test could fail
+
+
+def test_read_is_the_memory_and_its_derivative_the_carried_sensitivities():
+    """The read's value is the memory, bit for bit; its pullback contracts the cotangent with the
+    carried sensitivities: dL/dW[k, j] = sum_i g[i, j] E[i, k, j], dL/dnu = g * n."""
+    keys = jax.random.split(jax.random.PRNGKey(2), 5)
+    w, nu = jax.random.normal(keys[0], (4, 4)), jax.random.normal(keys[1], (2, 4))
+    m = jax.random.normal(keys[2], (2, 4))
+    sens = memory.Sensitivity(w=jax.random.normal(keys[3], (2, 4, 4)), nu=jax.random.normal(keys[4], (2, 4)))
+    value, pullback = jax.vjp(lambda w, nu: memory.read(w, nu, m, sens), w, nu)
+    np.testing.assert_array_equal(np.asarray(value), np.asarray(m))
+    g = jnp.arange(8.0).reshape(2, 4) - 3.0
+    g_w, g_nu = pullback(g)
+    np.testing.assert_allclose(g_w, np.einsum("ij,ikj->kj", g, sens.w), rtol=1e-6)
+    np.testing.assert_allclose(g_nu, g * sens.nu, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- the switch
+
+
+def test_memory_switch_default_and_bad_value():
+    assert config.Config().agents.memory == "frozen"
+    with pytest.raises(config.ConfigError) as e:
+        tiny("agents.memory=lstm")
+    assert "agents.memory" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_frozen_memory_has_no_write_to_learn(sim, state):
+    """agents.memory=frozen (the default): no write weights in the genes or the trainable vector,
+    no sensitivities in the state, no memory gradient metric; the memory an act hands on is the
+    memory tokens' outputs, as before issue #11. memory=learned adds exactly the write's deltas
+    (rank r on W [D, D], dense on nu [M, D]), and with M = 0 nothing."""
+    from evodevo.agents.learner import Learner
+
+    ag, dm, r = sim.kind, sim.kind.dm, sim.cfg.agents.rank
+    assert not ag.memory and state.agents.mem_sens is None
+    assert not set(memory.WRITE) & set(ag.genes()["encoder"](jax.random.PRNGKey(0)))
+    learned = Learner(tiny("agents.memory=learned").agents, sim.world)  # no compile
+    assert learned.n_params - ag.n_params == 2 * dm.d * r + dm.m * dm.d == len(learned.memory_index)
+    none = [Learner(tiny("agents.memory_tokens=0", f"agents.memory={m}").agents, sim.world) for m in ("frozen", "learned")]
+    assert not none[1].memory and none[1].n_params == none[0].n_params
+    h, sens = jnp.arange(6.0).reshape(1, 6), object()
+    out, kept = memory.next_memory(False, None, jnp.zeros((1, 6)), sens, h)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(h))
+    assert kept is sens
+    n = sim.n
+    senses = Senses(age=jnp.ones(n, jnp.int32), pos=jnp.zeros((n, 2), jnp.int32), prev_action=jnp.zeros(n, jnp.int32),
+                    body=jnp.ones((n, 5)))
+
+    def step(agents):  # shapes only: no compile
+        _, agents, pending = ag.act(sim.hp.agents, agents, state.world.obs, senses, jax.random.PRNGKey(0))
+        return ag.learn(sim.hp.agents, agents, ag.carry(pending), pending, senses, jnp.zeros(n, bool),
+                        jnp.ones(n, bool))[2]
+
+    metrics = jax.eval_shape(step, state.agents)
+    assert "grad_norm_memory" not in metrics and "grad_norm_heads" in metrics
+
+
+# --------------------------------------------------------------------------- the learned write
+
+
+def founders(ag, n, key):
+    """n newborns of a learner from fresh random genes, op by op (compiles no program of its own)."""
+    dm = ag.dm
+
+    def genes(k):
+        kinds = ag.genes()
+        named = {kind: f(jax.random.fold_in(k, i)) for i, (kind, f) in enumerate(kinds.items()) if kind != "layer"}
+        layers = [kinds["layer"](jax.random.fold_in(k, 10 + i)) for i in range(dm.l_max)]
+        return ag.flatten(dict(named, layer=jax.tree.map(lambda *x: jnp.stack(x), *layers)))
+
+    agents = [ag.newborn(genes(jax.random.fold_in(key, s)), jnp.arange(dm.l_max) < 2, jnp.ones((dm.l_max, 2)),
+                         jax.random.fold_in(key, 100 + s)) for s in range(n)]
+    return jax.tree.map(lambda *x: jnp.stack(x), *agents)
+
+
+STEPS = 3  # act 0 (nothing to learn), then transitions 0 and 1
+
+
+@pytest.fixture(scope="module")
+def learned_run(sim):
+    """Steps of act + learn; then step STEPS again, once as is and once with the write's weights
+    (their coordinates of theta) put back to what they were before the last update."""
+    from evodevo.agents.learner import Learner
+
+    ag = Learner(tiny("agents.memory=learned").agents, sim.world)
+    hp, n, obs_dim = sim.hp.agents, sim.n, sim.world.obs_dim
+
+    def inputs(prev, t):  # typed, not weakly typed: the carry a step returns is the one it takes
+        key = jax.random.fold_in(jax.random.PRNGKey(7), t)
+        obs = (jax.random.uniform(key, (n, obs_dim)) < 0.05).astype(jnp.float32)
+        return obs, Senses(age=jnp.full(n, t, jnp.int32), pos=jnp.full((n, 2), 30 + t, jnp.int32), prev_action=prev,
+                           body=jnp.full((n, 5), 0.5, jnp.float32)), key
+
+    @jax.jit
+    def step(agents, carried, prev, t):
+        obs, senses, key = inputs(prev, t)
+        action, agents, pending = ag.act(hp, agents, obs, senses, key)
+        agents, broken, metrics = ag.learn(hp, agents, carried, pending, senses, jnp.zeros(n, bool),
+                                           jnp.full(n, t > 0))
+        return agents, ag.carry(pending), action, broken, metrics
+
+    agents = founders(ag, n, jax.random.PRNGKey(3))
+    prev, seen = jnp.full(n, -1, jnp.int32), []
+    carried = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(
+        lambda a: ag.carry(ag.act(hp, a, *inputs(prev, 0))[2]), agents))
+    start = time.perf_counter()
+    for t in range(STEPS):
+        agents, carried, prev, broken, metrics = step(agents, carried, prev, t)
+        assert not np.asarray(broken).any()
+        seen.append((agents, jax.device_get(metrics)))
+        if t == 0:
+            print(f"\nlearned memory: one compile + a step, {time.perf_counter() - start:.1f} s")
+    before = seen[-2][0].theta[:, ag.memory_index]
+    rewound = agents.replace(theta=agents.theta.at[:, ag.memory_index].set(before))
+    again = [step(a, carried, prev, STEPS)[0] for a in (agents, rewound)]
+    assert step._cache_size() == 1  # one compiled shape
+    return ag, seen, again
+
+
+def test_first_transition_gets_no_memory_gradient(learned_run):
+    """Act 0 read the newborn's empty memory, whose sensitivity is zero: transition 0's gradient of
+    the write is exactly zero (pairing act 0's cotangent with act 1's sensitivities would not be),
+    so Adam leaves the write's weights as they were."""
+    ag, seen, _ = learned_run
+    (a0, _), (a1, m1) = seen[0], seen[1]
+    assert float(jnp.abs(a0.mem_sens.w).min()) > 0  # act 0 wrote a memory with a sensitivity
+    assert (m1["grad_norm_memory"] == 0).all() and (m1["grad_norm_heads"] > 0).all()
+    np.testing.assert_array_equal(np.asarray(a1.theta[:, ag.memory_index]), np.asarray(a0.theta[:, ag.memory_index]))
+
+
+def test_gradient_reaches_the_memory_write_and_the_memory_changes_with_it(learned_run):
+    """Transition 1 (act 1 read the memory act 0 wrote): the write's gradient is finite and non-zero
+    for every agent, the write's weights move, and the memory the next act writes moves with them
+    (all else equal: the rewound run differs from it in the write's weights only)."""
+    ag, seen, (mem_after, mem_before) = learned_run
+    (a1, _), (a2, m2) = seen[1], seen[2]
+    g = m2["grad_norm_memory"]
+    assert np.isfinite(g).all() and (g > 0).all()
+    moved = np.abs(np.asarray(a2.theta[:, ag.memory_index] - a1.theta[:, ag.memory_index])).max(-1)
+    assert (moved > 0).all()
+    after, before = np.asarray(mem_after.mem), np.asarray(mem_before.mem)
+    assert np.isfinite(after).all() and np.isfinite(before).all()
+    assert (np.abs(after - before).reshape(len(after), -1).max(-1) > 0).all()
+    np.testing.assert_array_equal(np.asarray(mem_after.cache_k), np.asarray(mem_before.cache_k))  # the same act
