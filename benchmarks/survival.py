@@ -7,7 +7,7 @@ Arms (each one `--set` list away from the default config):
 
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random                    the baseline
-    curiosity     (the default config)                  curiosity only (drives fixed to it)
+    curiosity     agents.drive_curiosity=1.0            curiosity only (the default until the averse arm's result)
     homeostatic   agents.drive_health/food/drink/energy=4, agents.drive_death=-1 (hand-set, not evolved)
     darwinian     agents.drives=evolved genepool.improve=darwinian   lifetime learning not written back;
                                                          genes move by ES over their birth mutations
@@ -15,7 +15,7 @@ Arms (each one `--set` list away from the default config):
                                                          inherited (pool weights move only at splits)
     homeostatic_dense  homeostatic + agents.lam=0.8 agents.dense_policy=true   (TD(lambda), full-rank policy delta)
     full_dense    agents.drives=evolved agents.lam=0.8 agents.dense_policy=true
-    averse        agents.drive_curiosity=-0.1           hand-set aversion to surprise (no evolved drives)
+    averse        agents.drive_curiosity=-0.1           hand-set aversion to surprise (no evolved drives; the default)
     averse_strong       agents.drive_curiosity=-0.5
     averse_homeostatic  averse + drive_health/food/drink/energy=1, drive_death=-1
     averse_dense        averse + agents.lam=0.8 agents.dense_policy=true
@@ -44,12 +44,12 @@ sys.path.insert(0, str(HERE))
 import ablations  # noqa: E402
 from ablations import config  # noqa: E402
 
-HOMEOSTATIC = ["agents.drive_health=4", "agents.drive_food=4", "agents.drive_drink=4", "agents.drive_energy=4",
+HOMEOSTATIC = ["agents.drive_curiosity=1.0", "agents.drive_health=4", "agents.drive_food=4", "agents.drive_drink=4", "agents.drive_energy=4",
                "agents.drive_death=-1"]
 ARMS = {
     "full": ["agents.drives=evolved"],
     "random": ["agents.kind=random"],
-    "curiosity": [],
+    "curiosity": ["agents.drive_curiosity=1.0"],
     "homeostatic": HOMEOSTATIC,
     "darwinian": ["agents.drives=evolved", "genepool.improve=darwinian"],
     "baldwinian": ["agents.drives=evolved", "genepool.improve=frozen"],

@@ -105,8 +105,8 @@ class AgentsConfig:
     w_position: float = _f(0.1, "loss weight: place head (the displacement of the next step)", _nonneg, ">= 0")
     drives: str = _f("config", "where the reward's weights come from: config (the drive_* values below) or evolved "
                      "(each agent's inherited drive gene)", lambda x: x in ("config", "evolved"), "config or evolved")
-    drive_curiosity: float = _f(1.0, "reward weight of curiosity (the forward model's error, + RND where on; "
-                                "negative: surprise hurts, as evolved drive genes may have it)")
+    drive_curiosity: float = _f(-0.1, "reward weight of curiosity (the forward model's error, + RND where on); "
+                                "negative (default, the longest lives measured): surprise hurts")
     drive_health: float = _f(0.0, "homeostatic drive weight of health: reward = D(h_t) - D(h_t+1), "
                              "D = sum_i w_i (1 - h_i / 9)^2", _nonneg, ">= 0")
     drive_food: float = _f(0.0, "homeostatic drive weight of food", _nonneg, ">= 0")
