@@ -97,7 +97,7 @@ class AgentsConfig:
     w_value: float = _f(0.5, "loss weight: value (TD)", _nonneg, ">= 0")
     w_forward: float = _f(1.0, "loss weight: latent next-state prediction", _nonneg, ">= 0")
     w_inverse: float = _f(0.5, "loss weight: inverse dynamics", _nonneg, ">= 0")
-    inverse_input: str = _f("encoder", "what inverse dynamics reads: encoder (the encoder's latents of s_t and "
+    inverse_input: str = _f("layers", "what inverse dynamics reads: encoder (the encoder's latents of s_t and "
                             "s_t+1) or layers (s_t's action token after the layers, its gradient through them, and "
                             "the inherited encoder's latent of s_t+1)", lambda x: x in INVERSE_INPUTS,
                             f"one of {INVERSE_INPUTS}")

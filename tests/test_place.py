@@ -124,8 +124,10 @@ def test_inverse_dynamics_through_the_layers_reaches_the_layer_genes(state, plac
 
 
 def test_inverse_dynamics_from_the_encoder_gives_the_layers_nothing(sim, state):
-    """inverse_input=encoder (the default): the loss reads re-encoded observations only."""
-    ag, n = sim.kind, sim.n
+    """inverse_input=encoder: the loss reads re-encoded observations only."""
+    from evodevo.agents.learner import Learner
+
+    ag, n = Learner(tiny("agents.inverse_input=encoder").agents, sim.world), sim.n
     obs = state.world.obs
     carried = {"obs_n": obs, "action": jnp.arange(n, dtype=jnp.int32), "out": {}}
     pending = {"obs_n": obs[::-1], "phi_now": jnp.zeros((n, ag.dm.d))}
