@@ -90,7 +90,7 @@ def record(cfg, steps: int, warmup: int, horizon: int, label: str) -> dict:
     t_run, base = 0.0, 0  # base: samples recorded so far
     for t in tqdm(range(steps), desc=label, unit="step", dynamic_ncols=True):
         t0 = time.perf_counter()
-        state, out = sim.run_chunk(state, 1)  # outputs keep the chunk's shape: row 0 is this step
+        state, out = sim.run_chunk(state)
         host = jax.device_get({"mem": state.agents.mem, "obs": state.world.obs, "id": state.slots.agent_id,
                                "pos": sim.world.position(state.world), "body": sim.world.body(state.world),
                                "place": out["metrics"]["place_error"][0]})
@@ -165,7 +165,9 @@ def main(argv=None) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     results = {}
     for arm in arms:
-        cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", *args.overrides, *ARMS[arm]])
+        # chunks of one step: a shorter step count in a longer chunk still runs the chunk's length
+        cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", "run.chunk_steps=1",
+                                        *args.overrides, *ARMS[arm]])
         horizon = cfg.agents.context if args.horizon is None else args.horizon
         rec = record(cfg, args.steps, args.warmup, horizon, arm)
         results[arm] = {"probe": probe(rec), "place_error": round(rec["place_error"], 4),
