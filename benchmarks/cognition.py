@@ -117,6 +117,9 @@ def record(cfg, steps: int, warmup: int, horizon: int, label: str) -> dict:
             "place_error": float(np.nanmean(place)), "agent_steps_per_s": (steps - 1) * sim.n / max(t_run, 1e-9)}
 
 
+LAMBDAS = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)  # ridge penalties tried (samples of one life are alike: overfitting is easy)
+
+
 def ridge_r2(x_train, y_train, x_test, y_test, lam: float = 1.0) -> float:
     """Test R^2 (mean over the target's columns) of a ridge regression with a bias; 0 without features,
     NaN without samples to fit or test on."""
@@ -134,15 +137,23 @@ def ridge_r2(x_train, y_train, x_test, y_test, lam: float = 1.0) -> float:
 
 
 def probe(rec: dict) -> dict:
-    """Per target: test R^2 of the memory probe, fitted on lives with even agent ids."""
+    """Per target: test R^2 of the memory probe, fitted on lives with even agent ids (the penalty
+    chosen by a two-fold split of those lives), tested on the odd ones."""
     out = {}
     for name in ("drink", "water"):
         rows, y = rec[name]
         target, ids = y[:, :-1], y[:, -1].astype(int)
-        train = ids % 2 == 0
+        train, fold = ids % 2 == 0, (ids // 2) % 2 == 0
         x = rec["x"][rows]
-        out[name] = {"r2": round(ridge_r2(x[train], target[train], x[~train], target[~train]), 4),
-                     "samples": int(len(rows))}
+
+        def cv(lam):
+            a, b = train & fold, train & ~fold
+            return np.nanmean([ridge_r2(x[a], target[a], x[b], target[b], lam),
+                               ridge_r2(x[b], target[b], x[a], target[a], lam)])
+
+        lam = max(LAMBDAS, key=lambda v: np.nan_to_num(cv(v), nan=-np.inf))
+        out[name] = {"r2": round(ridge_r2(x[train], target[train], x[~train], target[~train], lam), 4),
+                     "samples": int(len(rows)), "lives": int(len(np.unique(ids))), "lambda": lam}
     out["mean"] = round(float(np.mean([out[k]["r2"] for k in ("drink", "water")])), 4)
     return out
 
