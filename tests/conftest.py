@@ -8,9 +8,10 @@ JAX compiles are the cost of this suite (10-40 s each on a 2-core CPU), so:
 * `simulation(cfg)` returns one shared `Simulation` per compiled shape, and the
   `shared_simulations` fixture makes `Runner.create/load` use those shared objects;
 * checks that are whole programs of their own (2 CPU devices; the GPU preset's model) run as
-  background jobs (tests/jobs/), started right after collection: XLA compiles on one core, so
-  they compile beside the main process instead of after it. A test marked
-  `@pytest.mark.background("name")` reads its job's result with the `background` fixture.
+  background jobs (tests/jobs/), started right after collection (niced): XLA compiles on one
+  core, so they compile beside the main process instead of after it. A test marked
+  `@pytest.mark.background("name")` reads its job's result with the `background` fixture;
+  such tests run after all the others.
 
 Tests that use `Simulation.run_chunk` must remember that it donates its input state.
 """
@@ -160,16 +161,18 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Start the background job of every collected test that reads one."""
-    names = {m.args[0] for item in items for m in item.iter_markers("background")}
+    """Start the background job of every collected test that reads one, and run those tests last
+    (in their order), so the jobs have the whole suite to finish in."""
+    waits = [item for item in items if item.get_closest_marker("background")]
+    items[:] = [item for item in items if not item.get_closest_marker("background")] + waits
+    names = {m.args[0] for item in waits for m in item.iter_markers("background")}
     for name in sorted(names - set(_JOBS)):
         argv, extra = BACKGROUND_JOBS[name]
         out, job = _JOB_DIR / name, ROOT / "tests" / "jobs" / f"{name}.py"
         env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **JAX_CACHE_ENV, **extra)
         # Niced: the jobs take the core the main process leaves idle, not the main process's own.
-        proc = subprocess.Popen([a.format(out=out, job=job) for a in argv], env=env, cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=lambda: os.nice(10))
+        proc = subprocess.Popen(["nice", "-n", "10", *(a.format(out=out, job=job) for a in argv)], env=env,
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _JOBS[name] = (proc, out)
 
 
