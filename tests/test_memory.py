@@ -88,12 +88,12 @@ def test_frozen_memory_has_no_write_to_learn(sim, state):
     from evodevo.agents.learner import Learner
 
     ag, dm, r = sim.kind, sim.kind.dm, sim.cfg.agents.rank
-    assert not ag.memory and state.agents.mem_sens is None
+    assert not ag.learned_memory and state.agents.mem_sens is None
     assert not set(memory.WRITE) & set(ag.genes()["encoder"](jax.random.PRNGKey(0)))
     learned = Learner(tiny("agents.memory=learned").agents, sim.world)  # no compile
     assert learned.n_params - ag.n_params == 2 * dm.d * r + dm.m * dm.d == len(learned.memory_index)
     none = [Learner(tiny("agents.memory_tokens=0", f"agents.memory={m}").agents, sim.world) for m in ("frozen", "learned")]
-    assert not none[1].memory and none[1].n_params == none[0].n_params
+    assert not none[1].learned_memory and none[1].n_params == none[0].n_params
     h, sens = jnp.arange(6.0).reshape(1, 6), object()
     out, kept = memory.next_memory(False, None, jnp.zeros((1, 6)), sens, h)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(h))

@@ -90,7 +90,7 @@ class Learner:
         self.cfg = statics(cfg)  # sizes and switches only: floats come in as `hp`
         self.n, self.obs_dim = world.n, world.obs_dim
         self.dm = tf.Dims.make(cfg, world)
-        self.memory = cfg.memory == "learned" and self.dm.m > 0  # a write that learns (`memory`)
+        self.learned_memory = cfg.memory == "learned" and self.dm.m > 0  # a write that learns (`memory`)
         key = jax.random.PRNGKey(0)
         examples = {k: f(key) for k, f in self.genes().items()}
         self.unravel_gene = {k: ravel_pytree(x)[1] for k, x in examples.items()}
@@ -105,7 +105,7 @@ class Learner:
         self.gate_index = np.asarray(
             [np.flatnonzero(flat_marks == k)[0] for k in range(1, 2 * self.dm.l_max + 1)], np.int32
         ).reshape(self.dm.l_max, 2)
-        self.memory_index = memory.coordinates(cfg.learn, example) if self.memory else None
+        self.memory_index = memory.coordinates(cfg.learn, example) if self.learned_memory else None
         self.rnd_target = None
         if cfg.rnd:  # a fixed random network (never learns, never evolves): a constant of the step
             k1, k2 = jax.random.split(jax.random.PRNGKey(1))
@@ -116,7 +116,7 @@ class Learner:
 
     def genes(self) -> dict:
         genes = {k: (lambda key, f=f: f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
-        if self.memory:  # the write's weights belong to the encoder gene: inherited, evolved, learned
+        if self.learned_memory:  # the write's weights belong to the encoder gene: inherited, evolved, learned
             genes["encoder"] = memory.encoder_with_write(genes["encoder"], self.dm)
         return dict(genes, drive=init_drive)
 
@@ -160,7 +160,7 @@ class Learner:
             opt=optimizer().init(theta), obs_stats=Welford.zeros((self.obs_dim,)), reward_scale=RewardScale.zeros(),
             cache_k=jnp.zeros((dm.l_max, c, dm.d)), cache_v=jnp.zeros((dm.l_max, c, dm.d)),
             cache_step=jnp.full((c,), -1, jnp.int32), mem=jnp.zeros((dm.m, dm.d)), reward=jnp.zeros(()),
-            mem_sens=memory.Sensitivity.zeros(dm.m, dm.d) if self.memory else None,
+            mem_sens=memory.Sensitivity.zeros(dm.m, dm.d) if self.learned_memory else None,
             place_est=jnp.zeros(2), place_step=jnp.zeros(2),  # the first act senses where it was born
             body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
             trace=jnp.zeros_like(theta),
@@ -186,7 +186,7 @@ class Learner:
         Returns (x [S, D], k_new, v_new, phi, (enc, head))."""
         enc, layers, head, gates = self.weights(theta, agent.base)
         phi = tf.encode_obs(enc, obs_n, self.dm)
-        if self.memory:  # its derivative with respect to the write's weights: the carried sensitivities
+        if self.learned_memory:  # its derivative with respect to the write's weights: the carried sensitivities
             mem_in = memory.read(enc["mem_w"], enc["mem_nu"], mem_in, agent.mem_sens)
         x = tf.step_tokens(enc, phi, prev_action, age, pos, body, mem_in, self.dm)
         q_step = jnp.full((self.dm.s,), age, jnp.int32)
@@ -222,7 +222,7 @@ class Learner:
         out = {"logits": logits, "value": value, **tf.predictions(head, h, action, phi_now)}
         if self.cfg.inverse_input == "layers":  # s_t after the layers, as inverse dynamics reads it
             out["token"] = h
-        mem_out, sens = memory.next_memory(self.memory, enc, agent.mem, agent.mem_sens, x[1 + self.dm.k:])
+        mem_out, sens = memory.next_memory(self.learned_memory, enc, agent.mem, agent.mem_sens, x[1 + self.dm.k:])
         aux = (action, jax.lax.stop_gradient(k_new), jax.lax.stop_gradient(v_new), mem_out, sens)
         return out, aux
 
@@ -350,7 +350,7 @@ class Learner:
         without a transition (`valid` False: newborns, agents that grew a layer since) keep their
         state; an agent whose weights are not finite is `broken` whatever its transition."""
         grad, loss, metrics, scale, reward, trace = self._gradient(hp, agents, carried, pending, senses, terminal)
-        if self.memory:  # the learned write's share of the gradient
+        if self.learned_memory:  # the learned write's share of the gradient
             metrics["grad_norm_memory"] = jnp.linalg.norm(grad[:, self.memory_index], axis=-1)
         tx = optimizer(hp.grad_clip, hp.lr, hp.max_update)
 

@@ -10,11 +10,11 @@
           one-point crossover, repair, mutation, immigrants, copy indices of mutated genes
   gather  a genome -> the inherited weights of its genes (flat; plus the carrier's mutation
           of each gene that moves by birth mutations)
+  offer_layer  development: a position and a layer gene for a growing genome
 
 Which genes move by birth mutations (`by_mutation`): every kind when darwinian; when
 lamarckian, the kinds that lifetime learning never changes (the drives: what an agent wants
 is inherited, not learned), since they have no learned change to inherit.
-  offer_layer  development: a position and a layer gene for a growing genome
 
 Broken lives never reach `tell`. Floats come in as the traced `hp` (a GenePoolConfig); this
 object holds the static sizes and switches only. Nothing here knows what an agent is.
@@ -161,7 +161,8 @@ class GeneStrategy:
         """Genomes for the slots `born` ([N] bool; others get a genome too, to be ignored) and their
         parents' agent ids ([N, 2], -1 where none). The living of `parents` are candidates; so are the
         archive's recent lives. Returns (pool, genomes, parent ids): newborns take the next copy
-        index of each gene they carry of the kinds that move by birth mutations. A step without births skips all of it."""
+        index of each gene they carry of the kinds that move by birth mutations. A step without
+        births skips all of it."""
         none = jnp.full((born.shape[0], 2), -1, jnp.int32)
         return jax.lax.cond(born.any(), lambda p: self._ask(hp, p, parents, born, key, gate),
                             lambda p: (p, parents.genome, none), pool)

@@ -309,9 +309,9 @@ class ContinuousWorld:
 
     def history(self, ws: WorldState) -> dict:
         """What a world's inhabitants have made of it (niche construction): {name: [N]} per world, on
-        the ground level: growing and ripe plants (saplings
-        planted), crafting tables and furnaces (placed), trees and stone left (cut and mined ones are
-        gone), and hostile mobs within spawn_clear_radius of the world's spawn point."""
+        the ground level: growing and ripe plants (saplings planted), crafting tables and furnaces
+        (placed), trees and stone left (cut and mined ones are gone), and hostile mobs within
+        spawn_clear_radius of the world's spawn point."""
         blocks = importlib.import_module(self.spec.constants).BlockType
         ground = ws.env.map[:, 0] if self.spec.levels else ws.env.map
 
