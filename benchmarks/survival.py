@@ -19,6 +19,9 @@ Arms (each one `--set` list away from the default config):
     averse_strong       agents.drive_curiosity=-0.5
     averse_homeostatic  averse + drive_health/food/drink/energy=1, drive_death=-1
     averse_dense        averse + agents.lam=0.8 agents.dense_policy=true
+    averse_forage       averse + agents.drive_forage=0.15    sated: averse to surprise; curious once the most
+                                                         depleted of food and drink is below ~1/3
+    averse_forage_needs averse_forage + drive_food/drink=10, drive_death=-1
     averse_place_off    averse + agents.place_input=false      the grid code from dead reckoning, not the true position
     averse_inverse_layers  averse + agents.inverse_input=layers  inverse dynamics through the transformer
 
@@ -65,6 +68,11 @@ ARMS = {
     "averse_homeostatic": ["agents.drive_curiosity=-0.1", "agents.drive_health=1", "agents.drive_food=1",
                            "agents.drive_drink=1", "agents.drive_energy=1", "agents.drive_death=-1"],
     "averse_dense": ["agents.drive_curiosity=-0.1", "agents.lam=0.8", "agents.dense_policy=true"],
+    # a need-gated curiosity: averse agents stay home and die of thirst (35% of deaths, 1% of lives
+    # ever drink); with forage, thirst or hunger turns the aversion into curiosity
+    "averse_forage": ["agents.drive_curiosity=-0.1", "agents.drive_forage=0.15"],
+    "averse_forage_needs": ["agents.drive_curiosity=-0.1", "agents.drive_forage=0.15", "agents.drive_food=10",
+                            "agents.drive_drink=10", "agents.drive_death=-1"],
     # the agent's own parts (issue 11), in the one regime where learning changes lifespan (averse)
     "averse_place_off": ["agents.drive_curiosity=-0.1", "agents.place_input=false"],
     "averse_inverse_layers": ["agents.drive_curiosity=-0.1", "agents.inverse_input=layers"],

@@ -113,6 +113,7 @@ class AgentsConfig:
     drive_drink: float = _f(0.0, "homeostatic drive weight of drink", _nonneg, ">= 0")
     drive_energy: float = _f(0.0, "homeostatic drive weight of energy", _nonneg, ">= 0")
     drive_death: float = _f(0.0, "reward on the step a life ends (negative: dying hurts)")
+    drive_forage: float = _f(0.0, "curiosity's weight per unit of forage need, 1 - min(food, drink): with drive_curiosity < 0, a sated agent avoids surprise and a thirsty or hungry one seeks it")
     rnd: bool = _f(False, "add a random-network-distillation novelty term to the intrinsic reward")
     w_rnd: float = _f(0.5, "weight of the RND term in the intrinsic reward and its loss", _nonneg, ">= 0")
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")

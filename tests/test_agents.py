@@ -137,7 +137,7 @@ def test_reward_scale_hand_computed():
 
 def test_drive_reduction_hand_computed():
     """r_drive = D(h_t) - D(h_t+1), D = sum_i w_i (1 - h_i)^2 over health, food, drink, energy."""
-    from evodevo.agents.learner import drive, drive_reduction
+    from evodevo.agents.drives import drive, drive_reduction
 
     w = jnp.array([2.0, 1.0, 0.5, 0.0])  # health, food, drink, energy
     body = jnp.array([7 / 9, 4 / 9, 1.0, 0.0, 0.0])  # health 7, food 4, drink 9, energy 0, awake
@@ -147,6 +147,21 @@ def test_drive_reduction_hand_computed():
     np.testing.assert_allclose(float(drive_reduction(w, body, ate)), (5 / 9) ** 2 - (3 / 9) ** 2, rtol=1e-5)
     hit = body.at[0].set(5 / 9)  # a zombie's blow: the drive rises, the reward is negative
     np.testing.assert_allclose(float(drive_reduction(w, body, hit)), 2.0 * ((2 / 9) ** 2 - (4 / 9) ** 2), rtol=1e-5)
+
+
+def test_forage_turns_curiosity_on_with_need():
+    """r = (w_curiosity + w_forage (1 - min(food, drink))) curiosity + drive reduction + w_death died:
+    a sated agent with w_curiosity < 0 is averse to surprise, a thirsty one seeks it."""
+    from evodevo.agents.drives import reward
+
+    w = jnp.array([[-0.1, 0.0, 0.0, 1.0, 0.0, -1.0, 0.3]] * 2)  # curiosity, health, food, drink, energy, death, forage
+    sated = jnp.array([1.0, 1.0, 1.0, 1.0, 0.0])
+    thirsty = jnp.array([1.0, 7 / 9, 1 / 9, 1.0, 0.0])  # drink 1 is the most depleted need: 8/9
+    body = jnp.stack([sated, thirsty])
+    drank = body.at[1, 2].set(3 / 9)
+    r, r_drive = reward(w, jnp.array([2.0, 2.0]), body, drank, jnp.array([0.0, 1.0]))
+    np.testing.assert_allclose(np.asarray(r_drive), [0.0, (8 / 9) ** 2 - (6 / 9) ** 2 - 1.0], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(r), [-0.2, (-0.1 + 0.3 * 8 / 9) * 2.0 + float(r_drive[1])], rtol=1e-5)
 
 
 def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
@@ -160,7 +175,7 @@ def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
     np.testing.assert_array_equal(w, np.asarray(pool.bank("drive").params[genomes.slot("drive")]))
     assert w.shape == (sim.n, len(DRIVES)) and 0 < np.abs(w).max() < 1.0  # small and random, not hand-set
     fixed = np.asarray(sim.kind.drive_weights(sim.hp.agents, state.agents))
-    np.testing.assert_allclose(fixed, np.tile([-0.1, 0, 0, 0, 0, 0], (sim.n, 1)))  # the default: averse to surprise
+    np.testing.assert_allclose(fixed, np.tile([-0.1, 0, 0, 0, 0, 0, 0], (sim.n, 1)))  # the default: averse to surprise
     # drives are not learned: a life hands back no change of its drive gene
     change = evolved.kind.learned_change(row_of(agents, 0))
     assert float(jnp.abs(change["drive"]).max()) == 0 and float(jnp.abs(change["layer"]).max()) == 0

@@ -29,8 +29,9 @@ class Senses:
 
 BODY = ("health", "food", "drink", "energy", "asleep")
 NEEDS = 4  # the first NEEDS body variables are the needs the drives keep at their setpoint (1: full)
-# The weights of an agent's reward (a drive gene): curiosity, one drive per need, and the reward at death.
-DRIVES = ("curiosity", "health", "food", "drink", "energy", "death")
+# The weights of an agent's reward (a drive gene): curiosity, one drive per need, the reward at death,
+# and forage: curiosity's weight per unit of the agent's most depleted of food and drink.
+DRIVES = ("curiosity", "health", "food", "drink", "energy", "death", "forage")
 
 
 @struct.dataclass

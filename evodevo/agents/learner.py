@@ -29,7 +29,7 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from evodevo import treeutil
-from evodevo.agents import development, inverse, memory, place
+from evodevo.agents import development, drives, inverse, memory, place
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import BODY, DRIVES, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, normalize
@@ -66,25 +66,6 @@ def decay_trace(trace, increment, gamma, lam):
     return gamma * lam * trace + increment
 
 
-DRIVE_INIT = 0.1  # founders' drive genes: weights ~ N(0, DRIVE_INIT^2), small and random, not hand-set
-
-
-def init_drive(key) -> dict:
-    """A founder's drive gene: the weights of its reward (`kind.DRIVES`)."""
-    return {"w": DRIVE_INIT * jax.random.normal(key, (len(DRIVES),))}
-
-
-def drive(w, body):
-    """D(h) = sum_i w_i (1 - h_i)^2: the body's weighted deviation from its setpoints (full), over
-    the needs (health, food, drink, energy in [0, 1]; `w` [NEEDS]); Keramati & Gutkin's drive."""
-    return jnp.sum(w * (1.0 - body[..., :NEEDS]) ** 2, -1)
-
-
-def drive_reduction(w, body, body_next):
-    """r_drive = D(h_t) - D(h_{t+1}): positive when a step brings the body back toward its setpoints."""
-    return drive(w, body) - drive(w, body_next)
-
-
 class Learner:
     def __init__(self, cfg: AgentsConfig, world):
         self.cfg = statics(cfg)  # sizes and switches only: floats come in as `hp`
@@ -118,7 +99,7 @@ class Learner:
         genes = {k: (lambda key, f=f: f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
         if self.learned_memory:  # the write's weights belong to the encoder gene: inherited, evolved, learned
             genes["encoder"] = memory.encoder_with_write(genes["encoder"], self.dm)
-        return dict(genes, drive=init_drive)
+        return dict(genes, drive=drives.init_drive)
 
     def learned_kinds(self) -> tuple[str, ...]:
         return tuple(tf.GENE_INIT)  # every gene but the drive: what the agent wants is not learned
@@ -304,8 +285,7 @@ class Learner:
         r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - d_phi) ** 2, axis=-1)
         curiosity = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd
         w = self.drive_weights(hp, agents)
-        r_drive = drive_reduction(w[:, 1:1 + NEEDS], carried["body"], senses.body) + w[:, -1] * term
-        reward = w[:, 0] * curiosity + r_drive
+        reward, r_drive = drives.reward(w, curiosity, carried["body"], senses.body, term)
         scale = jax.vmap(RewardScale.update, in_axes=(0, 0, 0, None))(agents.reward_scale, reward, term, hp.gamma)
         r_s = jax.vmap(RewardScale.scale)(scale, reward)
         target_v = r_s + hp.gamma * (1.0 - term) * v1

@@ -1,0 +1,45 @@
+"""Drives: the weights of an agent's reward over curiosity and its own body (`kind.DRIVES`).
+
+    r = (w_curiosity + w_forage x forage_need(h_t)) x curiosity + D(h_t) - D(h_{t+1}) + w_death x [died]
+
+with D Keramati & Gutkin's homeostatic drive over the needs. The weights come from the config or
+from the agent's inherited drive gene; lifetime learning never changes them.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from evodevo.agents.kind import BODY, DRIVES, NEEDS
+
+DRIVE_INIT = 0.1  # founders' drive genes: weights ~ N(0, DRIVE_INIT^2), small and random, not hand-set
+
+
+def init_drive(key) -> dict:
+    """A founder's drive gene: the weights of its reward (`kind.DRIVES`)."""
+    return {"w": DRIVE_INIT * jax.random.normal(key, (len(DRIVES),))}
+
+
+def drive(w, body):
+    """D(h) = sum_i w_i (1 - h_i)^2: the body's weighted deviation from its setpoints (full), over
+    the needs (health, food, drink, energy in [0, 1]; `w` [NEEDS]); Keramati & Gutkin's drive."""
+    return jnp.sum(w * (1.0 - body[..., :NEEDS]) ** 2, -1)
+
+
+def drive_reduction(w, body, body_next):
+    """r_drive = D(h_t) - D(h_{t+1}): positive when a step brings the body back toward its setpoints."""
+    return drive(w, body) - drive(w, body_next)
+
+
+def forage_need(body):
+    """How far the most depleted of food and drink is below its setpoint, in [0, 1]: the need that
+    only going out and finding something meets (a sated animal rests, a hungry one searches)."""
+    return 1.0 - jnp.minimum(body[..., BODY.index("food")], body[..., BODY.index("drink")])
+
+
+def reward(w, curiosity, body, body_next, died):
+    """([N] intrinsic reward, [N] its drive part) of one step; `w` [N, len(DRIVES)]."""
+    d = {name: w[:, i] for i, name in enumerate(DRIVES)}
+    r_drive = drive_reduction(w[:, 1:1 + NEEDS], body, body_next) + d["death"] * died
+    return (d["curiosity"] + d["forage"] * forage_need(body)) * curiosity + r_drive, r_drive
