@@ -22,6 +22,7 @@ Arms (each one `--set` list away from the default config):
     averse_forage       averse + agents.drive_forage=0.15    sated: averse to surprise; curious once the most
                                                          depleted of food and drink is below ~1/3
     averse_forage_needs averse_forage + drive_food/drink=10, drive_death=-1
+    averse_low_entropy  averse + agents.entropy=0.001      a policy allowed to leave uniform
     averse_darwinian    averse + genepool.improve=darwinian   the inheritance modes (issue 10 item 5) with the
     averse_baldwinian   averse + genepool.improve=frozen      default's hand-set drives: only selection and
                                                          birth mutations (darwinian) or only selection
@@ -75,6 +76,8 @@ ARMS = {
     # a need-gated curiosity: averse agents stay home and die of thirst (35% of deaths, 1% of lives
     # ever drink); with forage, thirst or hunger turns the aversion into curiosity
     "averse_forage": ["agents.drive_curiosity=-0.1", "agents.drive_forage=0.15"],
+    # the policy barely leaves uniform (entropy 2.80 of 2.83 nats): a 10x smaller entropy bonus
+    "averse_low_entropy": ["agents.drive_curiosity=-0.1", "agents.entropy=0.001"],
     "averse_darwinian": ["agents.drive_curiosity=-0.1", "genepool.improve=darwinian"],
     "averse_baldwinian": ["agents.drive_curiosity=-0.1", "genepool.improve=frozen"],
     "averse_forage_needs": ["agents.drive_curiosity=-0.1", "agents.drive_forage=0.15", "agents.drive_food=10",
