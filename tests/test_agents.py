@@ -137,7 +137,7 @@ def test_reward_scale_hand_computed():
 
 def test_drive_reduction_hand_computed():
     """r_drive = D(h_t) - D(h_t+1), D = sum_i w_i (1 - h_i)^2 over health, food, drink, energy."""
-    from evodevo.agents.learner import drive, drive_reduction
+    from evodevo.agents.drives import drive, drive_reduction
 
     w = jnp.array([2.0, 1.0, 0.5, 0.0])  # health, food, drink, energy
     body = jnp.array([7 / 9, 4 / 9, 1.0, 0.0, 0.0])  # health 7, food 4, drink 9, energy 0, awake
