@@ -2,6 +2,7 @@
 
     python benchmarks/survival.py --arms full,random --seeds 0,1 --agent-steps 1000000
     python benchmarks/survival.py --arms curiosity,homeostatic,darwinian,baldwinian --seeds 0 --agent-steps 500000
+    python benchmarks/survival.py --arms think_k1,think_k2,think_k2_debrief,memory_none,memory_learned --seeds 0 --agent-steps 500000
 
 Arms (each one `--set` list away from the default config):
 
@@ -29,6 +30,12 @@ Arms (each one `--set` list away from the default config):
                                                          of genes and architecture (baldwinian)
     averse_place_off    averse + agents.place_input=false      the grid code from dead reckoning, not the true position
     averse_inverse_layers  averse + agents.inverse_input=layers  inverse dynamics through the transformer
+    think_k1      averse + agents.think_tokens=1        one thinking token, the action's (the default)
+    think_k2      averse + agents.think_tokens=2        a thinking token before the action's
+    think_k2_debrief    think_k2 + agents.debrief=true  the first of them holds the last step's outcome
+                                                         (prediction error, body change, reward)
+    memory_none   averse + agents.memory_tokens=0       no memory tokens
+    memory_learned      averse + agents.memory=learned  a memory whose write learns (RTRL, `agents/memory.py`)
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
@@ -85,6 +92,12 @@ ARMS = {
     # the agent's own parts (issue 11), in the one regime where learning changes lifespan (averse)
     "averse_place_off": ["agents.drive_curiosity=-0.1", "agents.place_input=false"],
     "averse_inverse_layers": ["agents.drive_curiosity=-0.1", "agents.inverse_input=layers"],
+    # thinking tokens with a job and memory (issue 11): which pays for its cost in lifespan
+    "think_k1": ["agents.drive_curiosity=-0.1", "agents.think_tokens=1"],
+    "think_k2": ["agents.drive_curiosity=-0.1", "agents.think_tokens=2"],
+    "think_k2_debrief": ["agents.drive_curiosity=-0.1", "agents.think_tokens=2", "agents.debrief=true"],
+    "memory_none": ["agents.drive_curiosity=-0.1", "agents.memory_tokens=0"],
+    "memory_learned": ["agents.drive_curiosity=-0.1", "agents.memory=learned"],
 }
 
 

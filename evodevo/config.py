@@ -70,6 +70,9 @@ class AgentsConfig:
     init_depth: int = _f(2, "active layers in a newborn's genome", _nonneg, ">= 0")
     init_gate: float = _f(1.0, "gate alpha of inherited layers in initial genomes (output scaled by tanh(alpha))")
     think_tokens: int = _f(1, "K learnable thinking tokens per step; the action is read at the last one", _nonneg, ">= 0")
+    debrief: bool = _f(False, "the first thinking token's input holds the last step's outcome (the forward model's "
+                       "error vector, the body's change, curiosity, the reward), embedded by encoder-gene weights, "
+                       "so the thinking tokens after it read it before acting (needs think_tokens >= 1)")
     memory_tokens: int = _f(1, "M memory tokens carried from step to step, read before the action is chosen", _nonneg,
                             ">= 0")
     memory: str = _f("frozen", "how the memory is written: frozen (the memory tokens' outputs, untrained) or learned "
@@ -113,7 +116,8 @@ class AgentsConfig:
     drive_drink: float = _f(0.0, "homeostatic drive weight of drink", _nonneg, ">= 0")
     drive_energy: float = _f(0.0, "homeostatic drive weight of energy", _nonneg, ">= 0")
     drive_death: float = _f(0.0, "reward on the step a life ends (negative: dying hurts)")
-    drive_forage: float = _f(0.0, "curiosity's weight per unit of forage need, 1 - min(food, drink): with drive_curiosity < 0, a sated agent avoids surprise and a thirsty or hungry one seeks it")
+    drive_forage: float = _f(0.0, "curiosity's weight per unit of forage need, 1 - min(food, drink): with "
+                             "drive_curiosity < 0, a sated agent avoids surprise and a thirsty or hungry one seeks it")
     rnd: bool = _f(False, "add a random-network-distillation novelty term to the intrinsic reward")
     w_rnd: float = _f(0.5, "weight of the RND term in the intrinsic reward and its loss", _nonneg, ">= 0")
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
@@ -297,6 +301,9 @@ def _cross_checks(cfg: Config) -> None:
     a = cfg.agents
     if a.d_model % a.n_heads:
         raise ConfigError(f"config key 'agents.n_heads': {a.n_heads} does not divide agents.d_model={a.d_model}")
+    if a.debrief and a.think_tokens < 1:
+        raise ConfigError("config key 'agents.debrief': true needs a thinking token to hold it "
+                          "(agents.think_tokens >= 1)")
     if a.init_depth > a.l_max:
         raise ConfigError(f"config key 'agents.init_depth': {a.init_depth} exceeds agents.l_max={a.l_max}")
 

@@ -69,6 +69,24 @@ def tiny_cfg():
     return tiny_config()
 
 
+def founders(ag, n, key):
+    """n newborns of a learner `ag` from fresh random genes, op by op (compiles no program of its own):
+    agents of a config whose state differs from the shared tiny state's."""
+    import jax.numpy as jnp
+
+    dm = ag.dm
+
+    def genes(k):
+        kinds = ag.genes()
+        named = {kind: f(jax.random.fold_in(k, i)) for i, (kind, f) in enumerate(kinds.items()) if kind != "layer"}
+        layers = [kinds["layer"](jax.random.fold_in(k, 10 + i)) for i in range(dm.l_max)]
+        return ag.flatten(dict(named, layer=jax.tree.map(lambda *x: jnp.stack(x), *layers)))
+
+    agents = [ag.newborn(genes(jax.random.fold_in(key, s)), jnp.arange(dm.l_max) < 2, jnp.ones((dm.l_max, 2)),
+                         jax.random.fold_in(key, 100 + s)) for s in range(n)]
+    return jax.tree.map(lambda *x: jnp.stack(x), *agents)
+
+
 # ----------------------------------------------------------------- shared simulations
 
 _SIMS: dict = {}

@@ -16,7 +16,7 @@ from evodevo import config
 from evodevo.agents import memory
 from evodevo.agents.kind import Senses
 
-from conftest import tiny_config as tiny  # noqa: E402
+from conftest import founders, tiny_config as tiny  # noqa: E402
 
 
 # --------------------------------------------------------------------------- the recurrence
@@ -112,21 +112,6 @@ def test_frozen_memory_has_no_write_to_learn(sim, state):
 
 
 # --------------------------------------------------------------------------- the learned write
-
-
-def founders(ag, n, key):
-    """n newborns of a learner from fresh random genes, op by op (compiles no program of its own)."""
-    dm = ag.dm
-
-    def genes(k):
-        kinds = ag.genes()
-        named = {kind: f(jax.random.fold_in(k, i)) for i, (kind, f) in enumerate(kinds.items()) if kind != "layer"}
-        layers = [kinds["layer"](jax.random.fold_in(k, 10 + i)) for i in range(dm.l_max)]
-        return ag.flatten(dict(named, layer=jax.tree.map(lambda *x: jnp.stack(x), *layers)))
-
-    agents = [ag.newborn(genes(jax.random.fold_in(key, s)), jnp.arange(dm.l_max) < 2, jnp.ones((dm.l_max, 2)),
-                         jax.random.fold_in(key, 100 + s)) for s in range(n)]
-    return jax.tree.map(lambda *x: jnp.stack(x), *agents)
 
 
 STEPS = 3  # act 0 (nothing to learn), then transitions 0 and 1

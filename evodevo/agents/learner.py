@@ -2,8 +2,9 @@
 
 Per step and agent (all vmapped over slots, one update per agent per step):
   act    normalise obs_t, forward the step's tokens over the KV cache with a VJP kept open
-         (the grid code of `place.estimate`), sample a_t, write the cache and the memory
-         (`memory`), keep the place estimate and the displacement predicted for a_t
+         (the grid code of `place.estimate`; the last step's outcome, `debrief`), sample a_t,
+         write the cache and the memory (`memory`), keep the place estimate and the
+         displacement predicted for a_t (and the latent expected next, for the debrief)
   learn  after the world step: value of s_{t+1} (no gradient), intrinsic reward
          r_t = error of the latent next-state prediction (target: the inherited
          encoder's latent of the raw s_{t+1}, fixed during life; predicted as a change
@@ -29,7 +30,7 @@ from flax import struct
 from jax.flatten_util import ravel_pytree
 
 from evodevo import treeutil
-from evodevo.agents import development, drives, inverse, memory, place
+from evodevo.agents import debrief, development, drives, inverse, memory, place
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import BODY, DRIVES, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, normalize
@@ -54,6 +55,7 @@ class AgentState:
     place_est: jax.Array  # [2] float32 the position the grid code encoded at the last act (`place.estimate`)
     place_step: jax.Array  # [2] float32 the displacement the place head predicted there for the chosen action
     body: jax.Array  # [BODY] the body as sensed at the last act (for its change and the drive reward)
+    expected: Any  # [D] phi0 of the next observation as the last act expected it (agents.debrief; None otherwise)
     trace: jax.Array  # [P] eligibility trace of the actor-critic (agents.lam > 0; zeros otherwise)
     reward: jax.Array  # [] last raw intrinsic reward (for the viewer)
     loss_first: jax.Array  # [] mean forward loss over the first plateau_window steps of life
@@ -87,6 +89,7 @@ class Learner:
             [np.flatnonzero(flat_marks == k)[0] for k in range(1, 2 * self.dm.l_max + 1)], np.int32
         ).reshape(self.dm.l_max, 2)
         self.memory_index = memory.coordinates(cfg.learn, example) if self.learned_memory else None
+        self.debrief_index = memory.coordinates(cfg.learn, example, debrief.WEIGHTS) if cfg.debrief else None
         self.rnd_target = None
         if cfg.rnd:  # a fixed random network (never learns, never evolves): a constant of the step
             k1, k2 = jax.random.split(jax.random.PRNGKey(1))
@@ -99,6 +102,8 @@ class Learner:
         genes = {k: (lambda key, f=f: f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
         if self.learned_memory:  # the write's weights belong to the encoder gene: inherited, evolved, learned
             genes["encoder"] = memory.encoder_with_write(genes["encoder"], self.dm)
+        if self.cfg.debrief:  # its embedding too: the first thinking token's input (`debrief`)
+            genes["encoder"] = debrief.encoder_with_debrief(genes["encoder"], self.dm)
         return dict(genes, drive=drives.init_drive)
 
     def learned_kinds(self) -> tuple[str, ...]:
@@ -144,6 +149,7 @@ class Learner:
             mem_sens=memory.Sensitivity.zeros(dm.m, dm.d) if self.learned_memory else None,
             place_est=jnp.zeros(2), place_step=jnp.zeros(2),  # the first act senses where it was born
             body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
+            expected=jnp.zeros(dm.d) if self.cfg.debrief else None,
             trace=jnp.zeros_like(theta),
             loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf, jnp.float32),
         )
@@ -162,14 +168,15 @@ class Learner:
         layers = [tf.Eff(base["layer"][i], pick(i, d["layer"])) for i in range(self.dm.l_max)]
         return tf.Eff(base["encoder"], d["encoder"]), layers, tf.Eff(base["head"], d["head"]), tr["gates"]
 
-    def forward(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, mem_in, cache):
-        """One step's tokens through the agent (`body`: its interoception vector).
-        Returns (x [S, D], k_new, v_new, phi, (enc, head))."""
+    def forward(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, mem_in, cache, outcome=None):
+        """One step's tokens through the agent (`body`: its interoception vector, `outcome` the last
+        step's, agents.debrief). Returns (x [S, D], k_new, v_new, phi, (enc, head))."""
         enc, layers, head, gates = self.weights(theta, agent.base)
         phi = tf.encode_obs(enc, obs_n, self.dm)
         if self.learned_memory:  # its derivative with respect to the write's weights: the carried sensitivities
             mem_in = memory.read(enc["mem_w"], enc["mem_nu"], mem_in, agent.mem_sens)
-        x = tf.step_tokens(enc, phi, prev_action, age, pos, body, mem_in, self.dm)
+        told = None if outcome is None else debrief.embed(enc, outcome)
+        x = tf.step_tokens(enc, phi, prev_action, age, pos, body, mem_in, self.dm, told)
         q_step = jnp.full((self.dm.s,), age, jnp.int32)
         x, k_new, v_new = tf.run_layers(x, layers, gates, agent.active, *cache, q_step, self.dm)
         return x, k_new, v_new, phi, (enc, head)
@@ -192,11 +199,11 @@ class Learner:
 
     # ------------------------------------------------------------------ act
 
-    def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now):
+    def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now, outcome):
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
         intero = tf.interoception(body, agent.body)
         x, k_new, v_new, phi, (enc, head) = self.forward(theta, agent, obs_n, prev_action, age, pos, intero,
-                                                         agent.mem, cache)
+                                                         agent.mem, cache, outcome)
         h = tf.read_out(head, x[self.dm.action_index])
         logits, value = tf.policy_value(head, h)
         action = jax.random.categorical(key, jax.lax.stop_gradient(logits)).astype(jnp.int32)
@@ -214,10 +221,12 @@ class Learner:
         phi_now = jax.vmap(self._target_latent)(agents, obs)
         here = place.estimate(self.cfg.place_input, agents.place_est, agents.place_step, senses.pos,
                               senses.prev_action)
+        outcome = debrief.outcome(agents.expected, phi_now, agents.body, senses.body, self.drive_weights(
+            hp, agents), agents.reward_scale, senses.prev_action < 0) if self.cfg.debrief else None
 
         def batched(theta):
             return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, here,
-                                           senses.body, keys, phi_now)
+                                           senses.body, keys, phi_now, outcome)
 
         out, vjp_fn, (action, k_new, v_new, mem_out, sens) = jax.vjp(batched, agents.theta, has_aux=True)
         # Which of the VJP's residuals are the agents' inherited weights themselves: those are read
@@ -225,9 +234,10 @@ class Learner:
         base = {id(x): i for i, x in enumerate(jax.tree.leaves(agents.base))}
         plan = tuple(base.get(id(x), -1) for x in jax.tree.leaves(vjp_fn))
         pending = {"out": out, "vjp": vjp_fn, "plan": plan, "action": action, "obs_n": obs_n, "pos": senses.pos,
-                   "phi_now": phi_now, "body": senses.body}
+                   "phi_now": phi_now, "body": senses.body, "outcome": outcome}
+        expected = debrief.expectation(phi_now, out["pred"]) if self.cfg.debrief else None
         agents = agents.replace(obs_stats=obs_stats, mem=mem_out, mem_sens=sens, body=senses.body, place_est=here,
-                                place_step=out["pos"])
+                                place_step=out["pos"], expected=expected)
         agents = jax.vmap(self.write_cache)(agents, k_new, v_new, senses.age)
         return action, agents, pending
 
@@ -332,6 +342,8 @@ class Learner:
         grad, loss, metrics, scale, reward, trace = self._gradient(hp, agents, carried, pending, senses, terminal)
         if self.learned_memory:  # the learned write's share of the gradient
             metrics["grad_norm_memory"] = jnp.linalg.norm(grad[:, self.memory_index], axis=-1)
+        if self.cfg.debrief:  # the debrief embedding's share
+            metrics["grad_norm_debrief"] = jnp.linalg.norm(grad[:, self.debrief_index], axis=-1)
         tx = optimizer(hp.grad_clip, hp.lr, hp.max_update)
 
         def update(theta, opt, g, developmental):

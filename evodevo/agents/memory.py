@@ -109,10 +109,11 @@ def read(w, nu, m, sens: Sensitivity):
     return m + jnp.einsum("ikj,kj->ij", sens.w, dw) + sens.nu * dnu
 
 
-def coordinates(learn: str, trainable: dict) -> np.ndarray:
-    """Indices of the write's weights (or their deltas, learn=lowrank) in the flat trainable vector."""
+def coordinates(learn: str, trainable: dict, names: tuple = WRITE) -> np.ndarray:
+    """Indices of the encoder's tensors `names` (the write's weights, unless told), or their deltas
+    (learn=lowrank), in the flat trainable vector."""
     part = "params" if learn == "full" else "delta"
     marks = jax.tree.map(np.zeros_like, trainable)
-    enc = {k: jax.tree.map(np.ones_like, v) if k in WRITE else v for k, v in marks[part]["encoder"].items()}
+    enc = {k: jax.tree.map(np.ones_like, v) if k in names else v for k, v in marks[part]["encoder"].items()}
     marks = dict(marks, **{part: dict(marks[part], encoder=enc)})
     return np.flatnonzero(np.asarray(ravel_pytree(marks)[0]))

@@ -2,7 +2,8 @@
 
 Three gene kinds, each a flat dict of arrays (one pool bank per kind):
   encoder  observation -> observation token; also the previous-action, time and place
-           projections, the thinking tokens and the memory embeddings
+           projections, the thinking tokens and the memory embeddings (and the memory's
+           write and the debrief's embedding, where they are on: `memory`, `debrief`)
   layer    one pre-LN transformer block (attention + MLP)
   head     final LayerNorm and every output head
 
@@ -12,10 +13,12 @@ materialised) or a dense delta for vectors. With learn=full the delta is absent
 and the trainable vector holds the weights themselves.
 
 Tokens of one step: [obs, think_1..K, mem_1..M]. The action is read at the last
-thinking token (the obs token when K = 0). Attention covers the current step
-(causal) and a KV cache of the last T steps, with an ALiBi bias on the step
-distance; the cache and the memory carried between steps are stop-gradient (a
-learned memory's write gets its gradient from carried sensitivities, `memory`).
+thinking token (the obs token when K = 0). With agents.debrief the first thinking
+token's input holds the last step's outcome (`debrief`), which the tokens after it
+read. Attention covers the current step (causal) and a KV cache of the last T steps,
+with an ALiBi bias on the step distance; the cache and the memory carried between
+steps are stop-gradient (a learned memory's write gets its gradient from carried
+sensitivities, `memory`).
 With agents.memory=learned (`Dims.read_memory`) every token of a step also attends to
 the step's memory tokens: the memory is read before the action is chosen (causally
 they come after it, and would be read only a step later, through the cache), and the
@@ -232,10 +235,11 @@ def encode_obs(enc: Eff, obs, dm: Dims):
     return layer_norm(h)
 
 
-def step_tokens(enc: Eff, phi, prev_action, age, pos, body, mem_in, dm: Dims):
+def step_tokens(enc: Eff, phi, prev_action, age, pos, body, mem_in, dm: Dims, debrief=None):
     """[S, D] input tokens of one step: observation (+ action, time, place, body), thinking, memory.
     `pos` [2] is the position the grid code encodes (`place.estimate`), `body` [body_dim] the
-    interoception vector (see `interoception`)."""
+    interoception vector (see `interoception`), `debrief` [D] (or None) the last step's outcome,
+    added to the first thinking token (`debrief`)."""
     obs_tok = (
         phi
         + enc["act_emb"][prev_action + 1]
@@ -243,7 +247,8 @@ def step_tokens(enc: Eff, phi, prev_action, age, pos, body, mem_in, dm: Dims):
         + enc.mm(place_code(pos, dm.place_dim // 6), "w_place")
         + enc.mm(body, "w_body")
     )
-    return jnp.concatenate([obs_tok[None], enc["think"], mem_in + enc["mem_emb"]], 0)
+    think = enc["think"] if debrief is None else enc["think"].at[0].add(debrief)
+    return jnp.concatenate([obs_tok[None], think, mem_in + enc["mem_emb"]], 0)
 
 
 def interoception(body, body_prev):
