@@ -134,6 +134,8 @@ def plot(results: dict, path: Path, last: int) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour = {arm: cycle[i % len(cycle)] for i, arm in enumerate(results)}  # one colour per arm in every panel
     ax = axes[0, 0]
     for arm, r in results.items():
         s = r["series"]
@@ -143,7 +145,7 @@ def plot(results: dict, path: Path, last: int) -> None:
         w = np.array([p["lives"] for p in s], float)
         yy = np.nan_to_num(np.array(y, float)) * w
         smooth = np.convolve(yy, np.ones(k), "same") / np.maximum(np.convolve(w, np.ones(k), "same"), 1)
-        ax.plot(x, smooth, label=arm)
+        ax.plot(x, smooth, label=arm, color=colour[arm])
     ax.set_xlabel("agent-steps")
     ax.set_ylabel("mean lifespan of lives ending (steps)")
     ax.set_title("lifespan over the run")
@@ -166,7 +168,8 @@ def plot(results: dict, path: Path, last: int) -> None:
     for arm, r in results.items():
         s = [p for p in r["series"] if "entropy_layer" in p]
         if s:
-            ax.plot([p["step"] * r["n_slots"] for p in s], [p["entropy_layer"] for p in s], label=arm)
+            ax.plot([p["step"] * r["n_slots"] for p in s], [p["entropy_layer"] for p in s], label=arm,
+                    color=colour[arm])
     ax.set_xlabel("agent-steps")
     ax.set_ylabel("layer-gene frequency entropy (nats)")
     ax.set_title("does the pool collapse? frequency entropy")
@@ -177,8 +180,9 @@ def plot(results: dict, path: Path, last: int) -> None:
         s = [p for p in r["series"] if "living_genes" in p]
         if s:
             ax.plot([p["step"] * r["n_slots"] for p in s], [sum(p["living_genes"].values()) for p in s],
-                    label=f"{arm}: living genes")
-            ax.plot([p["step"] * r["n_slots"] for p in s], [p["splits"] for p in s], "--", label=f"{arm}: splits")
+                    label=f"{arm}: living genes", color=colour[arm])
+            ax.plot([p["step"] * r["n_slots"] for p in s], [p["splits"] for p in s], "--", label=f"{arm}: splits",
+                    color=colour[arm])
     ax.set_xlabel("agent-steps")
     ax.set_title("living genes (all kinds) and cumulative splits")
     ax.legend(fontsize=8)
