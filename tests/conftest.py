@@ -69,6 +69,37 @@ def tiny_cfg():
     return tiny_config()
 
 
+def learner_steps(ag, hp, n, obs_dim, body):
+    """A learner driven alone by synthetic inputs (sparse random observations, `body(t)` [n, 5]):
+    (jitted step(agents, carried, prev, t) -> (agents, carried, action, broken, metrics, pending),
+    carried for the first step given the agents). Inputs are typed, not weakly typed: the carry a
+    step returns is the one it takes, so the step compiles once."""
+    import jax.numpy as jnp
+
+    from evodevo.agents.kind import Senses
+
+    def inputs(prev, t):
+        key = jax.random.fold_in(jax.random.PRNGKey(7), t)
+        obs = (jax.random.uniform(key, (n, obs_dim)) < 0.05).astype(jnp.float32)
+        return obs, Senses(age=jnp.full(n, t, jnp.int32), pos=jnp.full((n, 2), 30 + t, jnp.int32), prev_action=prev,
+                           body=body(t)), key
+
+    @jax.jit
+    def step(agents, carried, prev, t):
+        obs, senses, key = inputs(prev, t)
+        action, agents, pending = ag.act(hp, agents, obs, senses, key)
+        agents, broken, metrics = ag.learn(hp, agents, carried, pending, senses, jnp.zeros(n, bool),
+                                           jnp.full(n, t > 0))
+        return agents, ag.carry(pending), action, broken, metrics, pending
+
+    def first_carried(agents):
+        prev = jnp.full(n, -1, jnp.int32)
+        return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(
+            lambda a: ag.carry(ag.act(hp, a, *inputs(prev, 0))[2]), agents))
+
+    return step, first_carried
+
+
 def founders(ag, n, key):
     """n newborns of a learner `ag` from fresh random genes, op by op (compiles no program of its own):
     agents of a config whose state differs from the shared tiny state's."""

@@ -16,7 +16,7 @@ from evodevo import config
 from evodevo.agents import memory
 from evodevo.agents.kind import Senses
 
-from conftest import founders, tiny_config as tiny  # noqa: E402
+from conftest import founders, learner_steps, tiny_config as tiny  # noqa: E402
 
 
 # --------------------------------------------------------------------------- the recurrence
@@ -126,27 +126,12 @@ def learned_run(sim):
     ag = Learner(tiny("agents.memory=learned").agents, sim.world)
     hp, n, obs_dim = sim.hp.agents, sim.n, sim.world.obs_dim
 
-    def inputs(prev, t):  # typed, not weakly typed: the carry a step returns is the one it takes
-        key = jax.random.fold_in(jax.random.PRNGKey(7), t)
-        obs = (jax.random.uniform(key, (n, obs_dim)) < 0.05).astype(jnp.float32)
-        return obs, Senses(age=jnp.full(n, t, jnp.int32), pos=jnp.full((n, 2), 30 + t, jnp.int32), prev_action=prev,
-                           body=jnp.full((n, 5), 0.5, jnp.float32)), key
-
-    @jax.jit
-    def step(agents, carried, prev, t):
-        obs, senses, key = inputs(prev, t)
-        action, agents, pending = ag.act(hp, agents, obs, senses, key)
-        agents, broken, metrics = ag.learn(hp, agents, carried, pending, senses, jnp.zeros(n, bool),
-                                           jnp.full(n, t > 0))
-        return agents, ag.carry(pending), action, broken, metrics
-
+    step, first_carried = learner_steps(ag, hp, n, obs_dim, lambda t: jnp.full((n, 5), 0.5, jnp.float32))
     agents = founders(ag, n, jax.random.PRNGKey(3))
-    prev, seen = jnp.full(n, -1, jnp.int32), []
-    carried = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(
-        lambda a: ag.carry(ag.act(hp, a, *inputs(prev, 0))[2]), agents))
+    prev, seen, carried = jnp.full(n, -1, jnp.int32), [], first_carried(agents)
     start = time.perf_counter()
     for t in range(STEPS):
-        agents, carried, prev, broken, metrics = step(agents, carried, prev, t)
+        agents, carried, prev, broken, metrics, _ = step(agents, carried, prev, t)
         assert not np.asarray(broken).any()
         seen.append((agents, jax.device_get(metrics)))
         if t == 0:

@@ -18,9 +18,8 @@ import pytest
 from evodevo import config, treeutil
 from evodevo.agents import debrief
 from evodevo.agents import transformer as tf
-from evodevo.agents.kind import Senses
 
-from conftest import founders, tiny_config as tiny  # noqa: E402
+from conftest import founders, learner_steps, tiny_config as tiny  # noqa: E402
 
 STEPS = 3  # act 0 (a newborn: no outcome yet), then transitions 0 and 1, learned with the debriefs of acts 0 and 1
 DRIVES = ("agents.drive_food=1.0", "agents.drive_drink=0.5")  # a reward with a drive part beside curiosity
@@ -54,30 +53,16 @@ def debrief_run(sim):
     ag = Learner(cfg.agents, sim.world)
     hp, n, obs_dim = cfg.agents, sim.n, sim.world.obs_dim
 
-    def inputs(prev, t):
-        key = jax.random.fold_in(jax.random.PRNGKey(7), t)
-        obs = (jax.random.uniform(key, (n, obs_dim)) < 0.05).astype(jnp.float32)
-        body = (0.9 - 0.1 * t * jnp.arange(1, n + 1, dtype=jnp.float32)[:, None] / n) * jnp.ones((n, 5))
-        body = body.at[:, -1].set(t % 2)  # asleep every other step
-        return obs, Senses(age=jnp.full(n, t, jnp.int32), pos=jnp.full((n, 2), 30 + t, jnp.int32), prev_action=prev,
-                           body=body), key
-
-    @jax.jit
-    def step(agents, carried, prev, t):
-        obs, senses, key = inputs(prev, t)
-        action, agents, pending = ag.act(hp, agents, obs, senses, key)
-        agents, broken, metrics = ag.learn(hp, agents, carried, pending, senses, jnp.zeros(n, bool),
-                                           jnp.full(n, t > 0))
-        return agents, ag.carry(pending), action, broken, metrics, pending["outcome"]
-
+    body = lambda t: (0.9 - 0.1 * t * jnp.arange(1, n + 1, dtype=jnp.float32)[:, None] / n  # noqa: E731
+                      * jnp.ones((n, 5))).at[:, -1].set(t % 2)  # asleep every other step
+    step, first_carried = learner_steps(ag, hp, n, obs_dim, body)
     agents = founders(ag, n, jax.random.PRNGKey(3))
-    prev, runs = jnp.full(n, -1, jnp.int32), []
-    carried = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(
-        lambda a: ag.carry(ag.act(hp, a, *inputs(prev, 0))[2]), agents))
+    prev, runs, carried = jnp.full(n, -1, jnp.int32), [], first_carried(agents)
     start = time.perf_counter()
     for t in range(STEPS):
         before = agents
-        agents, carried, prev, broken, metrics, outcome = step(agents, carried, prev, t)
+        agents, carried, prev, broken, metrics, pending = step(agents, carried, prev, t)
+        outcome = pending["outcome"]
         assert not np.asarray(broken).any()
         runs.append({"before": before, "carried": carried, "outcome": np.asarray(outcome),
                      "metrics": jax.device_get(metrics), "after": agents})
