@@ -24,6 +24,9 @@ Arms (each one `--set` list away from the default config):
                                                          depleted of food and drink is below ~1/3
     averse_forage_needs averse_forage + drive_food/drink=10, drive_death=-1
     averse_low_entropy  averse + agents.entropy=0.001      a policy allowed to leave uniform
+    averse_hurt         averse + drive_health=10, drive_death=-1   a zombie's blow hurts
+    averse_hurt_needs   averse_hurt + drive_food/drink=3
+    averse_hurt_forage  averse_hurt + drive_forage=0.15
     averse_darwinian    averse + genepool.improve=darwinian   the inheritance modes (issue 10 item 5) with the
     averse_baldwinian   averse + genepool.improve=frozen      default's hand-set drives: only selection and
                                                          birth mutations (darwinian) or only selection
@@ -85,6 +88,13 @@ ARMS = {
     "averse_forage": ["agents.drive_curiosity=-0.1", "agents.drive_forage=0.15"],
     # the policy barely leaves uniform (entropy 2.80 of 2.83 nats): a 10x smaller entropy bonus
     "averse_low_entropy": ["agents.drive_curiosity=-0.1", "agents.entropy=0.001"],
+    # a hit that hurts (issue 10: "the reward an agent learns from has to make a hit hurt"): zombies are
+    # the price of every step away from home, so the arms that move more need it first
+    "averse_hurt": ["agents.drive_curiosity=-0.1", "agents.drive_health=10", "agents.drive_death=-1"],
+    "averse_hurt_needs": ["agents.drive_curiosity=-0.1", "agents.drive_health=10", "agents.drive_food=3",
+                          "agents.drive_drink=3", "agents.drive_death=-1"],
+    "averse_hurt_forage": ["agents.drive_curiosity=-0.1", "agents.drive_forage=0.15", "agents.drive_health=10",
+                           "agents.drive_death=-1"],
     "averse_darwinian": ["agents.drive_curiosity=-0.1", "genepool.improve=darwinian"],
     "averse_baldwinian": ["agents.drive_curiosity=-0.1", "genepool.improve=frozen"],
     "averse_forage_needs": ["agents.drive_curiosity=-0.1", "agents.drive_forage=0.15", "agents.drive_food=10",
