@@ -185,6 +185,9 @@ class RunConfig:
     snapshot_every_s: float = _f(1.0, "minimum seconds between live snapshots", _pos, "> 0")
     devices: int = _f(0, "devices the slots are split over (0: all; world.n_slots must be a multiple)",
                       lambda x: x >= 0, ">= 0")
+    birth_batch: int = _f(0, "births (and layer insertions) of a step computed together, vmapped; more in one "
+                          "step take several batches (0: automatic, 1 on a CPU, n_slots/64 rounded up to a power "
+                          "of two on a GPU)", _nonneg, ">= 0")
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,8 @@ def compile_key(cfg: Config) -> Config:
     """The part of a Config that the jitted chunk depends on (host-only run.* keys and traced
     floats excluded): two configs with the same key share one compiled Simulation."""
     return dataclasses.replace(cfg, agents=statics(cfg.agents), genepool=statics(cfg.genepool),
-                               run=RunConfig(chunk_steps=cfg.run.chunk_steps, devices=cfg.run.devices))
+                               run=RunConfig(chunk_steps=cfg.run.chunk_steps, devices=cfg.run.devices,
+                                             birth_batch=cfg.run.birth_batch))
 
 
 # --------------------------------------------------------------------------- loading
@@ -298,6 +302,9 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(f"config key 'agents.n_heads': {a.n_heads} does not divide agents.d_model={a.d_model}")
     if a.init_depth > a.l_max:
         raise ConfigError(f"config key 'agents.init_depth': {a.init_depth} exceeds agents.l_max={a.l_max}")
+    if cfg.run.birth_batch > cfg.world.n_slots:
+        raise ConfigError(f"config key 'run.birth_batch': {cfg.run.birth_batch} exceeds world.n_slots="
+                          f"{cfg.world.n_slots} (0: automatic)")
 
 
 def from_dict(data: dict) -> Config:
