@@ -65,7 +65,8 @@ def _join_hosts(args) -> None:
     try:
         jax.distributed.initialize(**given)
     except (ValueError, TypeError, RuntimeError) as e:
-        raise ConfigError(f"--distributed: {str(e).strip().splitlines()[0] if str(e).strip() else e!r}") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"--distributed: {first}") from None
 
 
 def _enable_compilation_cache() -> None:
