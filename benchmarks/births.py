@@ -86,7 +86,8 @@ def main(argv=None) -> int:
         got = jax.device_get(out)
         if reference is None:
             reference = got
-        same = all(np.array_equal(a, b, equal_nan=True) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(reference)))
+        same = all(np.array_equal(a, b, equal_nan=True)
+                   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(reference)))
         print(f"{name:>6}: compiled in {time.perf_counter() - t0:.1f} s, same agents as the loop: {same}")
         if not same:
             return 1

@@ -19,12 +19,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=int, required=True, help="simulation steps (each advances every slot once)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a config key (repeatable)")
+    _distributed_args(run)
 
     res = sub.add_parser("resume", help="continue a run from its latest checkpoint")
     res.add_argument("run_dir", help="the run directory")
     res.add_argument("--steps", type=int, required=True, help="further simulation steps to run")
     res.add_argument("--set", dest="overrides", action="append", default=[], metavar="run.KEY=VALUE",
                      help="override a run.* key (repeatable)")
+    _distributed_args(res)
 
     view = sub.add_parser("view", help="watch a run's agents in a pygame window")
     view.add_argument("run_dir", help="the run directory")
@@ -39,6 +41,32 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, metavar="PNG",
                      help="where to write the picture (default: RUN_DIR/report.png)")
     return p
+
+
+def _distributed_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("several hosts", "one process per host, each started with the same command; the run "
+                             "directory on a file system all hosts share (README: Several hosts)")
+    g.add_argument("--distributed", action="store_true",
+                   help="join a multi-host job (jax.distributed.initialize); on SLURM, Open MPI, Kubernetes and "
+                        "TPU pods the three values below are found automatically")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address and a free port on it")
+    g.add_argument("--num-processes", type=int, metavar="P", help="number of processes (hosts)")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0 .. P-1")
+
+
+def _join_hosts(args) -> None:
+    """jax.distributed.initialize before anything touches a device, if asked for (any of the flags)."""
+    given = {k: v for k, v in (("coordinator_address", args.coordinator), ("num_processes", args.num_processes),
+                               ("process_id", args.process_id)) if v is not None}
+    if not (args.distributed or given):
+        return
+    import jax
+
+    try:
+        jax.distributed.initialize(**given)
+    except (ValueError, TypeError, RuntimeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(f"--distributed: {first}") from None
 
 
 def _enable_compilation_cache() -> None:
@@ -107,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print("evodevo: error: --steps must be >= 0", file=sys.stderr)
         return 2
     try:
+        _join_hosts(args)
         if args.verb == "run":
             from evodevo import config
 

@@ -1,4 +1,5 @@
-"""Scale: births and layer insertions computed B at a time (`run.birth_batch`)."""
+"""Scale: births and layer insertions computed B at a time (`run.birth_batch`), and the host loop
+as one process of several (`world/hosts.py`: only process 0 writes the run's files)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import CONFIGS, tiny_config
+from evodevo.cli import main
 from evodevo.config import ConfigError
+from evodevo.world import hosts
 from evodevo.world import sim as sim_mod
+from evodevo.world.runner import CHECKPOINTS, CONFIG, LIFETIMES, LINEAGE, TB, Runner
 
 BATCH = 3  # of the tiny preset's 4 slots: 4 deaths in a step take two batches, the second padded
 
@@ -49,3 +53,27 @@ def test_birth_batch_setting(monkeypatch):
         with pytest.raises(ConfigError, match=f"'run.birth_batch'.*{says}") as e:
             tiny_config(f"run.birth_batch={bad}")
         assert "\n" not in str(e.value)
+
+
+def test_a_process_other_than_0_runs_but_writes_no_run_files(tmp_path, tiny_cfg, shared_simulations, monkeypatch):
+    """Process 1 of a multi-host run runs the chunks and takes part in the checkpoints, and writes
+    none of process 0's files. Simulated: the process index as hosts.py sees it is 1 (patching
+    `jax.process_index` itself would tell orbax too, which then, without a process 0, makes no
+    checkpoint directory)."""
+    monkeypatch.setattr(hosts, "process_index", lambda: 1)
+    d = tmp_path / "run"
+    runner = Runner.create(d, tiny_config("run.snapshot=true", "run.snapshot_every_s=0.001"))
+    assert runner.advance(100)
+    runner.close()
+    assert runner.step == 100
+    assert not any((d / name).exists() for name in (LIFETIMES, TB, CONFIG, LINEAGE, "snapshot.npz"))
+    assert sorted(int(p.name) for p in (d / CHECKPOINTS).iterdir() if p.name.isdigit()) == [0, 100]
+
+
+def test_distributed_flags_that_cannot_join_are_a_one_line_error(tmp_path, capsys):
+    d = tmp_path / "run"
+    code = main(["run", "--config", str(CONFIGS / "tiny.yaml"), "--run-dir", str(d),
+                 "--steps", "1", "--process-id", "0"])  # no coordinator, no cluster to find one in
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("evodevo: error: --distributed:") and "\n" not in err
+    assert not d.exists()

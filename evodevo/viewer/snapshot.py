@@ -19,7 +19,9 @@ Contents of snapshot.npz (numpy arrays, no pickles):
                       slot's lifetime fitness so far, "fitness" (absent for random agents)
 
 "Shown slots" are the first `max_slots` (64) slots: the viewer draws at most that many
-worlds, and a 4096-slot GPU run must not write 85 MB a second.
+worlds, and a 4096-slot GPU run must not write 85 MB a second. Over several hosts every process
+collects a snapshot when one falls due on any (the collection gathers from all) and process 0
+writes it (world/hosts.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from pathlib import Path
 
 import jax
 import numpy as np
+
+from evodevo.world import hosts
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +115,10 @@ def collect(sim, state, k: int) -> tuple[dict, dict]:
     # Copy the shown slots on the device first, then fetch the copies. Fetching the state's own
     # buffers would pin them to host numpy views, and the runner's next chunk could then not
     # donate them (XLA would allocate and copy instead: a measurable slowdown of the run).
-    arrays = {name: _small(np.asarray(x)) for name, x in jax.device_get(_head(arrays, k)).items()}
+    arrays = {name: _small(np.asarray(x)) for name, x in hosts.fetch(_head(arrays, k)).items()}
     from evodevo.world.craftax_world import Cause
 
-    deaths = np.asarray(jax.device_get(state.deaths))
+    deaths = np.asarray(hosts.fetch(state.deaths))
     meta = {
         "format": FORMAT,
         "step": int(state.step),
@@ -215,8 +219,7 @@ class SnapshotWriter:
         written, so the viewer of a finished run shows where it ended). True if one was written."""
         try:
             self._record(out, n)
-            now = time.monotonic()
-            if now < self._next and not final:
+            if not hosts.anywhere(time.monotonic() >= self._next or final):
                 return False
             self.write(runner)
             self._next = time.monotonic() + self.every_s
@@ -260,6 +263,7 @@ class SnapshotWriter:
         for name, x in self._hist.items():
             arrays[f"hist/{name}"] = x
         arrays["meta"] = np.array(json.dumps(meta, default=_json_default))
-        save_npz_atomic(self.path, arrays)
+        if hosts.primary():
+            save_npz_atomic(self.path, arrays)
         self.writes += 1
         self.write_s += time.perf_counter() - t0

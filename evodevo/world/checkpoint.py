@@ -1,4 +1,9 @@
-"""Checkpoints of a run's whole SimState with orbax-checkpoint (atomic, keep last k)."""
+"""Checkpoints of a run's whole SimState with orbax-checkpoint (atomic, keep last k).
+
+Over several hosts every process calls `save` and `restore` alike (orbax's own protocol: each
+process writes and reads the shards it holds, process 0 the metadata and the final rename), so
+the run directory must be on a file system that all hosts share.
+"""
 
 from __future__ import annotations
 
@@ -61,12 +66,17 @@ class Checkpoints:
             n = int(code.group(1))
             raise OSError(n, os.strerror(n), path) from None
 
-    def restore(self, template, step: int | None = None):
-        """Restore (state, meta) shaped like `template` (a SimState from a fresh init)."""
+    def restore(self, template, step: int | None = None, shardings=None):
+        """Restore (state, meta) shaped like `template` (a SimState from a fresh init), laid out by
+        `shardings` (a tree like it, `Simulation.shardings`: each process reads only its shards) or,
+        for None, on the default device."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise CheckpointError(f"no checkpoint in {self.directory}; start the run with `evodevo run` instead")
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), template)
+        if shardings is not None:
+            abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                    abstract, shardings)
         try:
             restored = self.manager.restore(
                 step,
@@ -78,8 +88,9 @@ class Checkpoints:
                 f"checkpoint {self.directory / str(step)} cannot be restored into this configuration "
                 f"({type(e).__name__}: {first[:200]}); it is corrupt or from an incompatible config/version"
             ) from None
-        # Uncommitted arrays, like a fresh init's: a committed state would make the jitted chunk compile again.
-        state = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), restored.state)
+        state = restored.state
+        if shardings is None:  # uncommitted arrays, like a fresh init's: committed ones would compile the chunk again
+            state = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), state)
         for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(abstract)):
             if got.shape != want.shape or got.dtype != want.dtype:
                 raise CheckpointError(

@@ -8,7 +8,8 @@
     report.png        the picture `evodevo report` draws of the run (only when asked for)
 
 Every write goes through `writing(path)`, which turns an OSError (a full disk) into a
-`WriteError` naming the file.
+`WriteError` naming the file. Of a run over several hosts only process 0 writes these files
+(hosts.py); the checkpoints are written by all.
 """
 
 from __future__ import annotations
@@ -119,9 +120,13 @@ class LifetimeLog:
                     break  # a line cut by a kill: everything after it is unreliable
         return lives
 
+    def kept(self, step: int) -> list[dict]:
+        """The lives that ended at or before `step` (what `truncate_to` keeps), without writing."""
+        return [life for life in self.read() if life["death_step"] <= step]
+
     def truncate_to(self, step: int) -> list[dict]:
         """Keep the lives that ended at or before `step` (atomic rewrite); return them."""
-        kept = [life for life in self.read() if life["death_step"] <= step]
+        kept = self.kept(step)
         tmp = self.path.with_suffix(".jsonl.tmp")
         try:
             self._write(tmp, "w", kept)
@@ -144,6 +149,14 @@ def write_png(path: Path, image: np.ndarray) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
+
+
+class NullWriter:
+    """The TensorBoard writer of a process that writes no files (not process 0 of a multi-host run):
+    every call does nothing, so the code that computes the scalars runs the same on every process."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
 
 
 def summary_writer(logdir: Path, purge_step: int | None):

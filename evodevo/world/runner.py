@@ -9,6 +9,10 @@ death_step is past the checkpoint it restores (those lives are simulated again).
 
 A write that fails (a full disk) ends the run with a `WriteError` that names the file
 and the checkpoint the run can be resumed from; nothing is written after it.
+
+Over several hosts (hosts.py) every process runs this loop alike: each fetches the chunk's
+outputs whole, only process 0 writes the files, all write the checkpoints, and a stop signal
+to any process stops all after the same chunk.
 """
 
 from __future__ import annotations
@@ -19,17 +23,17 @@ import signal
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from evodevo import config as config_mod
 from evodevo.config import Config
 from evodevo.metrics import RecentLives
+from evodevo.world import hosts
 from evodevo.world.checkpoint import Checkpoints
 from evodevo.world.craftax_world import Cause
 from evodevo.world.memory import check_memory
 from evodevo.world.runfiles import (  # noqa: F401 - the run's file names and errors, used through this module too
-    CHECKPOINTS, COMPILING, CONFIG, LIFETIMES, LINEAGE, TB, LifetimeLog, RunDirError, WriteError,
+    CHECKPOINTS, COMPILING, CONFIG, LIFETIMES, LINEAGE, TB, LifetimeLog, NullWriter, RunDirError, WriteError,
     lives_from_chunk, summary_writer, write_png, writing)
 from evodevo.world.sim import SimState, Simulation
 
@@ -73,6 +77,7 @@ class Runner:
         self.state = state
         self.recent = recent
         self.log = LifetimeLog(self.run_dir / LIFETIMES)
+        self.writes = hosts.primary()  # this process writes the run's files (all write checkpoints)
         with writing(self.run_dir / CHECKPOINTS):
             self.ckpt = Checkpoints(self.run_dir / CHECKPOINTS, cfg.run.keep_checkpoints)
         self.hp = config_mod.hyperparams(cfg)  # traced: a shared Simulation may have other floats
@@ -111,12 +116,14 @@ class Runner:
         recent = RecentLives(cfg.run.recent_lives, sim.world.achievement_names)
         with writing(run_dir):
             run_dir.mkdir(parents=True, exist_ok=True)
-        with writing(run_dir / CONFIG):
-            (run_dir / CONFIG).write_text(config_mod.dump_yaml(cfg))
+        if hosts.primary():
+            with writing(run_dir / CONFIG):
+                (run_dir / CONFIG).write_text(config_mod.dump_yaml(cfg))
         runner = cls(run_dir, cfg, sim, state, recent, purge_step=None)
         try:
-            with writing(runner.log.path):
-                runner.log.path.touch()
+            if runner.writes:
+                with writing(runner.log.path):
+                    runner.log.path.touch()
             runner.checkpoint()  # step 0: a run killed before its first interval can still resume
         except WriteError as e:
             runner.close_quietly()
@@ -138,14 +145,15 @@ class Runner:
         check_memory(cfg)  # e.g. a GPU-sized run resumed on a laptop
         sim = Simulation(cfg)
         ckpt = Checkpoints(run_dir / CHECKPOINTS, cfg.run.keep_checkpoints)
-        state, meta, step = ckpt.restore(sim.init(config_mod.hyperparams(cfg)))
-        state = sim.place(state)  # the devices of this resume, which may differ from the run's start
+        template = sim.init(config_mod.hyperparams(cfg))
+        # Restored onto the devices of this resume, which may differ from the run's start.
+        state, meta, step = ckpt.restore(template, shardings=sim.shardings(template))
         ckpt.close()
         recent = RecentLives(cfg.run.recent_lives, sim.world.achievement_names)
         log = LifetimeLog(run_dir / LIFETIMES)
         try:
             with writing(log.path):
-                kept = log.truncate_to(step)
+                kept = log.truncate_to(step) if hosts.primary() else log.kept(step)
         except WriteError as e:
             e.intact_step = step
             raise
@@ -167,7 +175,7 @@ class Runner:
     def tb(self):
         if self._tb is None:
             with writing(self.run_dir / TB):
-                self._tb = summary_writer(self.run_dir / TB, self._purge_step)
+                self._tb = summary_writer(self.run_dir / TB, self._purge_step) if self.writes else NullWriter()
         return self._tb
 
     def checkpoint(self) -> None:
@@ -184,8 +192,8 @@ class Runner:
         """At checkpoints: the top-genes table and the lineage tree (TensorBoard and lineage.png).
         A picture that cannot be drawn is reported, never allowed to stop the run; a failed write
         stops it like any other."""
-        view = self._pool_view()
-        if view is None:
+        view = self._pool_view()  # on every process: it gathers from all
+        if view is None or not self.writes:
             return
         from evodevo.genepool import report
 
@@ -206,9 +214,8 @@ class Runner:
         tb = self.tb
         tb.add_scalar("perf/agent_steps_per_s", rate, step)
         tb.add_scalar("perf/steps_per_s", rate / self.sim.n, step)
-        births = int(self.state.births)
-        deaths = np.asarray(self.state.deaths)
-        tb.add_scalar("lives/births", births, step)
+        births, deaths = hosts.fetch((self.state.births, self.state.deaths))
+        tb.add_scalar("lives/births", int(births), step)
         for c in Cause:
             if c != Cause.alive:
                 tb.add_scalar(f"deaths/{c.name}", int(deaths[c]), step)
@@ -262,25 +269,26 @@ class Runner:
         every = self.cfg.run.checkpoint_every
         names = self.sim.world.achievement_names
         # The first chunk compiles for a minute or two while the bar sits at 0%: say so.
-        bar = tqdm(total=target - self.step, unit="step", disable=not self.cfg.run.progress, dynamic_ncols=True,
-                   desc=None if self._compiled else COMPILING)
+        bar = tqdm(total=target - self.step, unit="step", disable=not (self.cfg.run.progress and self.writes),
+                   dynamic_ncols=True, desc=None if self._compiled else COMPILING)
         stopped = None
         failed = False
         try:
             with stop_signals() as flag:
-                while self.step < target and flag["stop"] is None:
+                while self.step < target and not hosts.anywhere(flag["stop"] is not None):
                     step0 = self.step
                     n = min(chunk, target - step0)
                     t0 = time.perf_counter()
                     self.state, out = self.sim.run_chunk(self.state, n, hp=self.hp)
-                    out = jax.device_get(out)
+                    out = hosts.fetch(out)
                     rate = n * self.sim.n / (time.perf_counter() - t0)
                     if not self._compiled:
                         self._compiled = True
                         bar.set_description_str("", refresh=False)
                     lives = lives_from_chunk(out, step0, names, self.sim.describe_life)
-                    with writing(self.log.path):
-                        self.log.append(lives)
+                    if self.writes:
+                        with writing(self.log.path):
+                            self.log.append(lives)
                     self._logged_step = self.step
                     for life in lives:
                         self.recent.add(life["lifespan"], life["achievements"])
@@ -292,12 +300,13 @@ class Runner:
                     if self.step // every > step0 // every:
                         self.checkpoint()
                     bar.update(n)
+                    births, deaths = hosts.fetch((self.state.births, self.state.deaths))
                     bar.set_postfix(
-                        agent_steps_s=f"{rate:,.0f}", births=int(self.state.births),
-                        deaths=int(np.asarray(self.state.deaths).sum()),
+                        agent_steps_s=f"{rate:,.0f}", births=int(births), deaths=int(deaths.sum()),
                         lifespan=f"{summary.get('lifespan_mean', float('nan')):.0f}", refresh=False,
                     )
-                stopped = flag["stop"]
+                # A process that got no signal itself stops for the one that did.
+                stopped = flag["stop"] or (None if self.step >= target else "SIGTERM")
                 self.stopped_by = stopped
         except WriteError:
             failed = True

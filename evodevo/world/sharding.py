@@ -28,6 +28,9 @@ def slot_mesh(n_slots: int, devices: int) -> Mesh | None:
     if want > have:
         raise ConfigError(f"run.devices={devices} but {have} device(s) are available "
                           f"({jax.default_backend()}); set run.devices to at most {have} (0: all)")
+    if jax.process_count() > 1 and 1 < want < have:  # every host holds slots (the host loop gathers from all)
+        raise ConfigError(f"run.devices={devices} but a run over {jax.process_count()} hosts uses all their "
+                          f"{have} devices; set run.devices to 0")
     if n_slots % want:
         raise ConfigError(f"world.n_slots={n_slots} cannot be split evenly over {want} devices; choose a "
                           f"multiple of {want} for world.n_slots (or set run.devices)")

@@ -43,7 +43,7 @@ from evodevo.genepool.genome import Genome, compact
 from evodevo.genepool.pool import GenePool
 from evodevo.genepool.strategy import GeneStrategy, Lives
 from evodevo.treeutil import row, select
-from evodevo.world import sharding
+from evodevo.world import hosts, sharding
 from evodevo.world.craftax_world import Cause, ContinuousWorld, WorldState
 
 
@@ -141,7 +141,7 @@ class Simulation:
 
     def place(self, state: SimState) -> SimState:
         """`state` (fresh, or restored from a checkpoint) laid out over the devices."""
-        return state if self.mesh is None else jax.device_put(state, self.shardings(state))
+        return state if self.mesh is None else hosts.put(state, self.shardings(state))
 
     def _empty_carry(self, hp: Hyper, agents, world: WorldState):
         """Zeros shaped like the kind's carried act (`fresh` slots never read it)."""
@@ -325,13 +325,14 @@ class Simulation:
         }, "fitness": round(float(rec["fitness"]), 5)}
 
     def pool_report(self, state: SimState) -> dict | None:
-        """Host copies of the pool's statistics and the genomes' shapes (genepool.report); None without genes."""
+        """Host copies (on every process) of the pool's statistics and the genomes' shapes
+        (genepool.report); None without genes."""
         if self.strategy is None:
             return None
         living = jnp.ones(self.n, bool)
         view = report.pool_view(state.pool, state.genomes, self.strategy.carriers(state.genomes, living),
                                 self.kind.life_end(state.agents).gates, self.hp.genepool.shrink_k)
-        return jax.device_get(view)
+        return hosts.fetch(view)
 
     def pool_summary(self, state: SimState) -> dict:
         """What the viewer's pool panel shows ({} without genes)."""
@@ -340,12 +341,12 @@ class Simulation:
 
     def drive_weights(self, state: SimState, hp: Hyper | None = None) -> dict:
         """{drive name: [N]} each agent's reward weights (host numpy)."""
-        w = jax.device_get(self.kind.drive_weights((self.hp if hp is None else hp).agents, state.agents))
+        w = hosts.fetch(self.kind.drive_weights((self.hp if hp is None else hp).agents, state.agents))
         return {name: np.asarray(w[:, i]) for i, name in enumerate(DRIVES)}
 
     def world_history(self, state: SimState) -> dict:
         """{name: (mean over worlds, spread)} of `ContinuousWorld.history` (host floats)."""
-        counts = jax.device_get(self._world_history(state))
+        counts = hosts.fetch(self._world_history(state))
         return {k: (float(np.mean(v)), float(np.std(v))) for k, v in counts.items()}
 
     @functools.partial(jax.jit, static_argnums=0)
