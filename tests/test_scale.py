@@ -18,27 +18,24 @@ from evodevo.world.runner import CHECKPOINTS, CONFIG, LIFETIMES, LINEAGE, TB, Ru
 BATCH = 3  # of the tiny preset's 4 slots: 4 deaths in a step take two batches, the second padded
 
 
-def run(sim, state, chunks):
-    s, outs = jax.tree.map(jnp.copy, state), []
-    for _ in range(chunks):
-        s, out = sim.run_chunk(s)
-        outs.append(jax.device_get(out))
-    return jax.device_get(s), jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+def test_births_and_growth_in_batches_equal_one_at_a_time(state, simulation):
+    """Births and layer insertions, bit for bit, one at a time (B=1, the CPU's default) and three at
+    a time (vmapped, padded, two batches): every slot is born and then grows (develop=age at an age
+    that triggers it), so each takes more than one batch. Only `born` and `grow` are compiled."""
+    sims = [simulation(tiny_config(f"run.birth_batch={b}", "agents.develop=age")) for b in (1, BATCH)]
+    assert [x.batch for x in sims] == [1, BATCH]
+    n = sims[0].n
+    died = jnp.ones(n, bool)
+    ages = jnp.full(n, sims[0].cfg.agents.develop_age, jnp.int32)
+    key = jax.random.PRNGKey(5)
 
+    def lifecycle(sim, st):
+        agents = sim.born(st.pool, st.agents, st.genomes, died, key)
+        return agents, sim.grow(sim.hp, st.pool, st.agents, st.genomes, ages, key)
 
-def test_births_and_growth_in_batches_equal_one_at_a_time(sim, state, simulation):
-    """The same run, bit for bit, with births and insertions one at a time (B=1, the suite's tiny
-    Simulation on a CPU) and three at a time (vmapped, padded, two batches in a step)."""
-    batched = simulation(tiny_config(f"run.birth_batch={BATCH}"))
-    assert (sim.batch, batched.batch) == (1, BATCH)
-    # All four founders die of old age at step 3: one step with more births than a batch holds.
-    s0 = state.replace(slots=state.slots.replace(birth_step=jnp.full(sim.n, 3 - sim.cfg.world.max_age, jnp.int32)))
-    (s1, out1), (s3, out3) = run(sim, s0, 2), run(batched, s0, 2)
-    deaths = (out1["cause"] > 0).sum(1)
-    assert deaths.max() > BATCH
-    grown = np.diff(out1["record"]["developmental"].sum(-1), axis=0)  # layers grown in, per step and slot
-    assert (grown > 0).any()
-    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path((s1, out1)), jax.tree.leaves((s3, out3))):
+    one, batched = (jax.device_get(jax.jit(lambda st, x=x: lifecycle(x, st))(state)) for x in sims)
+    assert n > BATCH and one[1][2].sum() > BATCH  # all born, all grew: two batches each
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(one), jax.tree.leaves(batched)):
         assert np.array_equal(a, b, equal_nan=True), jax.tree_util.keystr(path)
 
 
