@@ -209,12 +209,11 @@ class Runner:
         with writing(self.run_dir / LINEAGE):
             write_png(self.run_dir / LINEAGE, image)
 
-    def _write_scalars(self, rate: float, metrics: dict) -> dict:
+    def _write_scalars(self, rate: float, metrics: dict, births: int, deaths: np.ndarray) -> dict:
         step = self.step
         tb = self.tb
         tb.add_scalar("perf/agent_steps_per_s", rate, step)
         tb.add_scalar("perf/steps_per_s", rate / self.sim.n, step)
-        births, deaths = hosts.fetch((self.state.births, self.state.deaths))
         tb.add_scalar("lives/births", int(births), step)
         for c in Cause:
             if c != Cause.alive:
@@ -295,12 +294,12 @@ class Runner:
                     metrics = {k: finite_mean(v[:n]) for k, v in out["metrics"].items()}
                     if self.snapshots is not None:
                         self.snapshots.maybe_write(self, out, n, final=self.step >= target)
+                    births, deaths = hosts.fetch((self.state.births, self.state.deaths))  # once a chunk: a gather
                     with writing(self.run_dir / TB):
-                        summary = self._write_scalars(rate, metrics)
+                        summary = self._write_scalars(rate, metrics, births, deaths)
                     if self.step // every > step0 // every:
                         self.checkpoint()
                     bar.update(n)
-                    births, deaths = hosts.fetch((self.state.births, self.state.deaths))
                     bar.set_postfix(
                         agent_steps_s=f"{rate:,.0f}", births=int(births), deaths=int(deaths.sum()),
                         lifespan=f"{summary.get('lifespan_mean', float('nan')):.0f}", refresh=False,
