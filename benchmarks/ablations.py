@@ -74,21 +74,26 @@ def pool_point(sim, state) -> dict:
         "genome_length": float(np.mean(a["length"])),
         "developmental_layers": int(np.asarray(a["developmental"]).sum()),
         "drives": {k: round(float(np.mean(w)), 4) for k, w in sim.drive_weights(state).items()},  # population mean
-        "drive_genes": drive_genes(banks["drive"], jax.device_get(state.pool.bank("drive").params)),
+        "drive_genes": drive_genes(sim, banks["drive"], jax.device_get(state.pool.bank("drive").params)),
+        "instinct": {k: round(float(np.mean(b)), 4) for k, b in sim.instincts(state).items()},  # population mean
     }
 
 
-def drive_genes(bank: dict, params) -> list[dict]:
-    """Each living drive gene: its weights (DRIVES order), shrunk fitness, lives and frequency, so
-    that what selection favoured can be read off a run (agents.drives=evolved)."""
-    return [{"w": [round(float(x), 4) for x in params[i]], "fitness": round(float(bank["fitness"][i]), 4),
-             "lives": int(bank["count"][i]), "freq": round(float(bank["freq"][i]), 4)}
+def drive_genes(sim, bank: dict, params) -> list[dict]:
+    """Each living drive gene: its weights (DRIVES order; "instinct" too, in action order, where
+    agents.instinct), shrunk fitness, lives and frequency, so that what selection favoured can be
+    read off a run (agents.drives=evolved)."""
+    rounded = lambda x: [round(float(v), 4) for v in x]  # noqa: E731
+    return [{**{k: rounded(v) for k, v in sim.kind.unravel_gene["drive"](params[i]).items()},
+             "fitness": round(float(bank["fitness"][i]), 4), "lives": int(bank["count"][i]),
+             "freq": round(float(bank["freq"][i]), 4)}
             for i in np.flatnonzero(bank["alive"])]
 
 
-def run_arm(cfg, agent_steps: int, label: str, on_chunk=None) -> dict:
-    """Simulate `agent_steps` from scratch. Returns the finished lives, a per-chunk series and the speed."""
-    sim = Simulation(cfg)
+def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
+    """Simulate `agent_steps` from scratch (with `sim`, or a `Simulation(cfg)`). Returns the finished lives,
+    a per-chunk series and the speed."""
+    sim = Simulation(cfg) if sim is None else sim
     state = sim.init()
     steps = -(-agent_steps // sim.n)
     chunk = cfg.run.chunk_steps

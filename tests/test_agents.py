@@ -181,6 +181,32 @@ def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
     assert float(jnp.abs(change["drive"]).max()) == 0 and float(jnp.abs(change["layer"]).max()) == 0
 
 
+def test_instinct_is_inherited_and_leans_the_policy(sim):
+    """agents.instinct: the drive gene carries a bias of the policy's logits over the actions (small and
+    random in founders); the act samples from the transformer's logits plus it, and a life hands back
+    no change of it (it is evolved, never learned)."""
+    from evodevo.agents.kind import Senses
+    from evodevo.world.sim import Simulation
+
+    inst = Simulation(tiny("agents.instinct=true"))
+    agents, pool, genomes = jax.jit(inst._founders)(inst.hp, jax.random.PRNGKey(0))
+    b = np.asarray(inst.kind.instinct(agents))
+    genes = jax.vmap(inst.kind.unravel_gene["drive"])(pool.bank("drive").params[genomes.slot("drive")])
+    np.testing.assert_array_equal(b, np.asarray(genes["instinct"]))
+    assert b.shape == (sim.n, sim.world.num_actions) and 0 < np.abs(b).max() < 1.0
+    assert sim.kind.instinct(None) is None  # the default: no instinct
+    do = inst.world.action_names.index("do")
+    leaning = agents.replace(base={**agents.base, "drive": {**agents.base["drive"],
+                                                           "instinct": jnp.zeros_like(b).at[:, do].set(50.0)}})
+    obs, _, pos = random_inputs(inst, jax.random.PRNGKey(3), inst.n)
+    senses = Senses(age=jnp.full(inst.n, 5), pos=pos, prev_action=jnp.zeros(inst.n, jnp.int32),
+                    body=jnp.full((inst.n, 5), 0.5))
+    act = jax.jit(lambda a, k: inst.kind.act(inst.hp.agents, a, obs, senses, k)[0])
+    for k in range(3):
+        assert (np.asarray(act(leaning, jax.random.PRNGKey(k))) == do).all()
+    assert float(jnp.abs(inst.kind.learned_change(row_of(agents, 0))["drive"]).max()) == 0
+
+
 def row_of(tree, i):
     return jax.tree.map(lambda x: x[i], tree)
 

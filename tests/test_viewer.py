@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -48,14 +49,14 @@ LEARNING_CHUNKS = 6
 @pytest.fixture(scope="module")
 def learning_snaps(tmp_path_factory) -> list[Snapshot]:
     """The live snapshot of a tiny transformer run (4 slots) after each of its first 6 chunks, as
-    the viewer reads it from the file. Fitness `progress` (survival + learning progress): with the
-    default `survival` the fitness of the living grows with age alone, so the fittest agent would
-    always be the oldest and "follow the fittest" could not be told from "follow the oldest"."""
+    the viewer reads it from the file (the session's shared tiny Simulation: no compile of its own)."""
+    from conftest import shared_simulation
+
     from evodevo import config
     from evodevo.world.runner import Runner
 
-    cfg = config.load(TINY, ["run.snapshot=true", "run.snapshot_every_s=0.01", "genepool.fitness=progress"])
-    runner = Runner.create(tmp_path_factory.mktemp("viewer") / "learning", cfg)
+    cfg = config.load(TINY, ["run.snapshot=true", "run.snapshot_every_s=0.01"])
+    runner = Runner.create(tmp_path_factory.mktemp("viewer") / "learning", cfg, sim=shared_simulation(cfg))
     runner.checkpoint = lambda: None  # not what is tested here; saves time
     snaps = []
     try:
@@ -259,15 +260,18 @@ def test_follow_selects_the_oldest_random_agent(snap):
 
 
 def test_follow_selects_the_fittest_learning_agent(learning_snaps):
-    not_oldest = 0
+    """Follow picks the highest fitness so far. Under `survival` fitness (the tiny preset's) the
+    fittest living agent is the oldest, so each snapshot is also shown with a fitness that favours
+    the youngest: the fitness, not the age, decides."""
     for s in learning_snaps:
         fit = s.genome["fitness"]
         assert fit.shape == (s.n_shown,) and np.isfinite(fit).all()
         ui = on_snapshot(UI(follow=True, selected=3), s)
         assert ui.selected == int(np.argmax(fit)) and ui.follow
         ages = s.step - s.slots["birth_step"]
-        not_oldest += bool(ages[ui.selected] < ages.max())
-    assert not_oldest > 0  # the fitness, not the age, decides (seed 0: at steps 150 and 250)
+        youngest_fittest = dataclasses.replace(s, genome={**s.genome, "fitness": -ages.astype(np.float32)})
+        assert on_snapshot(UI(follow=True, selected=int(np.argmax(ages))), youngest_fittest).selected == \
+            int(np.argmin(ages))
 
 
 # --------------------------------------------------------------------------- frames

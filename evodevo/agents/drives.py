@@ -1,4 +1,6 @@
-"""Drives: the weights of an agent's reward over curiosity and its own body (`kind.DRIVES`).
+"""Drives: the weights of an agent's reward over curiosity and its own body (`kind.DRIVES`), and its
+instinct (agents.instinct): an innate bias of its policy over the actions. Both are inherited in the
+drive gene and evolved; lifetime learning changes neither.
 
     r = (w_curiosity + w_forage x forage_need(h_t)) x curiosity + D(h_t) - D(h_{t+1}) + w_death x [died]
 
@@ -18,9 +20,13 @@ from evodevo.agents.kind import BODY, DRIVES, NEEDS
 DRIVE_INIT = 0.1  # founders' drive genes: weights ~ N(0, DRIVE_INIT^2), small and random, not hand-set
 
 
-def init_drive(key) -> dict:
-    """A founder's drive gene: the weights of its reward (`kind.DRIVES`)."""
-    return {"w": DRIVE_INIT * jax.random.normal(key, (len(DRIVES),))}
+def init_drive(key, instinct_actions: int = 0) -> dict:
+    """A founder's drive gene: the weights of its reward (`kind.DRIVES`) and, with `instinct_actions`
+    (agents.instinct), its instinct: an innate bias of the policy's logits over the actions."""
+    gene = {"w": DRIVE_INIT * jax.random.normal(key, (len(DRIVES),))}
+    if instinct_actions:
+        gene["instinct"] = DRIVE_INIT * jax.random.normal(jax.random.fold_in(key, 1), (instinct_actions,))
+    return gene
 
 
 def drive(w, body):

@@ -86,5 +86,8 @@ class AgentKind(Protocol):
     def drive_weights(self, hp: AgentsConfig, agents) -> jax.Array:
         """[N, len(DRIVES)] the weights of each agent's reward."""
 
+    def instinct(self, agents) -> jax.Array | None:
+        """[N, A] each agent's inherited bias of its policy's logits (None: the kind has none)."""
+
     def bytes_per_slot(self, agents) -> int:
         """Memory of one slot's agent state."""

@@ -71,7 +71,7 @@ def decay_trace(trace, increment, gamma, lam):
 class Learner:
     def __init__(self, cfg: AgentsConfig, world):
         self.cfg = statics(cfg)  # sizes and switches only: floats come in as `hp`
-        self.n, self.obs_dim = world.n, world.obs_dim
+        self.n, self.obs_dim, self.num_actions = world.n, world.obs_dim, world.num_actions
         self.dm = tf.Dims.make(cfg, world)
         self.learned_memory = cfg.memory == "learned" and self.dm.m > 0  # a write that learns (`memory`)
         key = jax.random.PRNGKey(0)
@@ -104,7 +104,7 @@ class Learner:
             genes["encoder"] = memory.encoder_with_write(genes["encoder"], self.dm)
         if self.cfg.debrief:  # its embedding too: the first thinking token's input (`debrief`)
             genes["encoder"] = debrief.encoder_with_debrief(genes["encoder"], self.dm)
-        return dict(genes, drive=drives.init_drive)
+        return dict(genes, drive=lambda key: drives.init_drive(key, self.num_actions if self.cfg.instinct else 0))
 
     def learned_kinds(self) -> tuple[str, ...]:
         return tuple(tf.GENE_INIT)  # every gene but the drive: what the agent wants is not learned
@@ -206,6 +206,8 @@ class Learner:
                                                          agent.mem, cache, outcome)
         h = tf.read_out(head, x[self.dm.action_index])
         logits, value = tf.policy_value(head, h)
+        if self.cfg.instinct:  # the inherited leaning over actions: a constant that learning acts around
+            logits = logits + agent.base["drive"]["instinct"]
         action = jax.random.categorical(key, jax.lax.stop_gradient(logits)).astype(jnp.int32)
         out = {"logits": logits, "value": value, **tf.predictions(head, h, action, phi_now)}
         if self.cfg.inverse_input == "layers":  # s_t after the layers, as inverse dynamics reads it
@@ -370,6 +372,10 @@ class Learner:
         first = jnp.where(n <= w, agents.loss_first + (loss - agents.loss_first) / n, agents.loss_first)
         rate = jnp.maximum(1.0 / n, 4.0 / w)
         return {"loss_first": first, "loss_ema": agents.loss_ema + rate * (loss - agents.loss_ema)}
+
+    def instinct(self, agents: AgentState):
+        """[N, A] each agent's inherited instinct (agents.instinct), or None."""
+        return agents.base["drive"]["instinct"] if self.cfg.instinct else None
 
     def drive_weights(self, hp: AgentsConfig, agents: AgentState):
         """[N, len(DRIVES)] each agent's reward weights: its inherited drive gene (drives=evolved)

@@ -56,5 +56,8 @@ class RandomAgents:
     def drive_weights(self, hp, agents):
         return jnp.zeros((self.n, len(DRIVES)))
 
+    def instinct(self, agents):
+        return None
+
     def bytes_per_slot(self, agents) -> int:
         return 0

@@ -166,6 +166,7 @@ class ContinuousWorld:
         self.num_actions = self.env.num_actions
         self.obs_dim = int(self.env.observation_space(self.params).shape[0])
         self.achievement_names = self.spec.achievements
+        self.action_names = tuple(a.name.lower() for a in importlib.import_module(self.spec.constants).Action)
 
     # ------------------------------------------------------------------ init
 

@@ -234,6 +234,8 @@ class Runner:
             for name, w in self.sim.drive_weights(self.state, self.hp).items():
                 tb.add_scalar(f"drives/{name}", float(np.mean(w)), step)
                 tb.add_scalar(f"drives/{name}_spread", float(np.std(w)), step)
+            for name, b in self.sim.instincts(self.state).items():  # and how it leans (agents.instinct)
+                tb.add_scalar(f"instinct/{name}", float(np.mean(b)), step)
         view = self._pool_view()
         if view is not None:
             from evodevo.genepool import report

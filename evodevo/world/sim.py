@@ -344,6 +344,12 @@ class Simulation:
         w = hosts.fetch(self.kind.drive_weights((self.hp if hp is None else hp).agents, state.agents))
         return {name: np.asarray(w[:, i]) for i, name in enumerate(DRIVES)}
 
+    def instincts(self, state: SimState) -> dict:
+        """{action name: [N]} each agent's inherited bias of its policy toward the action ({}: none)."""
+        b = self.kind.instinct(state.agents)
+        b = None if b is None else hosts.fetch(b)
+        return {} if b is None else {name: np.asarray(b[:, i]) for i, name in enumerate(self.world.action_names)}
+
     def world_history(self, state: SimState) -> dict:
         """{name: (mean over worlds, spread)} of `ContinuousWorld.history` (host floats)."""
         counts = hosts.fetch(self._world_history(state))
