@@ -16,7 +16,8 @@ facing; Craftax-Classic's symbolic observation) and acts by a few rules, each a 
 Otherwise a policy acts at random (`random+...`), repeats its last action with probability 0.75
 and else acts at random (`sticky+...`: persistent random exploration), strikes (DO) with
 probability 0.5 and else acts at random (`striker+...`: a temperament, as an innate bias of the
-policy's logits would give), or stands still (`still+...`). A learner's
+policy's logits would give), idles (NOOP) with probability 0.5 and else acts at random (`idler+...`:
+half the striker's moves, none of its strikes), or stands still (`still+...`). A learner's
 reward pays for whatever it pays for; this says what each skill would buy in lifespan, so the
 target of the learning is known: the learners must beat random agents by 1.5x (issue #10),
 and a skill that alone buys less cannot be the whole answer.
@@ -40,11 +41,11 @@ sys.path.insert(0, str(HERE))
 import ablations  # noqa: E402
 from ablations import config  # noqa: E402
 
-BASES = ("random", "sticky", "striker", "still")
+BASES = ("random", "sticky", "striker", "idler", "still")
 STICKY = 0.75  # the sticky base's probability of repeating its last action
-STRIKE = 0.5  # the striker base's probability of DO (a temperament: an innate bias of the policy)
+LEAN = 0.5  # the striker's probability of DO, the idler's of NOOP (a temperament: an innate bias of the policy)
 SKILLS = ("fight", "flee", "drink", "eat", "rest")
-POLICIES = ["random", "sticky", "striker", "still", "random+rest", "random+fight", "random+flee", "random+drink+eat",
+POLICIES = ["random", "sticky", "striker", "idler", "still", "random+rest", "random+fight", "random+flee", "random+drink+eat",
             "random+fight+drink+eat", "random+fight+drink+eat+rest", "still+fight+drink+eat+rest"]
 
 # Craftax-Classic's symbolic observation: a 7x9 view, 17 block channels then 4 mob channels per tile,
@@ -90,10 +91,10 @@ def scripted_act(base: str, skills: frozenset):
             return jnp.where(faces, DO, d)
 
         k_action, k_repeat = jax.random.split(key)
-        if base in ("random", "sticky", "striker"):
+        if base != "still":
             action = jax.random.randint(k_action, (n,), 0, 17, dtype=jnp.int32)
-            if base == "striker":
-                action = jnp.where(jax.random.uniform(k_repeat, (n,)) < STRIKE, DO, action)
+            if base in ("striker", "idler"):
+                action = jnp.where(jax.random.uniform(k_repeat, (n,)) < LEAN, DO if base == "striker" else NOOP, action)
             if base == "sticky":
                 action = jnp.where((jax.random.uniform(k_repeat, (n,)) < STICKY) & (prev >= 0), prev, action)
         else:

@@ -119,7 +119,7 @@ class AgentsConfig:
     drive_forage: float = _f(0.0, "curiosity's weight per unit of forage need, 1 - min(food, drink): with "
                              "drive_curiosity < 0, a sated agent avoids surprise and a thirsty or hungry one seeks it")
     instinct: bool = _f(False, "the drive gene also carries an instinct: a bias of the policy's logits over the "
-                        "actions, inherited and evolved like the drive weights (founders ~N(0, 0.1^2)), never learned")
+                        "actions, inherited and evolved like the drive weights (founders ~N(0, 1): random temperaments), never learned")
     rnd: bool = _f(False, "add a random-network-distillation novelty term to the intrinsic reward")
     w_rnd: float = _f(0.5, "weight of the RND term in the intrinsic reward and its loss", _nonneg, ">= 0")
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")

@@ -18,6 +18,10 @@ import jax.numpy as jnp
 from evodevo.agents.kind import BODY, DRIVES, NEEDS
 
 DRIVE_INIT = 0.1  # founders' drive genes: weights ~ N(0, DRIVE_INIT^2), small and random, not hand-set
+# Founders' instincts: logit biases ~ N(0, INSTINCT_INIT^2), random temperaments (one founder strikes
+# more, another sleeps more). At 0.1 they stayed within +-0.1 over 500k agent-steps (birth mutations
+# scale with the gene's RMS): selection needs founders that differ in behaviour to choose among.
+INSTINCT_INIT = 1.0
 
 
 def init_drive(key, instinct_actions: int = 0) -> dict:
@@ -25,7 +29,7 @@ def init_drive(key, instinct_actions: int = 0) -> dict:
     (agents.instinct), its instinct: an innate bias of the policy's logits over the actions."""
     gene = {"w": DRIVE_INIT * jax.random.normal(key, (len(DRIVES),))}
     if instinct_actions:
-        gene["instinct"] = DRIVE_INIT * jax.random.normal(jax.random.fold_in(key, 1), (instinct_actions,))
+        gene["instinct"] = INSTINCT_INIT * jax.random.normal(jax.random.fold_in(key, 1), (instinct_actions,))
     return gene
 
 
