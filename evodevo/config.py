@@ -96,8 +96,7 @@ class AgentsConfig:
     gamma: float = _f(0.99, "discount of the intrinsic return", lambda x: 0.0 <= x < 1.0, "in [0, 1)")
     lam: float = _f(0.0, "lambda of the actor-critic's eligibility traces, TD(lambda); 0: TD(0) without a trace "
                     "(static: a trace costs a second backward pass)", _unit, "in [0, 1]", static=True)
-    entropy: float = _f(0.01, "weight of KL(policy || prior): the entropy bonus (uniform prior), or with "
-                        "agents.instinct the pull toward the inherited leaning", _nonneg, ">= 0")
+    entropy: float = _f(0.01, "entropy bonus of the policy", _nonneg, ">= 0")
     w_value: float = _f(0.5, "loss weight: value (TD)", _nonneg, ">= 0")
     w_forward: float = _f(1.0, "loss weight: latent next-state prediction", _nonneg, ">= 0")
     w_inverse: float = _f(0.5, "loss weight: inverse dynamics", _nonneg, ">= 0")

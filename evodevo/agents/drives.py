@@ -55,12 +55,3 @@ def reward(w, curiosity, body, body_next, died):
     d = {name: w[:, i] for i, name in enumerate(DRIVES)}
     r_drive = drive_reduction(w[:, 1:1 + NEEDS], body, body_next) + d["death"] * died
     return (d["curiosity"] + d["forage"] * forage_need(body)) * curiosity + r_drive, r_drive
-
-
-def log_prior(instinct, out):
-    """[N, A] log-probabilities of the policy's prior, toward which KL(pi || prior) pulls it: the
-    instinct's softmax (agents.instinct), else uniform, where the KL is the entropy bonus. Pulled to
-    uniform instead, learning would undo the inherited leaning."""
-    if instinct is None:
-        return jnp.full(out["logits"].shape, -jnp.log(out["logits"].shape[-1]), out["logits"].dtype)
-    return jax.nn.log_softmax(instinct)

@@ -262,18 +262,17 @@ class Learner:
         """Inverse dynamics (+ RND) of transition t (`inverse.gradient`)."""
         return inverse.gradient(self, hp, agents, carried, pending)
 
-    def _head_loss(self, hp: AgentsConfig, out, d_phi, action, target_v, delta, r_s, disp, log_prior):
-        """Loss of the act-step outputs (its gradient is the VJP cotangent), the policy held near its prior
-        by KL(pi || prior) (`drives.log_prior`). With traces (lam > 0) the actor-critic terms go through them."""
+    def _head_loss(self, hp: AgentsConfig, out, d_phi, action, target_v, delta, r_s, disp):
+        """Loss as a function of the act-step outputs (its gradient is the VJP cotangent). With
+        eligibility traces (lam > 0) the actor-critic terms are left out: they go through the trace."""
         logp = jax.nn.log_softmax(out["logits"])
         entropy = -(jnp.exp(logp) * logp).sum()
-        kl = (jnp.exp(logp) * (logp - log_prior)).sum()
         policy = -jax.lax.stop_gradient(delta) * logp[action]
         value = 0.5 * (jax.lax.stop_gradient(target_v) - out["value"]) ** 2
         fwd = jnp.mean((out["pred"] - d_phi) ** 2)
         rew = (out["reward"] - r_s) ** 2
         pos = jnp.sum((out["pos"] - disp) ** 2)
-        total = hp.entropy * kl + hp.w_forward * fwd + hp.w_reward * rew + hp.w_position * pos
+        total = -hp.entropy * entropy + hp.w_forward * fwd + hp.w_reward * rew + hp.w_position * pos
         if self.cfg.lam == 0.0:
             total = total + policy + hp.w_value * value
         return total, {"loss_forward": fwd, "loss_value": value, "entropy": entropy, "loss_position": pos,
@@ -306,8 +305,7 @@ class Learner:
         disp = place.displacement(carried["pos"], pending["pos"])
 
         def total(out):
-            loss, parts = jax.vmap(lambda *a: self._head_loss(hp, *a))(out, d_phi, action, target_v, delta, r_s, disp,
-                                                                       drives.log_prior(self.instinct(agents), out))
+            loss, parts = jax.vmap(lambda *a: self._head_loss(hp, *a))(out, d_phi, action, target_v, delta, r_s, disp)
             return loss.sum(), (loss, parts)
 
         (_, (loss, parts)), cot = jax.value_and_grad(total, has_aux=True)(out)
