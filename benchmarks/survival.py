@@ -41,7 +41,7 @@ Arms (each one `--set` list away from the default config):
     memory_learned      averse + agents.memory=learned  a memory whose write learns (RTRL, `agents/memory.py`)
     averse_instinct     averse + agents.instinct=true    an evolved instinct: a heritable bias of the policy
                                                          over the actions (benchmarks/skills.py: striking
-                                                         half the time buys 2.1x random's lifespan)
+                                                         half the time buys ~2x random's lifespan)
     full_instinct       full + agents.instinct=true
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
@@ -113,7 +113,7 @@ ARMS = {
     "memory_none": ["agents.drive_curiosity=-0.1", "agents.memory_tokens=0"],
     "memory_learned": ["agents.drive_curiosity=-0.1", "agents.memory=learned"],
     # an evolved instinct (a heritable bias of the policy over actions): benchmarks/skills.py measured a
-    # random policy that strikes half the time living 2.1x as long as a uniform one; can evolution find it?
+    # random policy that strikes half the time living ~2x as long as a uniform one; can evolution find it?
     "averse_instinct": ["agents.drive_curiosity=-0.1", "agents.instinct=true"],
     "full_instinct": ["agents.drives=evolved", "agents.instinct=true"],
 }
