@@ -15,7 +15,7 @@ facing; Craftax-Classic's symbolic observation) and acts by a few rules, each a 
 
 Otherwise a policy acts at random (`random+...`), repeats its last action with probability 0.75
 and else acts at random (`sticky+...`: persistent random exploration), strikes (DO) with
-probability 0.5 and else acts at random (`striker+...`: a temperament, as an innate bias of the
+probability 0.5 (`--lean`) and else acts at random (`striker+...`: a temperament, as an innate bias of the
 policy's logits would give), idles (NOOP) with probability 0.5 and else acts at random (`idler+...`:
 half the striker's moves, none of its strikes), or stands still (`still+...`). A learner's
 reward pays for whatever it pays for; this says what each skill would buy in lifespan, so the
@@ -43,7 +43,7 @@ from ablations import config  # noqa: E402
 
 BASES = ("random", "sticky", "striker", "idler", "still")
 STICKY = 0.75  # the sticky base's probability of repeating its last action
-LEAN = 0.5  # the striker's probability of DO, the idler's of NOOP (a temperament: an innate bias of the policy)
+LEAN = 0.5  # default of --lean: the striker's probability of DO, the idler's of NOOP (a temperament)
 SKILLS = ("fight", "flee", "drink", "eat", "rest")
 POLICIES = ["random", "sticky", "striker", "idler", "still", "random+rest", "random+fight", "random+flee", "random+drink+eat",
             "random+fight+drink+eat", "random+fight+drink+eat+rest", "still+fight+drink+eat+rest"]
@@ -66,7 +66,7 @@ def parse(policy: str) -> tuple[str, frozenset]:
     return base, frozenset(skills)
 
 
-def scripted_act(base: str, skills: frozenset):
+def scripted_act(base: str, skills: frozenset, lean: float = LEAN):
     """act(obs [N, OBS_DIM], prev [N] last actions (-1: none), key) -> [N] actions by the rules of
     `skills` (a later rule overrides an earlier one)."""
     import jax
@@ -94,7 +94,7 @@ def scripted_act(base: str, skills: frozenset):
         if base != "still":
             action = jax.random.randint(k_action, (n,), 0, 17, dtype=jnp.int32)
             if base in ("striker", "idler"):
-                action = jnp.where(jax.random.uniform(k_repeat, (n,)) < LEAN, DO if base == "striker" else NOOP, action)
+                action = jnp.where(jax.random.uniform(k_repeat, (n,)) < lean, DO if base == "striker" else NOOP, action)
             if base == "sticky":
                 action = jnp.where((jax.random.uniform(k_repeat, (n,)) < STICKY) & (prev >= 0), prev, action)
         else:
@@ -121,12 +121,12 @@ def scripted_act(base: str, skills: frozenset):
     return act
 
 
-def make_sim(cfg, policy: str):
+def make_sim(cfg, policy: str, lean: float = LEAN):
     """A `Simulation` of random agents whose actions come from `policy` instead."""
     from evodevo.agents.random_agent import RandomAgents
     from evodevo.world.sim import Simulation
 
-    act = scripted_act(*parse(policy))
+    act = scripted_act(*parse(policy), lean)
 
     class Scripted(RandomAgents):
         def act(self, hp, agents, obs, senses, key):
@@ -148,6 +148,7 @@ def main(argv=None) -> int:
     p.add_argument("--agent-steps", type=int, default=500_000)
     p.add_argument("--out", default=str(HERE.parent / "runs" / "skills"))
     p.add_argument("--fresh", action="store_true")
+    p.add_argument("--lean", type=float, default=LEAN, help="the striker's probability of DO, the idler's of NOOP")
     args = p.parse_args(argv)
     policies = [x.strip() for x in args.policies.split(",") if x.strip()]
     for policy in policies:
@@ -161,11 +162,14 @@ def main(argv=None) -> int:
         for policy in policies:
             cfg = config.load(args.config, [f"seed={seed}", "agents.kind=random", "run.progress=false",
                                             "run.snapshot=false"])
-            path = out / f"{policy}-s{seed}.json"
-            key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps, "policy": policy}
+            leans = policy.split("+")[0] in ("striker", "idler")
+            name = f"{policy}-lean{args.lean:g}" if leans and args.lean != LEAN else policy
+            path = out / f"{name}-s{seed}.json"
+            key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps, "policy": policy,
+                   **({"lean": args.lean} if leans and args.lean != LEAN else {})}
             r = json.loads(path.read_text()) if path.exists() and not args.fresh else None
             if r is None or r.get("key") != key:
-                r = ablations.run_arm(cfg, args.agent_steps, f"{policy} s{seed}", sim=make_sim(cfg, policy))
+                r = ablations.run_arm(cfg, args.agent_steps, f"{name} s{seed}", sim=make_sim(cfg, policy, args.lean))
                 r["key"] = key
                 tmp = path.with_suffix(".json.tmp")
                 tmp.write_text(json.dumps(r))
@@ -174,8 +178,8 @@ def main(argv=None) -> int:
             causes = collections.Counter(x["cause"] for x in late)
             drank = sum("collect_drink" in x["achievements"] for x in late) / max(1, len(late))
             span = sum(x["lifespan"] for x in late) / max(1, len(late))
-            table[policy][seed] = span
-            print(f"seed {seed} {policy:>30}: lifespan {span:6.1f} over {len(late)} lives; causes "
+            table[name][seed] = span
+            print(f"seed {seed} {name:>30}: lifespan {span:6.1f} over {len(late)} lives; causes "
                   + ", ".join(f"{c} {v / len(late):.0%}" for c, v in causes.most_common(4))
                   + f"; drank {drank:.0%}")
     ratio = {p_: {s: round(v / table["random"][s], 3) for s, v in table[p_].items()}
