@@ -39,12 +39,17 @@ class GeneLayout:
     unravel: Callable  # [P] -> {name: tensor}
     segment: np.ndarray  # [P] int32: which tensor each value belongs to
     segment_size: np.ndarray  # [n tensors] values per tensor
+    fixed_scale: np.ndarray | None = None  # [n tensors] mutation scale per tensor; None: the gene's own RMS
 
     @classmethod
-    def of(cls, example: dict) -> "GeneLayout":
-        _, unravel = ravel_pytree(example)
+    def of(cls, example: dict, fixed: bool = False) -> "GeneLayout":
+        """The layout of genes like `example` (a founder). `fixed`: mutations scale with the founder's
+        RMS per tensor, not with the gene's own (for a few weights whose size means something)."""
+        flat, unravel = ravel_pytree(example)
         sizes = np.array([np.size(example[k]) for k in sorted(example)], np.int32)  # ravel order: sorted keys
-        return cls(unravel=unravel, segment=np.repeat(np.arange(len(sizes)), sizes), segment_size=sizes)
+        segment = np.repeat(np.arange(len(sizes)), sizes)
+        rms = np.sqrt(np.bincount(segment, np.asarray(flat) ** 2) / sizes) if fixed else None
+        return cls(unravel=unravel, segment=segment, segment_size=sizes, fixed_scale=rms)
 
     def ravel(self, tree: dict):
         return ravel_pytree(tree)[0]
@@ -260,10 +265,15 @@ def accumulate(bank: GeneBank, slots, deltas, weights) -> GeneBank:
 
 
 def mutation_noise(gene, key, sigma, layout: GeneLayout):
-    """A mutation of one flat gene: Gaussian noise scaled, tensor by tensor, by sigma x (RMS + 0.01)."""
+    """A mutation of one flat gene: Gaussian noise scaled, tensor by tensor, by sigma x (RMS + 0.01),
+    the RMS the gene's own or, with a fixed layout, its founder's (then a gene's growth does not
+    grow its mutations, which would let drift outrun selection)."""
     seg = jnp.asarray(layout.segment)
-    ms = jax.ops.segment_sum(gene**2, seg, num_segments=len(layout.segment_size)) / layout.segment_size
-    return sigma * (jnp.sqrt(ms)[seg] + 0.01) * jax.random.normal(key, gene.shape, gene.dtype)
+    if layout.fixed_scale is None:
+        rms = jnp.sqrt(jax.ops.segment_sum(gene**2, seg, num_segments=len(layout.segment_size)) / layout.segment_size)
+    else:
+        rms = jnp.asarray(layout.fixed_scale, gene.dtype)
+    return sigma * (rms[seg] + 0.01) * jax.random.normal(key, gene.shape, gene.dtype)
 
 
 def copy_key(pool: GenePool, gene_id, index):
