@@ -459,3 +459,10 @@ def test_lamarckian_drives_move_by_birth_mutations(sim, state):
     slot = int(g.unit_slot[gp.UNITS.index("drive")])
     np.testing.assert_allclose(np.asarray(out.bank("drive").es_sum[slot]), np.asarray(eps["drive"]), atol=1e-6)
     assert float(out.bank("drive").es_n[slot]) == 1.0
+    # A drive gene mutates at its founder's scale: grown tenfold, its mutation is the same; a layer's grows.
+    key = jax.random.PRNGKey(5)
+    d0, l0 = drive.params[0], layer.params[0]
+    same = [gp.mutation_noise(x, key, 0.5, strategy.layouts["drive"]) for x in (d0, 10 * d0)]
+    np.testing.assert_allclose(np.asarray(same[0]), np.asarray(same[1]), rtol=1e-6)
+    grows = [jnp.abs(gp.mutation_noise(x, key, 0.5, strategy.layouts["layer"])).mean() for x in (l0, 10 * l0)]
+    assert float(grows[1]) > 5 * float(grows[0])
