@@ -19,8 +19,8 @@ from evodevo.agents.kind import BODY, DRIVES, NEEDS
 
 DRIVE_INIT = 0.1  # founders' drive genes: weights ~ N(0, DRIVE_INIT^2), small and random, not hand-set
 # Founders' instincts: logit biases ~ N(0, INSTINCT_INIT^2), random temperaments (one founder strikes
-# more, another sleeps more). At 0.1 they stayed within +-0.1 over 500k agent-steps (birth mutations
-# scale with the gene's RMS): selection needs founders that differ in behaviour to choose among.
+# more, another sleeps more). At 0.1 they stayed within +-0.1 over 500k agent-steps: selection needs
+# founders that differ in behaviour to choose among (and birth mutations scale with the founders').
 INSTINCT_INIT = 1.0
 
 
