@@ -123,6 +123,21 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
             "agent_steps_per_s": timed * sim.n / max(t_run, 1e-9)}
 
 
+def cached(path: Path, key: dict, fresh: bool, run) -> dict:
+    """The result saved at `path` if its "key" is `key` (and not `fresh`), else `run()` with the key,
+    saved there through a temporary file (an interrupted write leaves the last whole result)."""
+    if path.exists() and not fresh:
+        r = json.loads(path.read_text())
+        if r.get("key") == key:
+            print(f"reusing {path}")
+            return r
+    r = dict(run(), key=key)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(r))
+    tmp.replace(path)
+    return r
+
+
 def windows(run: dict, first: int, last: int) -> dict:
     """Summaries of the lives that ended in the first `first` and the last `last` agent-steps."""
     n, steps = run["n_slots"], run["steps"]
@@ -218,21 +233,9 @@ def main(argv=None) -> int:
     for arm in arms:
         overrides = ["run.progress=false", "run.snapshot=false", *args.overrides, *ARMS[arm]]
         cfg = config.load(args.config, overrides)
-        saved = out / f"{arm}.json"
         key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps}
-        if saved.exists() and not args.fresh:
-            r = json.loads(saved.read_text())
-            if r.get("key") == key:
-                print(f"{arm}: reusing {saved}")
-                results[arm] = r
-                continue
-        r = run_arm(cfg, args.agent_steps, arm)
-        r["key"] = key
-        r["set"] = ARMS[arm]
-        tmp = saved.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(r))
-        tmp.replace(saved)
-        results[arm] = r
+        results[arm] = cached(out / f"{arm}.json", key, args.fresh,
+                              lambda: dict(run_arm(cfg, args.agent_steps, arm), set=ARMS[arm]))
     for r in results.values():
         r["windows"] = windows(r, args.first, args.last)
 

@@ -164,16 +164,10 @@ def main(argv=None) -> int:
                                             "run.snapshot=false"])
             leans = policy.split("+")[0] in ("striker", "idler")
             name = f"{policy}-lean{args.lean:g}" if leans and args.lean != LEAN else policy
-            path = out / f"{name}-s{seed}.json"
             key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps, "policy": policy,
                    **({"lean": args.lean} if leans and args.lean != LEAN else {})}
-            r = json.loads(path.read_text()) if path.exists() and not args.fresh else None
-            if r is None or r.get("key") != key:
-                r = ablations.run_arm(cfg, args.agent_steps, f"{name} s{seed}", sim=make_sim(cfg, policy, args.lean))
-                r["key"] = key
-                tmp = path.with_suffix(".json.tmp")
-                tmp.write_text(json.dumps(r))
-                tmp.replace(path)
+            r = ablations.cached(out / f"{name}-s{seed}.json", key, args.fresh, lambda: ablations.run_arm(
+                cfg, args.agent_steps, f"{name} s{seed}", sim=make_sim(cfg, policy, args.lean)))
             late = [x for x in r["lives"] if x["death_step"] > 0.8 * r["steps"]]
             causes = collections.Counter(x["cause"] for x in late)
             drank = sum("collect_drink" in x["achievements"] for x in late) / max(1, len(late))

@@ -123,19 +123,9 @@ def run(arm: str, seed: int, args) -> dict:
     """One (arm, seed): its lives and series, saved to OUT/<arm>-s<seed>.json (reused when present)."""
     overrides = ["run.progress=false", "run.snapshot=false", f"seed={seed}", *args.overrides, *ARMS[arm]]
     cfg = config.load(args.config, overrides)
-    saved = Path(args.out) / f"{arm}-s{seed}.json"
     key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps}
-    if saved.exists() and not args.fresh:
-        r = json.loads(saved.read_text())
-        if r.get("key") == key:
-            print(f"{arm} seed {seed}: reusing {saved}")
-            return r
-    r = ablations.run_arm(cfg, args.agent_steps, f"{arm} s{seed}")
-    r.update(key=key, set=ARMS[arm])
-    tmp = saved.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(r))
-    tmp.replace(saved)
-    return r
+    return ablations.cached(Path(args.out) / f"{arm}-s{seed}.json", key, args.fresh,
+                            lambda: dict(ablations.run_arm(cfg, args.agent_steps, f"{arm} s{seed}"), set=ARMS[arm]))
 
 
 def report(r: dict, last: int) -> dict:

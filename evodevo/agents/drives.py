@@ -5,7 +5,7 @@ drive gene and evolved; lifetime learning changes neither.
     r = (w_curiosity + w_forage x forage_need(h_t)) x curiosity + D(h_t) - D(h_{t+1}) + w_death x [died]
 
 with D Keramati & Gutkin's homeostatic drive over the needs. The weights come from the config or
-from the agent's inherited drive gene; lifetime learning never changes them. Shared by the
+from the agent's inherited drive gene. Shared by the
 learner's reward and the debrief that the next act reads (`debrief`, which cannot import the
 learner that imports it).
 """
