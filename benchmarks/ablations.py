@@ -79,6 +79,26 @@ def pool_point(sim, state) -> dict:
     }
 
 
+def world_point(sim, state, actions, names) -> dict:
+    """What the population does and what it has made of its worlds at this step: the world history's
+    means (`ContinuousWorld.history`: plants, shelter, ...) and the share of each action taken over
+    the chunk (`actions` [steps, N])."""
+    share = np.bincount(np.asarray(actions).reshape(-1), minlength=len(names)) / max(1, np.asarray(actions).size)
+    return {"world": {k: round(m, 3) for k, (m, _) in sim.world_history(state).items()},
+            "actions": {n: round(float(v), 4) for n, v in zip(names, share)}}
+
+
+def late_world(r: dict, last: int) -> dict:
+    """`world_point`'s figures averaged over the chunks of the last `last` agent-steps of run `r`:
+    {"shelter": ..., "actions": {the five commonest: share}} (empty for runs saved before them)."""
+    points = [p for p in r["series"] if "world" in p and p["step"] > r["steps"] - last // r["n_slots"]]
+    if not points:
+        return {}
+    actions = {a: float(np.mean([p["actions"][a] for p in points])) for a in points[0]["actions"]}
+    return {"shelter": round(float(np.mean([p["world"]["shelter"] for p in points])), 2),
+            "actions": {a: round(v, 3) for a, v in sorted(actions.items(), key=lambda x: -x[1])[:5]}}
+
+
 def drive_genes(sim, bank: dict, params) -> list[dict]:
     """Each living drive gene: its weights (DRIVES order; "instinct" too, in action order, where
     agents.instinct), shrunk fitness, lives and frequency, so that what selection favoured can be
@@ -113,6 +133,7 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
             point = {"step": done, "lives": len(new),
                      "lifespan_mean": float(np.mean([x["lifespan"] for x in new])) if new else None}
             point.update(pool_point(sim, state))
+            point.update(world_point(sim, state, out["action"], names=sim.world.action_names))
             series.append(point)
             if on_chunk is not None:
                 on_chunk(point)

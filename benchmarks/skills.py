@@ -10,6 +10,8 @@ facing; Craftax-Classic's symbolic observation) and acts by a few rules, each a 
     flee    a zombie on a neighbouring tile: step away from it (where the way is free)
     drink   water on a neighbouring tile and drink below 9: turn to it and drink
     eat     a ripe plant or a cow on a neighbouring tile and food below 9: turn to it and strike
+    spare   never strike a zombie: a strike (DO) at a zombie in front becomes NOOP (a control for
+            fight, and for what a striker's strikes do besides hitting zombies)
     rest    sleep only when energy is below 3 and no zombie is in view (random agents fall
             asleep in the open, where a zombie hits for 7)
 
@@ -23,7 +25,8 @@ target of the learning is known: the learners must beat random agents by 1.5x (i
 and a skill that alone buys less cannot be the whole answer.
 
 Per policy and seed: mean lifespan and causes of death of the lives that end in the last 20%
-of the run; one result file per policy and seed in --out (reused when the config matches);
+of the run, and the shelter there (how many of the agent's four neighbouring tiles no zombie can
+enter: plants are walls, and a policy that strikes walls its home in with them); one result file per policy and seed in --out (reused when the config matches);
 ends with one JSON line {policy: {seed: lifespan}, ratio over random}.
 """
 
@@ -44,7 +47,7 @@ from ablations import config  # noqa: E402
 BASES = ("random", "sticky", "striker", "idler", "still")
 STICKY = 0.75  # the sticky base's probability of repeating its last action
 LEAN = 0.5  # default of --lean: the striker's probability of DO, the idler's of NOOP (a temperament)
-SKILLS = ("fight", "flee", "drink", "eat", "rest")
+SKILLS = ("fight", "flee", "drink", "eat", "rest", "spare")
 POLICIES = ["random", "sticky", "striker", "idler", "still", "random+rest", "random+fight", "random+flee", "random+drink+eat",
             "random+fight+drink+eat", "random+fight+drink+eat+rest", "still+fight+drink+eat+rest"]
 
@@ -111,6 +114,9 @@ def scripted_act(base: str, skills: frozenset, lean: float = LEAN):
             water = near(WATER)
             action = jnp.where(water.any(-1) & (body[:, 2] < 9), turn_then_do(water), action)
         zombie = near(ZOMBIE)
+        if "spare" in skills:
+            faces_zombie = jnp.take_along_axis(zombie, (facing - LEFT)[:, None], -1)[:, 0]
+            action = jnp.where(faces_zombie & (action == DO), NOOP, action)
         if "flee" in skills:
             away = jnp.array([OPPOSITE[a] for a in MOVES])[jnp.argmax(zombie, -1)]
             action = jnp.where(zombie.any(-1), away, action)
@@ -172,10 +178,11 @@ def main(argv=None) -> int:
             causes = collections.Counter(x["cause"] for x in late)
             drank = sum("collect_drink" in x["achievements"] for x in late) / max(1, len(late))
             span = sum(x["lifespan"] for x in late) / max(1, len(late))
+            shelter = ablations.late_world(r, args.agent_steps // 5).get("shelter", float("nan"))
             table[name][seed] = span
             print(f"seed {seed} {name:>30}: lifespan {span:6.1f} over {len(late)} lives; causes "
                   + ", ".join(f"{c} {v / len(late):.0%}" for c, v in causes.most_common(4))
-                  + f"; drank {drank:.0%}")
+                  + f"; drank {drank:.0%}; shelter {shelter:.2f} of 4 sides")
     ratio = {p_: {s: round(v / table["random"][s], 3) for s, v in table[p_].items()}
              for p_ in table if "random" in table}
     print(json.dumps({"lifespan": {p_: {str(s): round(v, 1) for s, v in d.items()} for p_, d in table.items()},

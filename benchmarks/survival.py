@@ -43,11 +43,13 @@ Arms (each one `--set` list away from the default config):
                                                          over the actions (benchmarks/skills.py: striking
                                                          half the time buys ~2x random's lifespan)
     full_instinct       full + agents.instinct=true
+    averse_striker      averse_instinct + agents.instinct_do=2.8   founders lean to DO (a striking temperament)
+    averse_striker_needs  averse_striker + agents.drive_food=1 agents.drive_drink=1
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
-Crafter score and causes of death of the lives that end in the last 20% of the run, and the
-population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot),
+Crafter score and causes of death of the lives that end in the last 20% of the run, the
+shelter and the commonest actions there, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot),
 ends with one JSON line, and exits 1 when the full system's mean lifespan is below --goal (1.5)
 times random's on any seed run here.
 """
@@ -116,6 +118,14 @@ ARMS = {
     # random policy that strikes half the time living ~2x as long as a uniform one; can evolution find it?
     "averse_instinct": ["agents.drive_curiosity=-0.1", "agents.instinct=true"],
     "full_instinct": ["agents.drives=evolved", "agents.instinct=true"],
+    # the averse learner freezes (NOOP ~80% of its actions) in a home its near-random ancestors walled in with
+    # plants; a striking temperament (skills.py: DO half the time) walls itself in: founders leaning to DO
+    # (2.8: P(DO) = 0.5 beside uniform logits), then evolved
+    "averse_striker": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8"],
+    # walled in, the striking learners die of thirst and starvation (34% / 31% at 1M, seed 0): now that they
+    # are sheltered, do food and drink drives pay?
+    "averse_striker_needs": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
+                             "agents.drive_food=1", "agents.drive_drink=1"],
 }
 
 
@@ -138,7 +148,8 @@ def report(r: dict, last: int) -> dict:
             "crafter_score": round(w["crafter_score"], 3),
             "causes": {c: round(100 * k / max(len(late), 1), 1) for c, k in causes.most_common()},
             "drives_end": r["series"][-1].get("drives") if r["series"] else None,
-            "instinct_end": r["series"][-1].get("instinct") or None if r["series"] else None}
+            "instinct_end": r["series"][-1].get("instinct") or None if r["series"] else None,
+            **ablations.late_world(r, last)}
 
 
 def main(argv=None) -> int:
@@ -165,7 +176,8 @@ def main(argv=None) -> int:
                    Path(args.out) / "survival.png", last)
     for name, r in results.items():
         print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
-              f"Crafter score {r['crafter_score']:.3f}, causes {r['causes']}")
+              f"Crafter score {r['crafter_score']:.3f}, causes {r['causes']}"
+              + (f", shelter {r['shelter']}, actions {r['actions']}" if "shelter" in r else ""))
     ratios = {s: results[f"full-s{s}"]["mean_lifespan"] / results[f"random-s{s}"]["mean_lifespan"]
               for s in seeds if f"full-s{s}" in results and f"random-s{s}" in results}
     met = all(x >= args.goal for x in ratios.values()) if ratios else None

@@ -120,6 +120,9 @@ class AgentsConfig:
                              "drive_curiosity < 0, a sated agent avoids surprise and a thirsty or hungry one seeks it")
     instinct: bool = _f(False, "the drive gene also carries an instinct: a bias of the policy's logits over the "
                         "actions, inherited and evolved like the drive weights (founders ~N(0, 1): random temperaments), never learned")
+    instinct_do: float = _f(0.0, "founders' mean instinct bias of DO (strike, eat, drink, collect; a striking "
+                            "temperament walls its home in with plants, benchmarks/skills.py), added to their random "
+                            "temperaments; 0: none (needs agents.instinct)", static=True)
     rnd: bool = _f(False, "add a random-network-distillation novelty term to the intrinsic reward")
     w_rnd: float = _f(0.5, "weight of the RND term in the intrinsic reward and its loss", _nonneg, ">= 0")
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
@@ -310,6 +313,9 @@ def _cross_checks(cfg: Config) -> None:
     if a.debrief and a.think_tokens < 1:
         raise ConfigError("config key 'agents.debrief': true needs a thinking token to hold it "
                           "(agents.think_tokens >= 1)")
+    if a.instinct_do and not a.instinct:
+        raise ConfigError(f"config key 'agents.instinct_do': {a.instinct_do} leans an instinct that is off "
+                          "(set agents.instinct=true)")
     if a.init_depth > a.l_max:
         raise ConfigError(f"config key 'agents.init_depth': {a.init_depth} exceeds agents.l_max={a.l_max}")
     if cfg.run.birth_batch > cfg.world.n_slots:

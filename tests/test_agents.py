@@ -205,6 +205,11 @@ def test_instinct_is_inherited_and_leans_the_policy(sim):
     for k in range(3):
         assert (np.asarray(act(leaning, jax.random.PRNGKey(k))) == do).all()
     assert float(jnp.abs(inst.kind.learned_change(row_of(agents, 0))["drive"]).max()) == 0
+    # agents.instinct_do: founders lean toward DO on average, around their random temperaments
+    from evodevo.agents import drives
+    founders = jax.vmap(lambda k: drives.init_drive(k, inst.world.num_actions, 3.0)["instinct"])(
+        jax.random.split(jax.random.PRNGKey(1), 256))
+    assert abs(float(founders[:, do].mean()) - 3.0) < 0.3 and float(jnp.abs(founders[:, do - 1].mean())) < 0.3
 
 
 def row_of(tree, i):

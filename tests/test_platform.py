@@ -290,7 +290,8 @@ def test_causes_of_death_on_hand_built_states(world, stepped):
 
 
 def test_world_history_counts_what_inhabitants_made(world, stepped):
-    """Plants planted, blocks placed, trees cut and hostiles near the spawn point, per world."""
+    """Plants planted, blocks placed, trees cut, hostiles near the spawn point and the player's shelter
+    (its neighbouring tiles that no mob can enter), per world."""
     from craftax.craftax_classic.constants import BlockType
 
     ws = stepped.world
@@ -307,12 +308,18 @@ def test_world_history_counts_what_inhabitants_made(world, stepped):
     env.skeletons.mask[3] = False
     env.zombies.mask[3, 0] = True  # one hostile mob in world 3: a zombie 3 cells from its spawn point
     env.zombies.position[3, 0] = ws.newborn["player_position"][3] + np.array([3, 0])
+    r, c = env.player_position[0]
+    for dr, dc, block in ((0, 1, "PLANT"), (0, -1, "WATER"), (1, 0, "GRASS"), (-1, 0, "RIPE_PLANT")):
+        env.map[0, r + dr, c + dc] = BlockType[block].value  # walled in on three sides, grass on the fourth
     after = {k: np.asarray(v) for k, v in jax.jit(world.history)(device(ws.replace(env=env))).items()}
+    assert after["shelter"][0] == 3 and 0 <= after["shelter"].min() and after["shelter"].max() <= 4
+    env.map[0, r + 1, c] = BlockType.PLANT.value
+    assert np.asarray(jax.jit(world.history)(device(ws.replace(env=env)))["shelter"])[0] == 4
     assert after["plants"][1] == before["plants"][1] + 2 and after["ripe_plants"][1] == before["ripe_plants"][1] + 1
     assert after["tables"][1] == before["tables"][1] + 1 and after["furnaces"][1] == before["furnaces"][1] + 1
     assert after["trees"][2] == before["trees"][2] - 1
     assert after["spawn_hostiles"][3] == 1
-    assert after["plants"][0] == before["plants"][0] and after["tables"][3] == before["tables"][3]
+    assert after["plants"][2] == before["plants"][2] and after["tables"][3] == before["tables"][3]
 
 
 # --------------------------------------------------------------------------- 5: statistics
@@ -392,6 +399,7 @@ def _write(tmp_path, text):
         ("", ["agents.inverse_input=decoder"], "agents.inverse_input"),
         ("", ["agents.place_input=2"], "agents.place_input"),
         ("", ["run.snapshot_every_s=0"], "run.snapshot_every_s"),
+        ("", ["agents.instinct_do=2"], "agents.instinct_do"),  # leans an instinct that is off
         ("world:\n  n_slots: 4\n", ["world.n_slots=x"], "world.n_slots"),
     ],
 )

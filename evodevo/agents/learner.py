@@ -104,7 +104,8 @@ class Learner:
             genes["encoder"] = memory.encoder_with_write(genes["encoder"], self.dm)
         if self.cfg.debrief:  # its embedding too: the first thinking token's input (`debrief`)
             genes["encoder"] = debrief.encoder_with_debrief(genes["encoder"], self.dm)
-        return dict(genes, drive=lambda key: drives.init_drive(key, self.num_actions if self.cfg.instinct else 0))
+        return dict(genes, drive=lambda key: drives.init_drive(key, self.num_actions if self.cfg.instinct else 0,
+                                                               self.cfg.instinct_do))
 
     def learned_kinds(self) -> tuple[str, ...]:
         return tuple(tf.GENE_INIT)  # every gene but the drive: what the agent wants is not learned

@@ -16,6 +16,7 @@ from enum import IntEnum
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from evodevo.config import WorldConfig
@@ -312,8 +313,11 @@ class ContinuousWorld:
         """What a world's inhabitants have made of it (niche construction): {name: [N]} per world, on
         the ground level: growing and ripe plants (saplings planted), crafting tables and furnaces
         (placed), trees and stone left (cut and mined ones are gone), and hostile mobs within
-        spawn_clear_radius of the world's spawn point."""
-        blocks = importlib.import_module(self.spec.constants).BlockType
+        spawn_clear_radius of the world's spawn point; and `shelter`, how many of the player's four
+        neighbouring tiles no mob can step onto (solid blocks, lava, the map's edge): a player walled
+        in on all four cannot be reached by a zombie, and plants are walls."""
+        constants = importlib.import_module(self.spec.constants)
+        blocks = constants.BlockType
         ground = ws.env.map[:, 0] if self.spec.levels else ws.env.map
 
         def count(*kinds):
@@ -326,9 +330,20 @@ class ContinuousWorld:
             pos, mask = (mobs.position[:, 0], mobs.mask[:, 0]) if self.spec.levels else (mobs.position, mobs.mask)
             close = jnp.abs(pos - spawn[:, None, :]).max(-1) <= self.cfg.spawn_clear_radius
             near = near + (close & mask).sum(-1)
+        closed = jnp.isin(jnp.arange(len(blocks)), jnp.asarray(np.asarray(constants.SOLID_BLOCKS).tolist() + [blocks.LAVA.value]))
+        here = ws.env.map[jnp.arange(self.n), ws.env.player_level] if self.spec.levels else ground  # the player's level
+        rows, cols = ground.shape[-2:]
+        player = ws.env.player_position
+        shelter = jnp.zeros(self.n, jnp.int32)
+        for step in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            r, c = player[:, 0] + step[0], player[:, 1] + step[1]
+            inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
+            tile = here[jnp.arange(self.n), jnp.clip(r, 0, rows - 1), jnp.clip(c, 0, cols - 1)]
+            shelter = shelter + (~inside | closed[tile])
         return {"plants": count(blocks.PLANT, blocks.RIPE_PLANT), "ripe_plants": count(blocks.RIPE_PLANT),
                 "tables": count(blocks.CRAFTING_TABLE), "furnaces": count(blocks.FURNACE),
-                "trees": count(blocks.TREE), "stone": count(blocks.STONE), "spawn_hostiles": near}
+                "trees": count(blocks.TREE), "stone": count(blocks.STONE), "spawn_hostiles": near,
+                "shelter": shelter}
 
     def map_size(self) -> tuple[int, int]:
         return tuple(self.env.static_env_params.map_size)
