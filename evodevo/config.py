@@ -175,6 +175,9 @@ class GenePoolConfig:
     immigrants: float = _f(0.05, "share of newborns whose genome is drawn fresh from the pool by frequency", _unit,
                            "in [0, 1]")
     crossover: float = _f(0.5, "probability of one-point crossover of the two parents' layer lists", _unit, "in [0, 1]")
+    home: float = _f(0.0, "ecological inheritance: the probability that a world whose last life was at least as fit "
+                     "as the recent mean goes to that life's own child (its first parent; the second by tournament); "
+                     "0: every newborn's parents by tournament, wherever they lived", _unit, "in [0, 1]")
     p_swap: float = _f(0.05, "per gene: probability of a swap for a relative or a gene of the same role", _unit,
                        "in [0, 1]")
     p_insert: float = _f(0.05, "probability that a newborn's genome gains a layer (gate closed)", _unit, "in [0, 1]")

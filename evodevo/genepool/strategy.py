@@ -6,7 +6,8 @@
           darwinian: its birth mutation) into the genes' ES accumulators, weighted by its
           rank among recent lives; its heritable genome into the archive of recent lives;
           every update_every steps: improve, discard, split, frequencies (dynamics.py)
-  ask     newborn genomes: parents by tournament among the living and the archive,
+  ask     newborn genomes: parents by tournament among the living and the archive (or a
+          slot's own last life, `home`: ecological inheritance),
           one-point crossover, repair, mutation, immigrants, copy indices of mutated genes
   gather  a genome -> the inherited weights of its genes (flat; plus the carrier's mutation
           of each gene that moves by birth mutations)
@@ -174,14 +175,17 @@ class GeneStrategy:
         if not self.cfg.evolve:
             return pool, jax.vmap(lambda k: self.fresh_genome(pool, jax.random.split(k, 7)[0], False, gate))(keys), none
         living = jax.vmap(lambda g, x: self.heritable(hp, g, x))(parents.genome, parents.gates)
-        genomes, ids = jax.vmap(self._reproduce, in_axes=(None, None, None, 0, None))(
-            hp, pool, parents.replace(genome=living), keys, gate)
+        genomes, ids = jax.vmap(self._reproduce, in_axes=(None, None, None, 0, None, 0))(
+            hp, pool, parents.replace(genome=living), keys, gate, jnp.arange(born.shape[0]))
         if self.by_mutation:
             pool, genomes = self.assign_copies(pool, genomes, born)
         return pool, genomes, ids
 
-    def _reproduce(self, hp: GenePoolConfig, pool: gp.GenePool, parents: Lives, key, gate):
-        """One newborn's genome and its parents' agent ids ([2], -1 where none)."""
+    def _reproduce(self, hp: GenePoolConfig, pool: gp.GenePool, parents: Lives, key, gate, slot):
+        """One newborn's genome, for `slot`, and its parents' agent ids ([2], -1 where none).
+        Ecological inheritance (`home`): the life that just ended in this slot, if at least as fit as
+        the recent mean, is the first parent with probability `home`: what a lineage made of its world
+        (a hedge of plants, say) then stays with its descendants, so selection can see it."""
         ks = jax.random.split(key, 7)
         archive = pool.archive
         n = parents.living.shape[0]
@@ -197,12 +201,14 @@ class GeneStrategy:
         def parent(i):
             return select(i < n, row(parents.genome, jnp.minimum(i, n - 1)), row(archive.genome, jnp.maximum(i - n, 0)))
 
-        i1, i2 = tournament(ks[1]), tournament(ks[2])
+        home = (parents.ended[slot] & (parents.fitness[slot] >= pool.fit_mean)
+                & jax.random.bernoulli(jax.random.fold_in(key, 7), hp.home))
+        i1, i2 = jnp.where(home, slot, tournament(ks[1])), tournament(ks[2])
         cross = jax.random.bernoulli(ks[3], hp.crossover)
         p1 = parent(i1)
         child = select(cross, gn.crossover(ks[4], p1, parent(i2)), p1)
         child = gn.mutate(ks[5], gn.repair(ks[6], child, pool), pool, hp)
-        immigrant = jax.random.bernoulli(ks[0], hp.immigrants) | (cand.sum() == 0)
+        immigrant = (jax.random.bernoulli(ks[0], hp.immigrants) | (cand.sum() == 0)) & ~home
         genome = select(immigrant, self.fresh_genome(pool, ks[0], True, gate), child)
         parent_ids = jnp.where(immigrant, -1, jnp.stack([ids[i1], jnp.where(cross, ids[i2], -1)]))
         return genome, parent_ids
