@@ -88,6 +88,15 @@ def world_point(sim, state, actions, names) -> dict:
             "actions": {n: round(float(v), 4) for n, v in zip(names, share)}}
 
 
+def by_fifth(r: dict) -> list:
+    """Mean lifespan of the lives that began in each fifth of run `r` and ended before its end (a
+    persistent world's bar moves: later lives are born into worlds earlier ones changed)."""
+    steps = r["steps"]
+    spans = [[x["lifespan"] for x in r["lives"] if k * steps / 5 <= x["birth_step"] < (k + 1) * steps / 5]
+             for k in range(5)]
+    return [round(float(np.mean(s)), 1) if s else None for s in spans]
+
+
 def late_world(r: dict, last: int) -> dict:
     """`world_point`'s figures averaged over the chunks of the last `last` agent-steps of run `r`:
     {"shelter": ..., "actions": {the five commonest: share}} (empty for runs saved before them)."""

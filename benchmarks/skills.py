@@ -182,7 +182,7 @@ def main(argv=None) -> int:
             table[name][seed] = span
             print(f"seed {seed} {name:>30}: lifespan {span:6.1f} over {len(late)} lives; causes "
                   + ", ".join(f"{c} {v / len(late):.0%}" for c, v in causes.most_common(4))
-                  + f"; drank {drank:.0%}; shelter {shelter:.2f} of 4 sides")
+                  + f"; drank {drank:.0%}; shelter {shelter:.2f} of 4 sides; by fifth of birth {ablations.by_fifth(r)}")
     ratio = {p_: {s: round(v / table["random"][s], 3) for s, v in table[p_].items()}
              for p_ in table if "random" in table}
     print(json.dumps({"lifespan": {p_: {str(s): round(v, 1) for s, v in d.items()} for p_, d in table.items()},

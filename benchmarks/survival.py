@@ -47,11 +47,12 @@ Arms (each one `--set` list away from the default config):
     averse_striker_needs  averse_striker + agents.drive_food=1 agents.drive_drink=1
     full_striker        full_instinct + agents.instinct_do=2.8
     averse_instinct_home  averse_instinct + genepool.home=1   ecological inheritance: a fit life's world goes to its child
+    averse_home         averse + genepool.home=1
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
 Crafter score and causes of death of the lives that end in the last 20% of the run, the
-shelter and the commonest actions there, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot),
+shelter and the commonest actions there, the mean lifespan by the fifth of the run a life began in, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot),
 ends with one JSON line, and exits 1 when the full system's mean lifespan is below --goal (1.5)
 times random's on any seed run here.
 """
@@ -129,6 +130,7 @@ ARMS = {
     # against random's 148; by the 4th fifth 293 against 136): with ecological inheritance a fit life's
     # world goes to its own child, so a lineage keeps what it built and selection can see it
     "averse_instinct_home": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "genepool.home=1"],
+    "averse_home": ["agents.drive_curiosity=-0.1", "genepool.home=1"],
     # walled in, the striking learners die of thirst and starvation (34% / 31% at 1M, seed 0): now that they
     # are sheltered, do food and drink drives pay?
     "averse_striker_needs": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
@@ -156,7 +158,7 @@ def report(r: dict, last: int) -> dict:
             "causes": {c: round(100 * k / max(len(late), 1), 1) for c, k in causes.most_common()},
             "drives_end": r["series"][-1].get("drives") if r["series"] else None,
             "instinct_end": r["series"][-1].get("instinct") or None if r["series"] else None,
-            **ablations.late_world(r, last)}
+            "lifespan_by_fifth": ablations.by_fifth(r), **ablations.late_world(r, last)}
 
 
 def main(argv=None) -> int:
@@ -183,7 +185,7 @@ def main(argv=None) -> int:
                    Path(args.out) / "survival.png", last)
     for name, r in results.items():
         print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
-              f"Crafter score {r['crafter_score']:.3f}, causes {r['causes']}"
+              f"Crafter score {r['crafter_score']:.3f}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}"
               + (f", shelter {r['shelter']}, actions {r['actions']}" if "shelter" in r else ""))
     ratios = {s: results[f"full-s{s}"]["mean_lifespan"] / results[f"random-s{s}"]["mean_lifespan"]
               for s in seeds if f"full-s{s}" in results and f"random-s{s}" in results}
