@@ -42,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import ablations  # noqa: E402
+import numpy as np  # noqa: E402
 from ablations import config  # noqa: E402
 
 BASES = ("random", "sticky", "striker", "idler", "still")
@@ -146,6 +147,39 @@ def make_sim(cfg, policy: str, lean: float = LEAN):
     return sim
 
 
+def picture(cfg, policies: list[str], agent_steps: int, path: Path, lean: float, shown: int = 4) -> None:
+    """What each policy made of its worlds: Craftax's own view of the first `shown` agents after
+    `agent_steps` agent-steps, one row per policy, titled with each agent's shelter."""
+    import importlib
+
+    import jax
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(policies), shown, figsize=(2.6 * shown, 2.6 * len(policies)), squeeze=False)
+    for row, policy in zip(axes, policies):
+        sim = make_sim(cfg, policy, lean)
+        state = sim.init()
+        for _ in range(-(-agent_steps // sim.n) // cfg.run.chunk_steps):
+            state, _ = sim.run_chunk(state, cfg.run.chunk_steps)
+        render = importlib.import_module(sim.world.spec.renderer).make_craftax_pixel_renderer(16)
+        env = jax.tree.map(lambda x: x[:shown], state.world.env)
+        views = np.asarray(jax.jit(jax.vmap(render))(env)).clip(0, 255).astype(np.uint8)
+        shelter = np.asarray(sim.world.history(state.world)["shelter"])
+        for s, ax in enumerate(row):
+            ax.imshow(views[s][:ROWS * 16])  # the map view; the inventory strip below is left out
+            ax.set_title(f"{policy}, world {s}: shelter {shelter[s]}/4", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"after {agent_steps:,} agent-steps (seed {cfg.seed}): the agent in the middle, plants are walls", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(HERE.parent / "configs" / "default.yaml"))
@@ -155,11 +189,18 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE.parent / "runs" / "skills"))
     p.add_argument("--fresh", action="store_true")
     p.add_argument("--lean", type=float, default=LEAN, help="the striker's probability of DO, the idler's of NOOP")
+    p.add_argument("--picture", metavar="PNG", help="instead: draw the first agents' views at the end of each "
+                   "policy's run (first seed), one row per policy")
     args = p.parse_args(argv)
     policies = [x.strip() for x in args.policies.split(",") if x.strip()]
     for policy in policies:
         parse(policy)
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.picture:
+        cfg = config.load(args.config, [f"seed={seeds[0]}", "agents.kind=random", "run.progress=false",
+                                        "run.snapshot=false"])
+        picture(cfg, policies, args.agent_steps, Path(args.picture), args.lean)
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
