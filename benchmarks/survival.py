@@ -48,6 +48,7 @@ Arms (each one `--set` list away from the default config):
     full_striker        full_instinct + agents.instinct_do=2.8
     averse_instinct_home  averse_instinct + genepool.home=1   ecological inheritance: a fit life's world goes to its child
     averse_home         averse + genepool.home=1
+    averse_striker_home averse_striker + genepool.home=1
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
@@ -131,6 +132,8 @@ ARMS = {
     # world goes to its own child, so a lineage keeps what it built and selection can see it
     "averse_instinct_home": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "genepool.home=1"],
     "averse_home": ["agents.drive_curiosity=-0.1", "genepool.home=1"],
+    "averse_striker_home": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
+                            "genepool.home=1"],
     # walled in, the striking learners die of thirst and starvation (34% / 31% at 1M, seed 0): now that they
     # are sheltered, do food and drink drives pay?
     "averse_striker_needs": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
