@@ -83,7 +83,8 @@ def world_point(sim, state, actions, names) -> dict:
     """What the population does and what it has made of its worlds at this step: the world history's
     means (`ContinuousWorld.history`: plants, shelter, ...) and the share of each action taken over
     the chunk (`actions` [steps, N])."""
-    share = np.bincount(np.asarray(actions).reshape(-1), minlength=len(names)) / max(1, np.asarray(actions).size)
+    actions = np.asarray(actions).reshape(-1)
+    share = np.bincount(actions, minlength=len(names)) / max(1, actions.size)
     return {"world": {k: round(m, 3) for k, (m, _) in sim.world_history(state).items()},
             "actions": {n: round(float(v), 4) for n, v in zip(names, share)}}
 

@@ -209,10 +209,10 @@ def main(argv=None) -> int:
         for policy in policies:
             cfg = config.load(args.config, [f"seed={seed}", "agents.kind=random", "run.progress=false",
                                             "run.snapshot=false"])
-            leans = policy.split("+")[0] in ("striker", "idler")
-            name = f"{policy}-lean{args.lean:g}" if leans and args.lean != LEAN else policy
+            leaned = policy.split("+")[0] in ("striker", "idler") and args.lean != LEAN  # a result of its own
+            name = f"{policy}-lean{args.lean:g}" if leaned else policy
             key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps, "policy": policy,
-                   **({"lean": args.lean} if leans and args.lean != LEAN else {})}
+                   **({"lean": args.lean} if leaned else {})}
             r = ablations.cached(out / f"{name}-s{seed}.json", key, args.fresh, lambda: ablations.run_arm(
                 cfg, args.agent_steps, f"{name} s{seed}", sim=make_sim(cfg, policy, args.lean)))
             late = [x for x in r["lives"] if x["death_step"] > 0.8 * r["steps"]]

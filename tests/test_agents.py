@@ -207,7 +207,7 @@ def test_instinct_is_inherited_and_leans_the_policy(sim):
     assert float(jnp.abs(inst.kind.learned_change(row_of(agents, 0))["drive"]).max()) == 0
     # agents.instinct_do: founders lean toward DO on average, around their random temperaments
     from evodevo.agents import drives
-    founders = jax.vmap(lambda k: drives.init_drive(k, inst.world.num_actions, 3.0)["instinct"])(
+    founders = jax.vmap(lambda k: drives.init_drive(k, inst.world.num_actions, 3.0, do)["instinct"])(
         jax.random.split(jax.random.PRNGKey(1), 128))
     assert abs(float(founders[:, do].mean()) - 3.0) < 0.3 and float(jnp.abs(founders[:, do - 1].mean())) < 0.3
 

@@ -22,16 +22,15 @@ DRIVE_INIT = 0.1  # founders' drive genes: weights ~ N(0, DRIVE_INIT^2), small a
 # more, another sleeps more). At 0.1 they stayed within +-0.1 over 500k agent-steps: selection needs
 # founders that differ in behaviour to choose among (and birth mutations scale with the founders').
 INSTINCT_INIT = 1.0
-DO = 5  # Craftax's Action.DO (Classic and full): strike, eat, drink, collect
 
 
-def init_drive(key, instinct_actions: int = 0, lean_do: float = 0.0) -> dict:
+def init_drive(key, instinct_actions: int = 0, lean_do: float = 0.0, do: int = 0) -> dict:
     """A founder's drive gene: the weights of its reward (`kind.DRIVES`) and, with `instinct_actions`
     (agents.instinct), its instinct: an innate bias of the policy's logits over the actions, leaning
-    `lean_do` toward DO on average (agents.instinct_do)."""
+    `lean_do` toward action `do` (DO: strike, eat, drink, collect) on average (agents.instinct_do)."""
     gene = {"w": DRIVE_INIT * jax.random.normal(key, (len(DRIVES),))}
     if instinct_actions:
-        lean = jnp.zeros(instinct_actions).at[DO].set(lean_do)
+        lean = jnp.zeros(instinct_actions).at[do].set(lean_do)
         gene["instinct"] = lean + INSTINCT_INIT * jax.random.normal(jax.random.fold_in(key, 1), (instinct_actions,))
     return gene
 

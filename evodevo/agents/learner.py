@@ -72,6 +72,7 @@ class Learner:
     def __init__(self, cfg: AgentsConfig, world):
         self.cfg = statics(cfg)  # sizes and switches only: floats come in as `hp`
         self.n, self.obs_dim, self.num_actions = world.n, world.obs_dim, world.num_actions
+        self.do_action = world.action_names.index("do")  # agents.instinct_do leans founders toward it
         self.dm = tf.Dims.make(cfg, world)
         self.learned_memory = cfg.memory == "learned" and self.dm.m > 0  # a write that learns (`memory`)
         key = jax.random.PRNGKey(0)
@@ -105,7 +106,7 @@ class Learner:
         if self.cfg.debrief:  # its embedding too: the first thinking token's input (`debrief`)
             genes["encoder"] = debrief.encoder_with_debrief(genes["encoder"], self.dm)
         return dict(genes, drive=lambda key: drives.init_drive(key, self.num_actions if self.cfg.instinct else 0,
-                                                               self.cfg.instinct_do))
+                                                               self.cfg.instinct_do, self.do_action))
 
     def learned_kinds(self) -> tuple[str, ...]:
         return tuple(tf.GENE_INIT)  # every gene but the drive: what the agent wants is not learned

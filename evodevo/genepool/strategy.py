@@ -201,6 +201,7 @@ class GeneStrategy:
         def parent(i):
             return select(i < n, row(parents.genome, jnp.minimum(i, n - 1)), row(archive.genome, jnp.maximum(i - n, 0)))
 
+        # a fold_in, not an eighth split: with home = 0 every other draw stays as it was
         home = (parents.ended[slot] & (parents.fitness[slot] >= pool.fit_mean)
                 & jax.random.bernoulli(jax.random.fold_in(key, 7), hp.home))
         i1, i2 = jnp.where(home, slot, tournament(ks[1])), tournament(ks[2])
