@@ -143,7 +143,7 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
             point = {"step": done, "lives": len(new),
                      "lifespan_mean": float(np.mean([x["lifespan"] for x in new])) if new else None}
             point.update(pool_point(sim, state))
-            point.update(world_point(sim, state, out["action"], names=sim.world.action_names))
+            point.update(world_point(sim, state, out["action"][:n], names=sim.world.action_names))  # a short last chunk is padded
             series.append(point)
             if on_chunk is not None:
                 on_chunk(point)

@@ -49,6 +49,8 @@ Arms (each one `--set` list away from the default config):
     averse_instinct_home  averse_instinct + genepool.home=1   ecological inheritance: a fit life's world goes to its child
     averse_home         averse + genepool.home=1
     averse_striker_home averse_striker + genepool.home=1
+    striker_home_darwinian  averse_striker_home + genepool.improve=darwinian   learning not written back
+    striker_home_no_entropy averse_striker_home + agents.entropy=0    no pull of the policy toward uniform
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
@@ -134,6 +136,13 @@ ARMS = {
     "averse_home": ["agents.drive_curiosity=-0.1", "genepool.home=1"],
     "averse_striker_home": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
                             "genepool.home=1"],
+    # the striking learners strike less as the run goes on (P(DO) 0.45 -> 0.20 at 1M) while selection raises the
+    # instinct's DO bias (3.2 -> 3.8): the learned logits cancel it, and Lamarckian inheritance passes that on.
+    # Which pull is it: learning written back into the genes, or the entropy bonus's pull toward uniform?
+    "striker_home_darwinian": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
+                               "genepool.home=1", "genepool.improve=darwinian"],
+    "striker_home_no_entropy": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
+                                "genepool.home=1", "agents.entropy=0"],
     # walled in, the striking learners die of thirst and starvation (34% / 31% at 1M, seed 0): now that they
     # are sheltered, do food and drink drives pay?
     "averse_striker_needs": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",

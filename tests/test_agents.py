@@ -164,15 +164,19 @@ def test_forage_turns_curiosity_on_with_need():
     np.testing.assert_allclose(np.asarray(r), [-0.2, (-0.1 + 0.3 * 8 / 9) * 2.0 + float(r_drive[1])], rtol=1e-5)
 
 
+EVOLVED = ("agents.drives=evolved", "agents.instinct=true")  # one founders' compile for the drive-gene tests
+
+
 def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
     """drives=evolved: an agent's reward weights are its drive gene's; drives=config: the config's."""
     from evodevo.agents.kind import DRIVES
     from evodevo.world.sim import Simulation
 
-    evolved = Simulation(tiny("agents.drives=evolved"))  # compiles only its founders below
+    evolved = Simulation(tiny(*EVOLVED))  # compiles only its founders below (shared with the instinct test)
     agents, pool, genomes = jax.jit(evolved._founders)(evolved.hp, jax.random.PRNGKey(0))
     w = np.asarray(evolved.kind.drive_weights(evolved.hp.agents, agents))
-    np.testing.assert_array_equal(w, np.asarray(pool.bank("drive").params[genomes.slot("drive")]))
+    genes = jax.vmap(evolved.kind.unravel_gene["drive"])(pool.bank("drive").params[genomes.slot("drive")])
+    np.testing.assert_array_equal(w, np.asarray(genes["w"]))
     assert w.shape == (sim.n, len(DRIVES)) and 0 < np.abs(w).max() < 1.0  # small and random, not hand-set
     fixed = np.asarray(sim.kind.drive_weights(sim.hp.agents, state.agents))
     np.testing.assert_allclose(fixed, np.tile([-0.1, 0, 0, 0, 0, 0, 0], (sim.n, 1)))  # the default: averse to surprise
@@ -188,7 +192,7 @@ def test_instinct_is_inherited_and_leans_the_policy(sim):
     from evodevo.agents.kind import Senses
     from evodevo.world.sim import Simulation
 
-    inst = Simulation(tiny("agents.instinct=true"))
+    inst = Simulation(tiny(*EVOLVED))
     agents, pool, genomes = jax.jit(inst._founders)(inst.hp, jax.random.PRNGKey(0))
     b = np.asarray(inst.kind.instinct(agents))
     genes = jax.vmap(inst.kind.unravel_gene["drive"])(pool.bank("drive").params[genomes.slot("drive")])
@@ -379,22 +383,32 @@ def test_eligibility_trace_hand_computed():
     np.testing.assert_allclose(np.asarray(e), [0.16 + 1.0, 0.8 + 1.0], rtol=1e-6)
 
 
+# One agent-only config for the TD(lambda) and the zero-token tests: each static lambda path is a compile of
+# its own (~20 s here), so they share K = 0, M = 0 and full-weight learning instead of adding a third.
+BARE = ("agents.think_tokens=0", "agents.memory_tokens=0", "agents.learn=full", "agents.develop=none")
+_BARE_RUNS = {}
+
+
+def bare_run(lam):
+    """agent_steps on BARE with agents.lam=`lam`, computed once: (ag, theta0, agents, metrics, thetas)."""
+    if lam not in _BARE_RUNS:
+        keep = []
+        out = agent_steps(tiny(*BARE, f"agents.lam={lam}"), steps=2, keep=keep)
+        _BARE_RUNS[lam] = (*out, [np.asarray(a.theta) for a in keep])
+    return _BARE_RUNS[lam]
+
+
 def test_td_lambda_first_step_is_td0_and_later_steps_are_not():
     """From an empty trace the TD(lambda) update is the TD(0) actor-critic update (the trace holds
     one step's gradient); from the second update on the trace carries earlier steps."""
-    runs = {}
-    for lam in (0.0, 0.8):
-        keep = []
-        agent_steps(tiny(f"agents.lam={lam}", "agents.develop=none"), steps=2, keep=keep)
-        runs[lam] = [np.asarray(a.theta) for a in keep]
-    np.testing.assert_allclose(runs[0.8][0], runs[0.0][0], rtol=1e-4, atol=1e-6)
-    assert not np.allclose(runs[0.8][1], runs[0.0][1], rtol=1e-4, atol=1e-6)
+    td0, td8 = bare_run(0.0)[-1], bare_run(0.8)[-1]
+    np.testing.assert_allclose(td8[0], td0[0], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(td8[1], td0[1], rtol=1e-4, atol=1e-6)
 
 
 def test_zero_thinking_and_memory_tokens_and_full_weight_learning_run():
     """K = 0, M = 0 and learn=full in one compile: the action is read at the observation token."""
-    ag, theta0, agents, metrics = agent_steps(
-        tiny("agents.think_tokens=0", "agents.memory_tokens=0", "agents.learn=full"))
+    ag, theta0, agents, metrics, _ = bare_run(0.0)
     assert ag.dm.s == 1 and ag.dm.action_index == 0
     assert ag.n_params > 10_000  # all weights, not a low-rank delta
     assert np.isfinite(np.asarray(agents.theta)).all() and not np.array_equal(np.asarray(agents.theta), theta0)
