@@ -69,7 +69,7 @@ def main(argv=None) -> int:
 
     cfg = config.load(args.config, [f"world.n_slots={args.slots}", "run.snapshot=false"])
     sim = Simulation(cfg)
-    agents, pool, genomes = jax.jit(sim._founders)(sim.hp, jax.random.PRNGKey(1))
+    agents, pool, genomes = sim.founders(sim.hp, jax.random.PRNGKey(1))
     died = jnp.zeros(sim.n, bool).at[
         jax.random.choice(jax.random.PRNGKey(2), sim.n, (args.deaths,), replace=False)].set(True)
     key = jax.random.PRNGKey(3)

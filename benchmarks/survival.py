@@ -51,6 +51,8 @@ Arms (each one `--set` list away from the default config):
     averse_striker_home averse_striker + genepool.home=1
     striker_home_darwinian  averse_striker_home + genepool.improve=darwinian   learning not written back
     striker_home_no_entropy averse_striker_home + agents.entropy=0    no pull of the policy toward uniform
+    striker_home_needs  averse_striker_home + agents.drive_food=3 agents.drive_drink=3   a scripted striker that
+                                                         also eats lives 1.57-1.66x random (skills.py, 1M)
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
@@ -124,7 +126,7 @@ ARMS = {
     # random policy that strikes half the time living ~2x as long as a uniform one; can evolution find it?
     "averse_instinct": ["agents.drive_curiosity=-0.1", "agents.instinct=true"],
     "full_instinct": ["agents.drives=evolved", "agents.instinct=true"],
-    # the averse learner freezes (NOOP ~80% of its actions) in a home its near-random ancestors walled in with
+    # the averse learner stays put (moves: 5% of its actions) in a home its near-random ancestors walled in with
     # plants; a striking temperament (skills.py: DO half the time) walls itself in: founders leaning to DO
     # (2.8: P(DO) = 0.5 beside uniform logits), then evolved
     "averse_striker": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8"],
@@ -143,6 +145,10 @@ ARMS = {
                                "genepool.home=1", "genepool.improve=darwinian"],
     "striker_home_no_entropy": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
                                 "genepool.home=1", "agents.entropy=0"],
+    # the hedge alone reaches 1.41-1.54x random at 1M (skills.py striker+spare, seeds 1 / 0), eating from it
+    # 1.57-1.66x: do food and drink drives teach the sheltered learners to eat?
+    "striker_home_needs": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
+                           "genepool.home=1", "agents.drive_food=3", "agents.drive_drink=3"],
     # walled in, the striking learners die of thirst and starvation (34% / 31% at 1M, seed 0): now that they
     # are sheltered, do food and drink drives pay?
     "averse_striker_needs": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",

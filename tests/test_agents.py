@@ -9,7 +9,7 @@ import numpy as np
 from evodevo.agents import transformer as tf
 from evodevo.agents.normalize import RewardScale, Welford, normalize
 
-from conftest import tiny_config as tiny  # noqa: E402
+from conftest import shared_simulation, tiny_config as tiny  # noqa: E402
 
 
 def one_agent(state, i=0):
@@ -170,10 +170,9 @@ EVOLVED = ("agents.drives=evolved", "agents.instinct=true")  # one founders' com
 def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
     """drives=evolved: an agent's reward weights are its drive gene's; drives=config: the config's."""
     from evodevo.agents.kind import DRIVES
-    from evodevo.world.sim import Simulation
 
-    evolved = Simulation(tiny(*EVOLVED))  # compiles only its founders below (shared with the instinct test)
-    agents, pool, genomes = jax.jit(evolved._founders)(evolved.hp, jax.random.PRNGKey(0))
+    evolved = shared_simulation(tiny(*EVOLVED))  # compiles only its founders (shared with the instinct test)
+    agents, pool, genomes = evolved.founders(evolved.hp, jax.random.PRNGKey(0))
     w = np.asarray(evolved.kind.drive_weights(evolved.hp.agents, agents))
     genes = jax.vmap(evolved.kind.unravel_gene["drive"])(pool.bank("drive").params[genomes.slot("drive")])
     np.testing.assert_array_equal(w, np.asarray(genes["w"]))
@@ -190,10 +189,9 @@ def test_instinct_is_inherited_and_leans_the_policy(sim):
     random in founders); the act samples from the transformer's logits plus it, and a life hands back
     no change of it (it is evolved, never learned)."""
     from evodevo.agents.kind import Senses
-    from evodevo.world.sim import Simulation
 
-    inst = Simulation(tiny(*EVOLVED))
-    agents, pool, genomes = jax.jit(inst._founders)(inst.hp, jax.random.PRNGKey(0))
+    inst = shared_simulation(tiny(*EVOLVED))
+    agents, pool, genomes = inst.founders(inst.hp, jax.random.PRNGKey(0))
     b = np.asarray(inst.kind.instinct(agents))
     genes = jax.vmap(inst.kind.unravel_gene["drive"])(pool.bank("drive").params[genomes.slot("drive")])
     np.testing.assert_array_equal(b, np.asarray(genes["instinct"]))
@@ -287,7 +285,6 @@ def test_one_update_changes_weights_and_stays_finite(sim, state):
 def test_changed_float_hyperparameter_does_not_recompile(sim, state):
     """Float hyperparameters are traced: a new learning rate (or ES step) runs on the compiled chunk."""
     from evodevo import config
-    from conftest import shared_simulation
 
     s1, _ = sim.run_chunk(jax.tree.map(jnp.copy, state), 2)
     compiled = sim._chunk._cache_size()
@@ -310,7 +307,7 @@ def agent_steps(cfg, steps=2, keep=None):
 
     sim = Simulation(cfg)  # builds no world state and compiles nothing by itself
     ag, hp, n, obs_dim = sim.kind, sim.hp, sim.n, sim.world.obs_dim
-    agents, _, _ = jax.jit(sim._founders)(hp, jax.random.PRNGKey(0))
+    agents, _, _ = sim.founders(hp, jax.random.PRNGKey(0))
 
     def senses(t):
         return Senses(age=jnp.full(n, t), pos=jnp.full((n, 2), 30) + t, prev_action=jnp.full(n, -1),

@@ -110,6 +110,9 @@ class Simulation:
         self.mesh = sharding.slot_mesh(self.n, cfg.run.devices)  # None: one device
         self.batch = birth_batch(cfg.run.birth_batch, self.n)
         self._chunk = jax.jit(self._run_chunk, static_argnums=2, donate_argnums=0)
+        # (hp, key) -> (agents, pool, genomes) of the first generation; jitted once per Simulation, since a
+        # fresh jax.jit of the bound method compiled again on every init (13 s for the tiny preset here)
+        self.founders = jax.jit(self._founders)
 
     # ------------------------------------------------------------------ state
 
@@ -119,7 +122,7 @@ class Simulation:
         key, k_world, k_agents = jax.random.split(key, 3)
         # World generation runs op by op: jitting Craftax's generator costs 20-120 s of compile.
         world = self.world.init(k_world)
-        agents, pool, genomes = jax.jit(self._founders)(hp, k_agents)
+        agents, pool, genomes = self.founders(hp, k_agents)
         n = self.n
         return self.place(SimState(
             step=jnp.int32(0), key=key, world=world, agents=agents, pool=pool, genomes=genomes,
