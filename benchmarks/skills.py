@@ -18,7 +18,8 @@ facing; Craftax-Classic's symbolic observation) and acts by a few rules, each a 
 Otherwise a policy acts at random (`random+...`), repeats its last action with probability 0.75
 and else acts at random (`sticky+...`: persistent random exploration), strikes (DO) with
 probability 0.5 (`--lean`) and else acts at random (`striker+...`: a temperament, as an innate bias of the
-policy's logits would give), idles (NOOP) with probability 0.5 and else acts at random (`idler+...`:
+policy's logits would give), strikes likewise but never moves (`sitter+...`: the striking learners'
+mix, which hardly moves), idles (NOOP) with probability 0.5 and else acts at random (`idler+...`:
 half the striker's moves, none of its strikes), or stands still (`still+...`). A learner's
 reward pays for whatever it pays for; this says what each skill would buy in lifespan, so the
 target of the learning is known: the learners must beat random agents by 1.5x (issue #10),
@@ -45,7 +46,7 @@ import ablations  # noqa: E402
 import numpy as np  # noqa: E402
 from ablations import config  # noqa: E402
 
-BASES = ("random", "sticky", "striker", "idler", "still")
+BASES = ("random", "sticky", "striker", "sitter", "idler", "still")
 STICKY = 0.75  # the sticky base's probability of repeating its last action
 LEAN = 0.5  # default of --lean: the striker's probability of DO, the idler's of NOOP (a temperament)
 SKILLS = ("fight", "flee", "drink", "eat", "rest", "spare")
@@ -97,8 +98,10 @@ def scripted_act(base: str, skills: frozenset, lean: float = LEAN):
         k_action, k_repeat = jax.random.split(key)
         if base != "still":
             action = jax.random.randint(k_action, (n,), 0, 17, dtype=jnp.int32)
-            if base in ("striker", "idler"):
-                action = jnp.where(jax.random.uniform(k_repeat, (n,)) < lean, DO if base == "striker" else NOOP, action)
+            if base == "sitter":  # never moves: the four moves' share goes to NOOP
+                action = jnp.where((action >= LEFT) & (action <= DOWN), NOOP, action)
+            if base in ("striker", "sitter", "idler"):
+                action = jnp.where(jax.random.uniform(k_repeat, (n,)) < lean, NOOP if base == "idler" else DO, action)
             if base == "sticky":
                 action = jnp.where((jax.random.uniform(k_repeat, (n,)) < STICKY) & (prev >= 0), prev, action)
         else:
@@ -209,7 +212,7 @@ def main(argv=None) -> int:
         for policy in policies:
             cfg = config.load(args.config, [f"seed={seed}", "agents.kind=random", "run.progress=false",
                                             "run.snapshot=false"])
-            leaned = policy.split("+")[0] in ("striker", "idler") and args.lean != LEAN  # a result of its own
+            leaned = policy.split("+")[0] in ("striker", "sitter", "idler") and args.lean != LEAN  # a result of its own
             name = f"{policy}-lean{args.lean:g}" if leaned else policy
             key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps, "policy": policy,
                    **({"lean": args.lean} if leaned else {})}
