@@ -81,6 +81,9 @@ from ablations import config  # noqa: E402
 
 HOMEOSTATIC = ["agents.drive_curiosity=1.0", "agents.drive_health=4", "agents.drive_food=4", "agents.drive_drink=4", "agents.drive_energy=4",
                "agents.drive_death=-1"]
+# the striking temperament with ecological inheritance: the best arm so far, and the base of the arms that
+# take it apart
+STRIKER_HOME = ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8", "genepool.home=1"]
 ARMS = {
     "full": ["agents.drives=evolved"],
     "random": ["agents.kind=random"],
@@ -139,23 +142,18 @@ ARMS = {
     # world goes to its own child, so a lineage keeps what it built and selection can see it
     "averse_instinct_home": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "genepool.home=1"],
     "averse_home": ["agents.drive_curiosity=-0.1", "genepool.home=1"],
-    "averse_striker_home": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
-                            "genepool.home=1"],
+    "averse_striker_home": STRIKER_HOME,
     # the striking learners strike less as the run goes on (P(DO) 0.45 -> 0.20 at 1M) while selection raises the
     # instinct's DO bias (3.2 -> 3.8): the learned logits cancel it, and Lamarckian inheritance passes that on.
     # Which pull is it: learning written back into the genes, or the entropy bonus's pull toward uniform?
-    "striker_home_darwinian": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
-                               "genepool.home=1", "genepool.improve=darwinian"],
-    "striker_home_no_entropy": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
-                                "genepool.home=1", "agents.entropy=0"],
+    "striker_home_darwinian": [*STRIKER_HOME, "genepool.improve=darwinian"],
+    "striker_home_no_entropy": [*STRIKER_HOME, "agents.entropy=0"],
     # with the same share of strikes the darwinian learners live 10-14% shorter than a blind striker
     # (skills.py): is it what the surprise-averse reward teaches them (to stay put and idle)?
-    "striker_home_neutral": ["agents.drive_curiosity=0", "agents.instinct=true", "agents.instinct_do=2.8",
-                             "genepool.home=1", "genepool.improve=darwinian"],
+    "striker_home_neutral": [*STRIKER_HOME, "genepool.improve=darwinian", "agents.drive_curiosity=0"],
     # the hedge alone reaches 1.41-1.54x random at 1M (skills.py striker+spare, seeds 1 / 0), eating from it
     # 1.57-1.66x: do food and drink drives teach the sheltered learners to eat?
-    "striker_home_needs": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
-                           "genepool.home=1", "agents.drive_food=3", "agents.drive_drink=3"],
+    "striker_home_needs": [*STRIKER_HOME, "agents.drive_food=3", "agents.drive_drink=3"],
     # walled in, the striking learners die of thirst and starvation (34% / 31% at 1M, seed 0): now that they
     # are sheltered, do food and drink drives pay?
     "averse_striker_needs": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
