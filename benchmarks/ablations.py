@@ -76,17 +76,25 @@ def pool_point(sim, state) -> dict:
         "drives": {k: round(float(np.mean(w)), 4) for k, w in sim.drive_weights(state).items()},  # population mean
         "drive_genes": drive_genes(sim, banks["drive"], jax.device_get(state.pool.bank("drive").params)),
         "instinct": {k: round(float(np.mean(b)), 4) for k, b in sim.instincts(state).items()},  # population mean
+        "reflex": {k: round(float(np.mean(b)), 4) for k, b in sim.reflexes(state).items()},
     }
 
 
-def world_point(sim, state, actions, names) -> dict:
+def world_point(sim, state, out, names) -> dict:
     """What the population does and what it has made of its worlds at this step: the world history's
-    means (`ContinuousWorld.history`: plants, shelter, ...) and the share of each action taken over
-    the chunk (`actions` [steps, N])."""
-    actions = np.asarray(actions).reshape(-1)
+    means (`ContinuousWorld.history`: plants, shelter, ...), the share of each action taken over
+    the chunk (`out`: a chunk's outputs, [steps, N] each) and `reactions`: per kind of tile faced
+    (a zombie, a cow, water, a ripe plant: `ContinuousWorld.neighbours`), how often the agent chose
+    DO in front of it (strike, eat, drink) and on how many agent-steps it faced one."""
+    actions = np.asarray(out["action"]).reshape(-1)
     share = np.bincount(actions, minlength=len(names)) / max(1, actions.size)
+    faced, do = np.asarray(out["faced"]).astype(np.int64), np.asarray(out["chosen"]) == names.index("do")
+    reactions = {}
+    for k, kind in enumerate(sim.world.neighbour_kinds):
+        there = (faced >> k) & 1 == 1
+        reactions[kind] = {"do": round(float(do[there].mean()), 4) if there.any() else None, "n": int(there.sum())}
     return {"world": {k: round(m, 3) for k, (m, _) in sim.world_history(state).items()},
-            "actions": {n: round(float(v), 4) for n, v in zip(names, share)}}
+            "actions": {n: round(float(v), 4) for n, v in zip(names, share)}, "reactions": reactions}
 
 
 def by_fifth(r: dict) -> list:
@@ -100,20 +108,28 @@ def by_fifth(r: dict) -> list:
 
 def late_world(r: dict, last: int) -> dict:
     """`world_point`'s figures averaged over the chunks of the last `last` agent-steps of run `r`:
-    {"shelter": ..., "actions": {the five commonest: share}} (empty for runs saved before them)."""
+    {"shelter": ..., "actions": {the five commonest: share}, "do_when_facing": {kind: P(DO)}} (empty
+    for runs saved before them; no "do_when_facing" for runs saved before it)."""
     points = [p for p in r["series"] if "world" in p and p["step"] > r["steps"] - last // r["n_slots"]]
     if not points:
         return {}
     actions = {a: float(np.mean([p["actions"][a] for p in points])) for a in points[0]["actions"]}
-    return {"shelter": round(float(np.mean([p["world"]["shelter"] for p in points])), 2),
+    late = {"shelter": round(float(np.mean([p["world"]["shelter"] for p in points])), 2),
             "actions": {a: round(v, 3) for a, v in sorted(actions.items(), key=lambda x: -x[1])[:5]}}
+    if "reactions" in points[0]:  # pooled over the window's agent-steps
+        late["do_when_facing"] = {}
+        for kind in points[0]["reactions"]:
+            n = sum(p["reactions"][kind]["n"] for p in points)
+            do = sum(p["reactions"][kind]["n"] * (p["reactions"][kind]["do"] or 0.0) for p in points)
+            late["do_when_facing"][kind] = round(do / n, 3) if n else None
+    return late
 
 
 def drive_genes(sim, bank: dict, params) -> list[dict]:
     """Each living drive gene: its weights (DRIVES order; "instinct" too, in action order, where
-    agents.instinct), shrunk fitness, lives and frequency, so that what selection favoured can be
+    agents.instinct; "reflex", REFLEXES x neighbour kinds, flat, where agents.reflex), shrunk fitness, lives and frequency, so that what selection favoured can be
     read off a run (agents.drives=evolved)."""
-    rounded = lambda x: [round(float(v), 4) for v in x]  # noqa: E731
+    rounded = lambda x: [round(float(v), 4) for v in np.ravel(x)]  # noqa: E731
     return [{**{k: rounded(v) for k, v in sim.kind.unravel_gene["drive"](params[i]).items()},
              "fitness": round(float(bank["fitness"][i]), 4), "lives": int(bank["count"][i]),
              "freq": round(float(bank["freq"][i]), 4)}
@@ -143,7 +159,8 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
             point = {"step": done, "lives": len(new),
                      "lifespan_mean": float(np.mean([x["lifespan"] for x in new])) if new else None}
             point.update(pool_point(sim, state))
-            point.update(world_point(sim, state, out["action"][:n], names=sim.world.action_names))  # a short last chunk is padded
+            point.update(world_point(sim, state, {k: out[k][:n] for k in ("action", "faced", "chosen")},
+                                     names=sim.world.action_names))  # a short last chunk is padded
             series.append(point)
             if on_chunk is not None:
                 on_chunk(point)

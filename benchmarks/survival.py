@@ -56,6 +56,11 @@ Arms (each one `--set` list away from the default config):
                                                          control for what the averse reward teaches)
     striker_home_needs  averse_striker_home + agents.drive_food=3 agents.drive_drink=3   a scripted striker that
                                                          also eats lives 1.57-1.66x random (skills.py, 1M)
+    striker_home_prior  averse_striker_home + agents.innate_prior=true   the entropy bonus pulls toward the
+                                                         innate policy, not toward uniform
+    striker_home_reflex striker_home_prior + agents.reflex=2   a heritable reflex: turn to a zombie, cow, water or
+                                                         ripe plant beside it and DO when facing it (evolved from
+                                                         random founders' reflexes ~N(0, 2^2))
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
@@ -154,6 +159,13 @@ ARMS = {
     # the hedge alone reaches 1.41-1.54x random at 1M (skills.py striker+spare, seeds 1 / 0), eating from it
     # 1.57-1.66x: do food and drink drives teach the sheltered learners to eat?
     "striker_home_needs": [*STRIKER_HOME, "agents.drive_food=3", "agents.drive_drink=3"],
+    # the entropy bonus pulls the whole policy, instinct included, toward uniform: with innate_prior it pulls it
+    # toward the innate policy instead (a KL penalty), so the learned logits have no reason to cancel the instinct
+    "striker_home_prior": [*STRIKER_HOME, "agents.innate_prior=true"],
+    # the learners' gap to a scripted striker is zombie deaths, and a striker that turns to a zombie beside it and
+    # strikes lives 1.66-1.71x random (skills.py striker+fight, 1M): a heritable reflex to what lies beside the
+    # agent (turn to it, DO when facing it; per zombie, cow, water, ripe plant), founders' reflexes random
+    "striker_home_reflex": [*STRIKER_HOME, "agents.innate_prior=true", "agents.reflex=2"],
     # walled in, the striking learners die of thirst and starvation (34% / 31% at 1M, seed 0): now that they
     # are sheltered, do food and drink drives pay?
     "averse_striker_needs": ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8",
@@ -181,6 +193,7 @@ def report(r: dict, last: int) -> dict:
             "causes": {c: round(100 * k / max(len(late), 1), 1) for c, k in causes.most_common()},
             "drives_end": r["series"][-1].get("drives") if r["series"] else None,
             "instinct_end": r["series"][-1].get("instinct") or None if r["series"] else None,
+            "reflex_end": r["series"][-1].get("reflex") or None if r["series"] else None,
             "lifespan_by_fifth": ablations.by_fifth(r), **ablations.late_world(r, last)}
 
 

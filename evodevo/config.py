@@ -123,6 +123,13 @@ class AgentsConfig:
     instinct_do: float = _f(0.0, "founders' mean instinct bias of DO (strike, eat, drink, collect; a striking "
                             "temperament walls its home in with plants, benchmarks/skills.py), added to their random "
                             "temperaments; 0: none (needs agents.instinct)", static=True)
+    reflex: float = _f(0.0, "the drive gene also carries a reflex: per kind of tile beside the agent (a hostile mob, "
+                       "a passive one, water, a ripe plant) a bias of the policy toward turning to it and one toward DO "
+                       "when facing it, inherited and evolved, never learned; founders' reflexes ~N(0, reflex^2), random "
+                       "temperaments; 0: none", _nonneg, ">= 0", static=True)
+    innate_prior: bool = _f(False, "the entropy bonus pulls the policy toward the agent's innate one (its instinct and "
+                            "reflex alone: a KL penalty) instead of toward uniform, which unlearns an instinct; the same "
+                            "without either", static=True)
     rnd: bool = _f(False, "add a random-network-distillation novelty term to the intrinsic reward")
     w_rnd: float = _f(0.5, "weight of the RND term in the intrinsic reward and its loss", _nonneg, ">= 0")
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")

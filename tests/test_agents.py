@@ -164,7 +164,8 @@ def test_forage_turns_curiosity_on_with_need():
     np.testing.assert_allclose(np.asarray(r), [-0.2, (-0.1 + 0.3 * 8 / 9) * 2.0 + float(r_drive[1])], rtol=1e-5)
 
 
-EVOLVED = ("agents.drives=evolved", "agents.instinct=true")  # one founders' compile for the drive-gene tests
+# one founders' compile for the drive-gene tests (drives, instinct, reflex)
+EVOLVED = ("agents.drives=evolved", "agents.instinct=true", "agents.reflex=2", "agents.innate_prior=true")
 
 
 def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
@@ -202,16 +203,74 @@ def test_instinct_is_inherited_and_leans_the_policy(sim):
                                                            "instinct": jnp.zeros_like(b).at[:, do].set(50.0)}})
     obs, _, pos = random_inputs(inst, jax.random.PRNGKey(3), inst.n)
     senses = Senses(age=jnp.full(inst.n, 5), pos=pos, prev_action=jnp.zeros(inst.n, jnp.int32),
-                    body=jnp.full((inst.n, 5), 0.5))
-    act = jax.jit(lambda a, k: inst.kind.act(inst.hp.agents, a, obs, senses, k)[0])
+                    body=jnp.full((inst.n, 5), 0.5), near=jnp.zeros((inst.n, 4, 4)), facing=jnp.zeros(inst.n, jnp.int32))
     for k in range(3):
-        assert (np.asarray(act(leaning, jax.random.PRNGKey(k))) == do).all()
+        assert (np.asarray(reflex_act(inst)(leaning, obs, senses, jax.random.PRNGKey(k))) == do).all()
     assert float(jnp.abs(inst.kind.learned_change(row_of(agents, 0))["drive"]).max()) == 0
     # agents.instinct_do: founders lean toward DO on average, around their random temperaments
     from evodevo.agents import drives
     founders = jax.vmap(lambda k: drives.init_drive(k, inst.world.num_actions, 3.0, do)["instinct"])(
         jax.random.split(jax.random.PRNGKey(1), 128))
     assert abs(float(founders[:, do].mean()) - 3.0) < 0.3 and float(jnp.abs(founders[:, do - 1].mean())) < 0.3
+
+
+_REFLEX_ACT = {}
+
+
+def reflex_act(inst):
+    """inst's jitted act -> actions (one compile for the instinct and reflex tests)."""
+    if id(inst) not in _REFLEX_ACT:
+        _REFLEX_ACT[id(inst)] = jax.jit(lambda a, obs, senses, k: inst.kind.act(inst.hp.agents, a, obs, senses, k)[0])
+    return _REFLEX_ACT[id(inst)]
+
+
+def test_reflex_turns_to_what_lies_beside_and_acts_on_what_it_faces(sim):
+    """agents.reflex: the drive gene's reflex [toward, use] x [hostile, passive, water, ripe plant] biases
+    the move toward each tile beside the agent that holds a kind (not the faced one: moving there
+    would only turn it) and DO by what the faced tile holds; founders' reflexes are random, and a
+    life hands back no change of them."""
+    from evodevo.agents import drives
+    from evodevo.agents.kind import Senses
+
+    # by hand: a zombie LEFT, water RIGHT (faced) and UP; moves are actions 1-4, DO 5
+    near = jnp.zeros((4, 4)).at[0, 0].set(1).at[1, 2].set(1).at[2, 2].set(1)
+    reflex = jnp.array([[1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0]])
+    bias = np.asarray(drives.reflex_bias(reflex, near, 1, (1, 2, 3, 4), 5, 17))
+    np.testing.assert_allclose(bias[:6], [0, 1.0, 0, 3.0, 0, 30.0])
+    assert not bias[6:].any()
+    inst = shared_simulation(tiny(*EVOLVED))
+    agents, pool, genomes = inst.founders(inst.hp, jax.random.PRNGKey(0))
+    b = np.asarray(inst.kind.reflex(agents))
+    genes = jax.vmap(inst.kind.unravel_gene["drive"])(pool.bank("drive").params[genomes.slot("drive")])
+    np.testing.assert_array_equal(b, np.asarray(genes["reflex"]))
+    assert b.shape == (inst.n, 2, 4) and 1.0 < np.abs(b).max() < 10.0  # founders ~N(0, 2^2): random temperaments
+    assert sim.kind.reflex(None) is None  # the default: no reflex
+    assert float(jnp.abs(inst.kind.learned_change(row_of(agents, 0))["drive"]).max()) == 0
+    # a strong fight reflex: strike the zombie in front, turn to one beside
+    fighter = agents.replace(base={**agents.base, "drive": {**agents.base["drive"], "reflex": jnp.zeros_like(b).at[
+        :, :, 0].set(50.0)}})
+    obs, _, pos = random_inputs(inst, jax.random.PRNGKey(3), inst.n)
+    zombie_up = jnp.zeros((inst.n, 4, 4)).at[:, 2, 0].set(1)
+    senses = Senses(age=jnp.full(inst.n, 5), pos=pos, prev_action=jnp.zeros(inst.n, jnp.int32),
+                    body=jnp.full((inst.n, 5), 0.5), near=zombie_up, facing=jnp.array([2, 0, 1, 3]))
+    act = np.asarray(reflex_act(inst)(fighter, obs, senses, jax.random.PRNGKey(0)))
+    assert act[0] == inst.world.action_names.index("do") and (act[1:] == inst.world.action_names.index("up")).all()
+
+
+def test_innate_prior_regularises_toward_the_innate_policy(sim):
+    """agents.innate_prior: the entropy bonus becomes -KL(pi || softmax(innate)), so a policy that is
+    the innate one alone feels no pull from it (the entropy bonus would pull it toward uniform)."""
+    inst = shared_simulation(tiny(*EVOLVED))
+    innate = jnp.array([0.0, 3.0, -1.0, 0.5])
+    out = {"logits": innate, "innate": innate, "value": jnp.zeros(()), "pred": jnp.zeros(3), "reward": jnp.zeros(()),
+           "pos": jnp.zeros(2)}
+
+    def pull(kind):
+        loss = lambda o: kind._head_loss(inst.hp.agents, o, jnp.zeros(3), 0, 0.0, 0.0, 0.0, jnp.zeros(2))[0]  # noqa: E731
+        return np.asarray(jax.grad(loss)(out)["logits"])
+
+    np.testing.assert_allclose(pull(inst.kind), 0.0, atol=1e-7)
+    assert np.abs(pull(sim.kind)).max() > 1e-3  # the default: the entropy bonus pulls toward uniform
 
 
 def row_of(tree, i):

@@ -289,6 +289,41 @@ def test_causes_of_death_on_hand_built_states(world, stepped):
     assert (np.asarray(jax.jit(world.death_cause)(device(pre), device(post))) == Cause.alive).all()
 
 
+def test_neighbours_report_what_lies_beside_each_player(world, stepped):
+    """What a reflex reads: per tile LEFT, RIGHT, UP, DOWN a hostile mob, a passive one, water, a ripe
+    plant, and which tile the player faces; nothing beyond the map's edge, no dead mob."""
+    from craftax.craftax_classic.constants import BlockType
+
+    ws = stepped.world
+    env = ws.env.replace(map=ws.env.map.copy(), player_position=ws.env.player_position.copy(),
+                         player_direction=ws.env.player_direction.copy(),
+                         zombies=ws.env.zombies.replace(position=ws.env.zombies.position.copy(),
+                                                        mask=ws.env.zombies.mask.copy()),
+                         cows=ws.env.cows.replace(position=ws.env.cows.position.copy(), mask=ws.env.cows.mask.copy()),
+                         skeletons=ws.env.skeletons.replace(mask=np.zeros_like(ws.env.skeletons.mask)))
+    env.zombies.mask[:] = False
+    env.cows.mask[:] = False
+    env.player_position[0] = (20, 20)
+    r, c = 20, 20
+    for dr, dc in ((0, -1), (0, 1), (-1, 0), (1, 0)):
+        env.map[0, r + dr, c + dc] = BlockType.GRASS.value
+    env.zombies.position[0, 0], env.zombies.mask[0, 0] = (r, c - 1), True  # LEFT: a zombie
+    env.cows.position[0, 0], env.cows.mask[0, 0] = (r - 1, c), True  # UP: a cow
+    env.cows.position[0, 1] = (r + 1, c)  # DOWN: a dead cow (masked out): nothing
+    env.map[0, r, c + 1] = BlockType.WATER.value  # RIGHT: water, which the player faces
+    env.player_direction[0] = 2  # Action.RIGHT
+    env.player_position[1] = (0, 20)  # on the top edge: UP is beyond the map
+    env.map[1, 1, 20] = BlockType.RIPE_PLANT.value  # DOWN: a ripe plant
+    env.player_direction[1] = 3  # Action.UP
+    near, facing = jax.jit(world.neighbours)(device(ws.replace(env=env)))
+    near, facing = np.asarray(near), np.asarray(facing)
+    assert world.neighbour_kinds == ("hostile", "passive", "water", "ripe_plant") and near.shape == (world.n, 4, 4)
+    np.testing.assert_array_equal(near[0], [[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(near[1, 2], [0, 0, 0, 0])
+    np.testing.assert_array_equal(near[1, 3], [0, 0, 0, 1])
+    assert facing[0] == 1 and facing[1] == 2
+
+
 def test_world_history_counts_what_inhabitants_made(world, stepped):
     """Plants planted, blocks placed, trees cut, hostiles near the spawn point and the player's shelter
     (its neighbouring tiles that no mob can enter), per world."""

@@ -1,6 +1,7 @@
-"""Drives: the weights of an agent's reward over curiosity and its own body (`kind.DRIVES`), and its
-instinct (agents.instinct): an innate bias of its policy over the actions. Both are inherited in the
-drive gene and evolved; lifetime learning changes neither.
+"""Drives: the weights of an agent's reward over curiosity and its own body (`kind.DRIVES`), its
+instinct (agents.instinct): an innate bias of its policy over the actions, and its reflex
+(agents.reflex): an innate bias toward turning to and acting on what lies beside it. All are
+inherited in the drive gene and evolved; lifetime learning changes none.
 
     r = (w_curiosity + w_forage x forage_need(h_t)) x curiosity + D(h_t) - D(h_{t+1}) + w_death x [died]
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from evodevo.agents.kind import BODY, DRIVES, NEEDS
+from evodevo.agents.kind import BODY, DRIVES, NEEDS, REFLEXES
 
 DRIVE_INIT = 0.1  # founders' drive genes: weights ~ N(0, DRIVE_INIT^2), small and random, not hand-set
 # Founders' instincts: logit biases ~ N(0, INSTINCT_INIT^2), random temperaments (one founder strikes
@@ -24,15 +25,30 @@ DRIVE_INIT = 0.1  # founders' drive genes: weights ~ N(0, DRIVE_INIT^2), small a
 INSTINCT_INIT = 1.0
 
 
-def init_drive(key, instinct_actions: int = 0, lean_do: float = 0.0, do: int = 0) -> dict:
-    """A founder's drive gene: the weights of its reward (`kind.DRIVES`) and, with `instinct_actions`
+def init_drive(key, instinct_actions: int = 0, lean_do: float = 0.0, do: int = 0, reflex: float = 0.0,
+               neighbour_kinds: int = 0) -> dict:
+    """A founder's drive gene: the weights of its reward (`kind.DRIVES`); with `instinct_actions`
     (agents.instinct), its instinct: an innate bias of the policy's logits over the actions, leaning
-    `lean_do` toward action `do` (DO: strike, eat, drink, collect) on average (agents.instinct_do)."""
+    `lean_do` toward action `do` (DO: strike, eat, drink, collect) on average (agents.instinct_do);
+    with `reflex` > 0 (agents.reflex), its reflex [2, neighbour_kinds] ~ N(0, reflex^2) (`reflex_bias`)."""
     gene = {"w": DRIVE_INIT * jax.random.normal(key, (len(DRIVES),))}
     if instinct_actions:
         lean = jnp.zeros(instinct_actions).at[do].set(lean_do)
         gene["instinct"] = lean + INSTINCT_INIT * jax.random.normal(jax.random.fold_in(key, 1), (instinct_actions,))
+    if reflex > 0:
+        gene["reflex"] = reflex * jax.random.normal(jax.random.fold_in(key, 2), (len(REFLEXES), neighbour_kinds))
     return gene
+
+
+def reflex_bias(reflex, near, facing, moves, do: int, num_actions: int):
+    """[A] one agent's reflex as biases of its logits. `reflex` [2, K], `near` [4, K] (the tiles
+    beside it in the order of `moves`, the actions LEFT..DOWN), `facing` which of them it faces.
+    reflex[0] . near[d] goes to the move toward each tile d it does not face (a move toward a mob,
+    water or a plant only turns the player: it is how one faces them); reflex[1] . near[facing]
+    goes to DO (strike, eat, drink)."""
+    toward = (near @ reflex[0]) * (1.0 - jax.nn.one_hot(facing, near.shape[0]))
+    use = near[facing] @ reflex[1]
+    return jnp.zeros(num_actions).at[jnp.asarray(moves)].add(toward).at[do].add(use)
 
 
 def drive(w, body):

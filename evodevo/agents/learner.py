@@ -73,6 +73,9 @@ class Learner:
         self.cfg = statics(cfg)  # sizes and switches only: floats come in as `hp`
         self.n, self.obs_dim, self.num_actions = world.n, world.obs_dim, world.num_actions
         self.do_action = world.action_names.index("do")  # agents.instinct_do leans founders toward it
+        self.move_actions = tuple(world.action_names.index(a) for a in ("left", "right", "up", "down"))
+        self.neighbour_kinds = world.neighbour_kinds  # what a reflex reads (agents.reflex)
+        self.innate = cfg.instinct or cfg.reflex > 0  # the policy has an inherited bias
         self.dm = tf.Dims.make(cfg, world)
         self.learned_memory = cfg.memory == "learned" and self.dm.m > 0  # a write that learns (`memory`)
         key = jax.random.PRNGKey(0)
@@ -106,7 +109,8 @@ class Learner:
         if self.cfg.debrief:  # its embedding too: the first thinking token's input (`debrief`)
             genes["encoder"] = debrief.encoder_with_debrief(genes["encoder"], self.dm)
         return dict(genes, drive=lambda key: drives.init_drive(key, self.num_actions if self.cfg.instinct else 0,
-                                                               self.cfg.instinct_do, self.do_action))
+                                                               self.cfg.instinct_do, self.do_action, self.cfg.reflex,
+                                                               len(self.neighbour_kinds)))
 
     def learned_kinds(self) -> tuple[str, ...]:
         return tuple(tf.GENE_INIT)  # every gene but the drive: what the agent wants is not learned
@@ -201,17 +205,29 @@ class Learner:
 
     # ------------------------------------------------------------------ act
 
-    def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now, outcome):
+    def innate_logits(self, drive: dict, near, facing):
+        """[A] one agent's inherited bias of its logits: its instinct and its reflex to what lies
+        beside it (`drives.reflex_bias`); zeros when it has neither."""
+        bias = drive["instinct"] if self.cfg.instinct else jnp.zeros(self.num_actions)
+        if self.cfg.reflex > 0:
+            bias = bias + drives.reflex_bias(drive["reflex"], near, facing, self.move_actions, self.do_action,
+                                             self.num_actions)
+        return bias
+
+    def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now, outcome, near,
+                 facing):
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
         intero = tf.interoception(body, agent.body)
         x, k_new, v_new, phi, (enc, head) = self.forward(theta, agent, obs_n, prev_action, age, pos, intero,
                                                          agent.mem, cache, outcome)
         h = tf.read_out(head, x[self.dm.action_index])
         logits, value = tf.policy_value(head, h)
-        if self.cfg.instinct:  # the inherited leaning over actions: a constant that learning acts around
-            logits = logits + agent.base["drive"]["instinct"]
+        out = {}
+        if self.innate:  # the inherited leaning over actions: a constant that learning acts around
+            out["innate"] = jax.lax.stop_gradient(self.innate_logits(agent.base["drive"], near, facing))
+            logits = logits + out["innate"]
         action = jax.random.categorical(key, jax.lax.stop_gradient(logits)).astype(jnp.int32)
-        out = {"logits": logits, "value": value, **tf.predictions(head, h, action, phi_now)}
+        out = {"logits": logits, "value": value, **out, **tf.predictions(head, h, action, phi_now)}
         if self.cfg.inverse_input == "layers":  # s_t after the layers, as inverse dynamics reads it
             out["token"] = h
         mem_out, sens = memory.next_memory(self.learned_memory, enc, agent.mem, agent.mem_sens, x[1 + self.dm.k:])
@@ -230,7 +246,7 @@ class Learner:
 
         def batched(theta):
             return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, here,
-                                           senses.body, keys, phi_now, outcome)
+                                           senses.body, keys, phi_now, outcome, senses.near, senses.facing)
 
         out, vjp_fn, (action, k_new, v_new, mem_out, sens) = jax.vjp(batched, agents.theta, has_aux=True)
         # Which of the VJP's residuals are the agents' inherited weights themselves: those are read
@@ -269,12 +285,15 @@ class Learner:
         eligibility traces (lam > 0) the actor-critic terms are left out: they go through the trace."""
         logp = jax.nn.log_softmax(out["logits"])
         entropy = -(jnp.exp(logp) * logp).sum()
+        spread = entropy  # what the bonus raises: the entropy, or the closeness to the innate policy
+        if self.cfg.innate_prior and self.innate:  # -KL(pi || softmax(innate)): no pull against the instinct
+            spread = -(jnp.exp(logp) * (logp - jax.nn.log_softmax(out["innate"]))).sum()
         policy = -jax.lax.stop_gradient(delta) * logp[action]
         value = 0.5 * (jax.lax.stop_gradient(target_v) - out["value"]) ** 2
         fwd = jnp.mean((out["pred"] - d_phi) ** 2)
         rew = (out["reward"] - r_s) ** 2
         pos = jnp.sum((out["pos"] - disp) ** 2)
-        total = -hp.entropy * entropy + hp.w_forward * fwd + hp.w_reward * rew + hp.w_position * pos
+        total = -hp.entropy * spread + hp.w_forward * fwd + hp.w_reward * rew + hp.w_position * pos
         if self.cfg.lam == 0.0:
             total = total + policy + hp.w_value * value
         return total, {"loss_forward": fwd, "loss_value": value, "entropy": entropy, "loss_position": pos,
@@ -378,6 +397,11 @@ class Learner:
     def instinct(self, agents: AgentState):
         """[N, A] each agent's inherited instinct (agents.instinct), or None."""
         return agents.base["drive"]["instinct"] if self.cfg.instinct else None
+
+    def reflex(self, agents: AgentState):
+        """[N, 2, K] each agent's inherited reflex (agents.reflex; `kind.REFLEXES` x the world's
+        `neighbour_kinds`), or None."""
+        return agents.base["drive"]["reflex"] if self.cfg.reflex > 0 else None
 
     def drive_weights(self, hp: AgentsConfig, agents: AgentState):
         """[N, len(DRIVES)] each agent's reward weights: its inherited drive gene (drives=evolved)

@@ -59,5 +59,8 @@ class RandomAgents:
     def instinct(self, agents):
         return None
 
+    def reflex(self, agents):
+        return None
+
     def bytes_per_slot(self, agents) -> int:
         return 0

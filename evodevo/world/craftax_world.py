@@ -137,6 +137,11 @@ def _full_spec():
     return CraftaxSymbolicEnvNoAutoReset(), spec
 
 
+# What `ContinuousWorld.neighbours` reports of the four tiles beside a player: a hostile mob (a zombie;
+# a skeleton), a passive one (a cow), water, a ripe plant: what a strike, a meal or a drink is for.
+NEIGHBOUR_KINDS = ("hostile", "passive", "water", "ripe_plant")
+STEPS = ((0, -1), (0, 1), (-1, 0), (1, 0))  # (row, col) of the moves LEFT, RIGHT, UP, DOWN (Action 1-4)
+
 # env name -> its builder of (Craftax env, EnvSpec); the viewer draws exactly these envs
 ENVS = {
     "Craftax-Classic-Symbolic-v1": _classic_spec,
@@ -168,6 +173,7 @@ class ContinuousWorld:
         self.obs_dim = int(self.env.observation_space(self.params).shape[0])
         self.achievement_names = self.spec.achievements
         self.action_names = tuple(a.name.lower() for a in importlib.import_module(self.spec.constants).Action)
+        self.neighbour_kinds = NEIGHBOUR_KINDS
 
     # ------------------------------------------------------------------ init
 
@@ -335,7 +341,7 @@ class ContinuousWorld:
         rows, cols = ground.shape[-2:]
         player = ws.env.player_position
         shelter = jnp.zeros(self.n, jnp.int32)
-        for step in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        for step in STEPS:
             r, c = player[:, 0] + step[0], player[:, 1] + step[1]
             inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
             tile = here[jnp.arange(self.n), jnp.clip(r, 0, rows - 1), jnp.clip(c, 0, cols - 1)]
@@ -344,6 +350,36 @@ class ContinuousWorld:
                 "tables": count(blocks.CRAFTING_TABLE), "furnaces": count(blocks.FURNACE),
                 "trees": count(blocks.TREE), "stone": count(blocks.STONE), "spawn_hostiles": near,
                 "shelter": shelter}
+
+    def neighbours(self, ws: WorldState):
+        """What lies beside each player, as an animal's reflexes would read it: ([N, 4, K] float32,
+        1 where the tile one step LEFT, RIGHT, UP, DOWN (the move actions' order) holds each of
+        `NEIGHBOUR_KINDS`; [N] int32 the one of those four the player faces). On the player's
+        level; beyond the map's edge nothing."""
+        blocks = importlib.import_module(self.spec.constants).BlockType
+        level = ws.env.player_level if self.spec.levels else None
+        ground = ws.env.map[jnp.arange(self.n), level] if self.spec.levels else ws.env.map
+        rows, cols = ground.shape[-2:]
+        tiles = ws.env.player_position[:, None, :] + jnp.asarray(STEPS)  # [N, 4, 2]
+        inside = (tiles[..., 0] >= 0) & (tiles[..., 0] < rows) & (tiles[..., 1] >= 0) & (tiles[..., 1] < cols)
+        r, c = jnp.clip(tiles[..., 0], 0, rows - 1), jnp.clip(tiles[..., 1], 0, cols - 1)
+        block = ground[jnp.arange(self.n)[:, None], r, c]  # [N, 4]
+
+        def mobs_of(role):  # [N, 4] a living mob of this role stands on the tile
+            hit = jnp.zeros(tiles.shape[:2], bool)
+            for name, kind in self.spec.mobs:
+                if kind not in role:
+                    continue
+                m = getattr(ws.env, name)
+                pos, mask = m.position, m.mask
+                if self.spec.levels:  # [N, levels, M, ...] -> the player's level
+                    pos, mask = pos[jnp.arange(self.n), level], mask[jnp.arange(self.n), level]
+                hit = hit | ((pos[:, None, :, :] == tiles[:, :, None, :]).all(-1) & mask[:, None, :]).any(-1)
+            return hit
+
+        near = jnp.stack([mobs_of(("melee", "ranged")), mobs_of(("passive",)), block == blocks.WATER.value,
+                          block == blocks.RIPE_PLANT.value], -1) & inside[..., None]
+        return near.astype(jnp.float32), (ws.env.player_direction - 1).astype(jnp.int32)
 
     def map_size(self) -> tuple[int, int]:
         return tuple(self.env.static_env_params.map_size)

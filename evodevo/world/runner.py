@@ -236,6 +236,8 @@ class Runner:
                 tb.add_scalar(f"drives/{name}_spread", float(np.std(w)), step)
             for name, b in self.sim.instincts(self.state).items():  # and how it leans (agents.instinct)
                 tb.add_scalar(f"instinct/{name}", float(np.mean(b)), step)
+            for name, b in self.sim.reflexes(self.state).items():  # and what it does beside things (agents.reflex)
+                tb.add_scalar(f"reflex/{name}", float(np.mean(b)), step)
         view = self._pool_view()
         if view is not None:
             from evodevo.genepool import report

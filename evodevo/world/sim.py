@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from evodevo.agents.kind import DRIVES, AgentKind, Senses
+from evodevo.agents.kind import DRIVES, REFLEXES, AgentKind, Senses
 from evodevo.agents.learner import AgentState, Learner
 from evodevo.agents.random_agent import RandomAgents, RandomState
 from evodevo.config import Config, Hyper, hyperparams
@@ -148,8 +148,10 @@ class Simulation:
 
     def _empty_carry(self, hp: Hyper, agents, world: WorldState):
         """Zeros shaped like the kind's carried act (`fresh` slots never read it)."""
+        near, facing = self.world.neighbours(world)
         senses = Senses(age=jnp.zeros(self.n, jnp.int32), pos=self.world.position(world),
-                        prev_action=jnp.full(self.n, -1, jnp.int32), body=self.world.body(world))
+                        prev_action=jnp.full(self.n, -1, jnp.int32), body=self.world.body(world), near=near,
+                        facing=facing)
         shapes = jax.eval_shape(
             lambda a: self.kind.carry(self.kind.act(hp.agents, a, world.obs, senses, jax.random.PRNGKey(0))[2]), agents)
         return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
@@ -167,9 +169,11 @@ class Simulation:
         return agents, pool, genomes
 
     def senses(self, state: SimState, world: WorldState, step, prev_action) -> Senses:
-        """What an agent senses besides the observation: its age, place, last action and body."""
+        """What an agent senses besides the observation: its age, place, last action, body and what
+        lies beside it."""
+        near, facing = self.world.neighbours(world)
         return Senses(age=step - state.slots.birth_step, pos=self.world.position(world), prev_action=prev_action,
-                      body=self.world.body(world))
+                      body=self.world.body(world), near=near, facing=facing)
 
     # ------------------------------------------------------------------ one step
 
@@ -203,7 +207,10 @@ class Simulation:
         state = state.replace(action=jnp.where(died, -1, actions), fresh=died | grown, carry=self.kind.carry(pending))
         return self.next_state(state, key, step, world, agents, pool, genomes, died, parents, cause), {
             "cause": cause.astype(jnp.int8), "action": executed.astype(jnp.int8),
-            "record": record, "metrics": metrics}
+            # what each agent faced when it chose its next action (bit k: the world's neighbour_kinds[k]), and
+            # that action: how often it strikes a zombie, drinks water, eats a cow or a plant in front of it
+            "faced": pack_bits(senses.near[jnp.arange(self.n), senses.facing] > 0)[:, 0].astype(jnp.int8),
+            "chosen": actions.astype(jnp.int8), "record": record, "metrics": metrics}
 
     def lives(self, hp: Hyper, agents, pool: GenePool, genomes: Genome, died, broken, age, achieved, agent_id) -> Lives:
         """Every slot's life as the gene pool sees it this step (fitness so far; the lives that ended)."""
@@ -352,6 +359,15 @@ class Simulation:
         b = self.kind.instinct(state.agents)
         b = None if b is None else hosts.fetch(b)
         return {} if b is None else {name: np.asarray(b[:, i]) for i, name in enumerate(self.world.action_names)}
+
+    def reflexes(self, state: SimState) -> dict:
+        """{"<toward|use>_<neighbour kind>": [N]} each agent's inherited reflex ({}: none)."""
+        b = self.kind.reflex(state.agents)
+        if b is None:
+            return {}
+        b = np.asarray(hosts.fetch(b))
+        return {f"{row}_{kind}": b[:, i, j] for i, row in enumerate(REFLEXES)
+                for j, kind in enumerate(self.world.neighbour_kinds)}
 
     def world_history(self, state: SimState) -> dict:
         """{name: (mean over worlds, spread)} of `ContinuousWorld.history` (host floats)."""
