@@ -118,12 +118,12 @@ class AgentsConfig:
     drive_death: float = _f(0.0, "reward on the step a life ends (negative: dying hurts)")
     drive_forage: float = _f(0.0, "curiosity's weight per unit of forage need, 1 - min(food, drink): with "
                              "drive_curiosity < 0, a sated agent avoids surprise and a thirsty or hungry one seeks it")
-    instinct: bool = _f(False, "the drive gene also carries an instinct: a bias of the policy's logits over the "
+    instinct: bool = _f(True, "the drive gene also carries an instinct: a bias of the policy's logits over the "
                         "actions, inherited and evolved like the drive weights (founders ~N(0, 1): random temperaments), never learned")
-    instinct_do: float = _f(0.0, "founders' mean instinct bias of DO (strike, eat, drink, collect; a striking "
+    instinct_do: float = _f(2.8, "founders' mean instinct bias of DO (strike, eat, drink, collect; a striking "
                             "temperament walls its home in with plants, benchmarks/skills.py), added to their random "
                             "temperaments; 0: none (needs agents.instinct)", static=True)
-    reflex: float = _f(0.0, "the drive gene also carries a reflex: per kind of tile beside the agent (a hostile mob, "
+    reflex: float = _f(2.0, "the drive gene also carries a reflex: per kind of tile beside the agent (a hostile mob, "
                        "a passive one, water, a ripe plant) a bias of the policy toward turning to it and one toward DO "
                        "when facing it, inherited and evolved, never learned; founders' reflexes ~N(0, reflex^2), random "
                        "temperaments; 0: none", _nonneg, ">= 0", static=True)
@@ -182,7 +182,7 @@ class GenePoolConfig:
     immigrants: float = _f(0.05, "share of newborns whose genome is drawn fresh from the pool by frequency", _unit,
                            "in [0, 1]")
     crossover: float = _f(0.5, "probability of one-point crossover of the two parents' layer lists", _unit, "in [0, 1]")
-    home: float = _f(0.0, "ecological inheritance: the probability that a world whose last life was at least as fit "
+    home: float = _f(1.0, "ecological inheritance: the probability that a world whose last life was at least as fit "
                      "as the recent mean goes to that life's own child (its first parent; the second by tournament); "
                      "0: every newborn's parents by tournament, wherever they lived", _unit, "in [0, 1]")
     p_swap: float = _f(0.05, "per gene: probability of a swap for a relative or a gene of the same role", _unit,
@@ -325,7 +325,7 @@ def _cross_checks(cfg: Config) -> None:
                           "(agents.think_tokens >= 1)")
     if a.instinct_do and not a.instinct:
         raise ConfigError(f"config key 'agents.instinct_do': {a.instinct_do} leans an instinct that is off "
-                          "(set agents.instinct=true)")
+                          "(set agents.instinct=true, or agents.instinct_do=0 with agents.instinct=false)")
     if a.init_depth > a.l_max:
         raise ConfigError(f"config key 'agents.init_depth': {a.init_depth} exceeds agents.l_max={a.l_max}")
     if cfg.run.birth_batch > cfg.world.n_slots:

@@ -88,7 +88,7 @@ def learner_steps(ag, hp, n, obs_dim, body):
         key = jax.random.fold_in(jax.random.PRNGKey(7), t)
         obs = (jax.random.uniform(key, (n, obs_dim)) < 0.05).astype(jnp.float32)
         return obs, Senses(age=jnp.full(n, t, jnp.int32), pos=jnp.full((n, 2), 30 + t, jnp.int32), prev_action=prev,
-                           body=body(t)), key
+                           body=body(t), **beside_nothing(n)), key
 
     @jax.jit
     def step(agents, carried, prev, t):
@@ -122,6 +122,15 @@ def founders(ag, n, key):
     agents = [ag.newborn(genes(jax.random.fold_in(key, s)), jnp.arange(dm.l_max) < 2, jnp.ones((dm.l_max, 2)),
                          jax.random.fold_in(key, 100 + s)) for s in range(n)]
     return jax.tree.map(lambda *x: jnp.stack(x), *agents)
+
+
+def beside_nothing(n: int) -> dict:
+    """The Senses fields a reflex reads, for n agents with nothing beside them (facing LEFT)."""
+    import jax.numpy as jnp
+
+    from evodevo.world.craftax_world import NEIGHBOUR_KINDS
+
+    return {"near": jnp.zeros((n, 4, len(NEIGHBOUR_KINDS))), "facing": jnp.zeros(n, jnp.int32)}
 
 
 # ----------------------------------------------------------------- shared simulations

@@ -9,7 +9,7 @@ import numpy as np
 from evodevo.agents import transformer as tf
 from evodevo.agents.normalize import RewardScale, Welford, normalize
 
-from conftest import shared_simulation, tiny_config as tiny  # noqa: E402
+from conftest import beside_nothing, shared_simulation, tiny_config as tiny  # noqa: E402
 
 
 def one_agent(state, i=0):
@@ -197,13 +197,13 @@ def test_instinct_is_inherited_and_leans_the_policy(sim):
     genes = jax.vmap(inst.kind.unravel_gene["drive"])(pool.bank("drive").params[genomes.slot("drive")])
     np.testing.assert_array_equal(b, np.asarray(genes["instinct"]))
     assert b.shape == (sim.n, sim.world.num_actions) and 0.5 < np.abs(b).max() < 5.0  # random temperaments
-    assert sim.kind.instinct(None) is None  # the default: no instinct
+    assert plain().kind.instinct(None) is None  # without: no instinct
     do = inst.world.action_names.index("do")
     leaning = agents.replace(base={**agents.base, "drive": {**agents.base["drive"],
                                                            "instinct": jnp.zeros_like(b).at[:, do].set(50.0)}})
     obs, _, pos = random_inputs(inst, jax.random.PRNGKey(3), inst.n)
     senses = Senses(age=jnp.full(inst.n, 5), pos=pos, prev_action=jnp.zeros(inst.n, jnp.int32),
-                    body=jnp.full((inst.n, 5), 0.5), near=jnp.zeros((inst.n, 4, 4)), facing=jnp.zeros(inst.n, jnp.int32))
+                    body=jnp.full((inst.n, 5), 0.5), **beside_nothing(inst.n))
     for k in range(3):
         assert (np.asarray(reflex_act(inst)(leaning, obs, senses, jax.random.PRNGKey(k))) == do).all()
     assert float(jnp.abs(inst.kind.learned_change(row_of(agents, 0))["drive"]).max()) == 0
@@ -212,6 +212,14 @@ def test_instinct_is_inherited_and_leans_the_policy(sim):
     founders = jax.vmap(lambda k: drives.init_drive(k, inst.world.num_actions, 3.0, do)["instinct"])(
         jax.random.split(jax.random.PRNGKey(1), 128))
     assert abs(float(founders[:, do].mean()) - 3.0) < 0.3 and float(jnp.abs(founders[:, do - 1].mean())) < 0.3
+
+
+# the agent as it was before the striking temperament and the reflex became the default
+PLAIN = ("agents.instinct=false", "agents.instinct_do=0", "agents.reflex=0", "agents.innate_prior=false")
+
+
+def plain():
+    return shared_simulation(tiny(*PLAIN))  # a Simulation compiles nothing until it runs
 
 
 _REFLEX_ACT = {}
@@ -244,7 +252,7 @@ def test_reflex_turns_to_what_lies_beside_and_acts_on_what_it_faces(sim):
     genes = jax.vmap(inst.kind.unravel_gene["drive"])(pool.bank("drive").params[genomes.slot("drive")])
     np.testing.assert_array_equal(b, np.asarray(genes["reflex"]))
     assert b.shape == (inst.n, 2, 4) and 1.0 < np.abs(b).max() < 10.0  # founders ~N(0, 2^2): random temperaments
-    assert sim.kind.reflex(None) is None  # the default: no reflex
+    assert plain().kind.reflex(None) is None  # without: no reflex
     assert float(jnp.abs(inst.kind.learned_change(row_of(agents, 0))["drive"]).max()) == 0
     # a strong fight reflex: strike the zombie in front, turn to one beside
     fighter = agents.replace(base={**agents.base, "drive": {**agents.base["drive"], "reflex": jnp.zeros_like(b).at[
@@ -270,7 +278,7 @@ def test_innate_prior_regularises_toward_the_innate_policy(sim):
         return np.asarray(jax.grad(loss)(out)["logits"])
 
     np.testing.assert_allclose(pull(inst.kind), 0.0, atol=1e-7)
-    assert np.abs(pull(sim.kind)).max() > 1e-3  # the default: the entropy bonus pulls toward uniform
+    assert np.abs(pull(plain().kind)).max() > 1e-3  # without: the entropy bonus pulls toward uniform
 
 
 def row_of(tree, i):
@@ -370,7 +378,7 @@ def agent_steps(cfg, steps=2, keep=None):
 
     def senses(t):
         return Senses(age=jnp.full(n, t), pos=jnp.full((n, 2), 30) + t, prev_action=jnp.full(n, -1),
-                      body=jnp.full((n, 5), 0.5))
+                      body=jnp.full((n, 5), 0.5), **beside_nothing(n))
 
     def observe(key):
         return (jax.random.uniform(key, (n, obs_dim)) < 0.05).astype(jnp.float32)

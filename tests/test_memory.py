@@ -16,7 +16,7 @@ from evodevo import config
 from evodevo.agents import memory
 from evodevo.agents.kind import Senses
 
-from conftest import founders, learner_steps, tiny_config as tiny  # noqa: E402
+from conftest import beside_nothing, founders, learner_steps, tiny_config as tiny  # noqa: E402
 
 
 # --------------------------------------------------------------------------- the recurrence
@@ -100,7 +100,7 @@ def test_frozen_memory_has_no_write_to_learn(sim, state):
     assert kept is sens
     n = sim.n
     senses = Senses(age=jnp.ones(n, jnp.int32), pos=jnp.zeros((n, 2), jnp.int32), prev_action=jnp.zeros(n, jnp.int32),
-                    body=jnp.ones((n, 5)))
+                    body=jnp.ones((n, 5)), **beside_nothing(n))
 
     def step(agents):  # shapes only: no compile
         _, agents, pending = ag.act(sim.hp.agents, agents, state.world.obs, senses, jax.random.PRNGKey(0))

@@ -14,7 +14,7 @@ from evodevo.agents import place
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import Senses
 
-from conftest import tiny_config as tiny  # noqa: E402
+from conftest import beside_nothing, tiny_config as tiny  # noqa: E402
 
 PATH = np.array([[10, 20], [40, 5]])  # true positions at the two acts: spawn, then far away
 
@@ -33,7 +33,7 @@ def place_run(sim, state):
         prev, est, steps, pending = jnp.full(n, -1, jnp.int32), [], [], None
         for t in range(2):
             senses = Senses(age=jnp.full(n, t + 1), pos=jnp.broadcast_to(jnp.asarray(PATH[t]), (n, 2)),
-                            prev_action=prev, body=jnp.full((n, 5), 0.5))
+                            prev_action=prev, body=jnp.full((n, 5), 0.5), **beside_nothing(n))
             carried = ag.carry(pending) if t else None  # the last act's, as the simulation carries it
             prev, agents, pending = ag.act(hp, agents, obs * (1.0 - 0.5 * t), senses, jax.random.fold_in(key, t))
             est.append(agents.place_est)

@@ -435,7 +435,7 @@ def _write(tmp_path, text):
         ("", ["agents.inverse_input=decoder"], "agents.inverse_input"),
         ("", ["agents.place_input=2"], "agents.place_input"),
         ("", ["run.snapshot_every_s=0"], "run.snapshot_every_s"),
-        ("", ["agents.instinct_do=2"], "agents.instinct_do"),  # leans an instinct that is off
+        ("", ["agents.instinct=false"], "agents.instinct_do"),  # the default lean, of an instinct turned off
         ("world:\n  n_slots: 4\n", ["world.n_slots=x"], "world.n_slots"),
     ],
 )
