@@ -8,6 +8,8 @@ Arms (each one `--set` list away from the default config as it was before the st
 ecological inheritance and the reflex became the default: `BEFORE`; `default` is the default as it is):
 
     default       (nothing)                             the default config: everything on by default
+    default_no_learning   default + agents.lr=1e-9       lifetime learning off (the control of learning)
+    default_no_evolution  default + genepool.evolve=false  no selection (the control of evolution)
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random                    the baseline
     curiosity     agents.drive_curiosity=1.0            curiosity only (the default until the averse arm's result)
@@ -184,12 +186,19 @@ ARMS = {
 # results stay valid). The arm `default` is the default config as it is now.
 BEFORE = ["agents.instinct=false", "agents.instinct_do=0", "agents.reflex=0", "agents.innate_prior=false",
           "genepool.home=0"]
-ARMS["default"] = []
+# Arms relative to the default as it is now (not pinned to BEFORE): the default, and the controls of its claim
+# that the population lives longer because of lifetime learning and of evolution
+NOW = {
+    "default": [],
+    "default_no_learning": ["agents.lr=0.000000001"],  # the learners' update steps ~0: instinct and reflex alone
+    "default_no_evolution": ["genepool.evolve=false"],  # uniform genomes from the founders' frozen pool
+}
+ARMS.update(NOW)
 
 
 def run(arm: str, seed: int, args) -> dict:
     """One (arm, seed): its lives and series, saved to OUT/<arm>-s<seed>.json (reused when present)."""
-    before = BEFORE if arm != "default" else []
+    before = [] if arm in NOW else BEFORE
     overrides = ["run.progress=false", "run.snapshot=false", f"seed={seed}", *before, *args.overrides, *ARMS[arm]]
     cfg = config.load(args.config, overrides)
     key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps}

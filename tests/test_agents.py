@@ -197,7 +197,7 @@ def test_instinct_is_inherited_and_leans_the_policy(sim):
     genes = jax.vmap(inst.kind.unravel_gene["drive"])(pool.bank("drive").params[genomes.slot("drive")])
     np.testing.assert_array_equal(b, np.asarray(genes["instinct"]))
     assert b.shape == (sim.n, sim.world.num_actions) and 0.5 < np.abs(b).max() < 5.0  # random temperaments
-    assert plain().kind.instinct(None) is None  # without: no instinct
+    assert inst.kind.instinct(without_innate(agents)) is None  # without: no instinct
     do = inst.world.action_names.index("do")
     leaning = agents.replace(base={**agents.base, "drive": {**agents.base["drive"],
                                                            "instinct": jnp.zeros_like(b).at[:, do].set(50.0)}})
@@ -216,6 +216,11 @@ def test_instinct_is_inherited_and_leans_the_policy(sim):
 
 # the agent as it was before the striking temperament and the reflex became the default
 PLAIN = ("agents.instinct=false", "agents.instinct_do=0", "agents.reflex=0", "agents.innate_prior=false")
+
+
+def without_innate(agents):
+    """`agents` as a kind without instinct or reflex holds them: a drive gene of reward weights only."""
+    return agents.replace(base={**agents.base, "drive": {"w": agents.base["drive"]["w"]}})
 
 
 def plain():
@@ -252,7 +257,7 @@ def test_reflex_turns_to_what_lies_beside_and_acts_on_what_it_faces(sim):
     genes = jax.vmap(inst.kind.unravel_gene["drive"])(pool.bank("drive").params[genomes.slot("drive")])
     np.testing.assert_array_equal(b, np.asarray(genes["reflex"]))
     assert b.shape == (inst.n, 2, 4) and 1.0 < np.abs(b).max() < 10.0  # founders ~N(0, 2^2): random temperaments
-    assert plain().kind.reflex(None) is None  # without: no reflex
+    assert inst.kind.reflex(without_innate(agents)) is None  # without: no reflex
     assert float(jnp.abs(inst.kind.learned_change(row_of(agents, 0))["drive"]).max()) == 0
     # a strong fight reflex: strike the zombie in front, turn to one beside
     fighter = agents.replace(base={**agents.base, "drive": {**agents.base["drive"], "reflex": jnp.zeros_like(b).at[

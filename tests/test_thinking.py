@@ -49,7 +49,9 @@ def debrief_run(sim):
     outcome input and the learn step's metrics."""
     from evodevo.agents.learner import Learner
 
-    cfg = tiny("agents.think_tokens=2", "agents.debrief=true", *DRIVES)
+    # no instinct or reflex: the logits checked by hand are the heads' alone
+    cfg = tiny("agents.think_tokens=2", "agents.debrief=true", *DRIVES, "agents.instinct=false", "agents.instinct_do=0",
+               "agents.reflex=0")
     ag = Learner(cfg.agents, sim.world)
     hp, n, obs_dim = cfg.agents, sim.n, sim.world.obs_dim
 

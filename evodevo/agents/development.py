@@ -36,6 +36,15 @@ def triggers(cfg, hp, agents, ages):
     return jnp.zeros(ages.shape, bool), agents.loss_ref
 
 
+def track_loss(window: int, agents, loss, age) -> dict:
+    """Running averages of the forward loss: over the first `window` (plateau_window) steps of life
+    (fixed after that) and a recent one (an EMA over ~window / 4 steps)."""
+    n = jnp.maximum(age - 1, 1).astype(jnp.float32)  # the first update of a life comes at age 2
+    first = jnp.where(n <= window, agents.loss_first + (loss - agents.loss_first) / n, agents.loss_first)
+    rate = jnp.maximum(1.0 / n, 4.0 / window)
+    return {"loss_first": first, "loss_ema": agents.loss_ema + rate * (loss - agents.loss_ema)}
+
+
 def _insert_in_layers(tree, p, new):
     """Insert `new` (one layer's leaves) at position p of every [L, ...] leaf of `tree`."""
     return jax.tree.map(lambda x, v: insert_at(x, p, v), tree, new)

@@ -51,6 +51,23 @@ def reflex_bias(reflex, near, facing, moves, do: int, num_actions: int):
     return jnp.zeros(num_actions).at[jnp.asarray(moves)].add(toward).at[do].add(use)
 
 
+def innate_logits(drive: dict, near, facing, moves, do: int, num_actions: int):
+    """[A] one agent's inherited bias of its logits: the instinct and the reflex its drive gene
+    carries (agents.instinct, agents.reflex); zeros for neither."""
+    bias = drive.get("instinct", jnp.zeros(num_actions))
+    if "reflex" in drive:
+        bias = bias + reflex_bias(drive["reflex"], near, facing, moves, do, num_actions)
+    return bias
+
+
+def spread(logp, innate=None):
+    """What the entropy bonus raises: the policy's entropy, or with `innate` logits (agents.innate_prior)
+    -KL(pi || softmax(innate)), which is highest at the innate policy rather than at uniform."""
+    if innate is None:
+        return -(jnp.exp(logp) * logp).sum()
+    return -(jnp.exp(logp) * (logp - jax.nn.log_softmax(innate))).sum()
+
+
 def drive(w, body):
     """D(h) = sum_i w_i (1 - h_i)^2: the body's weighted deviation from its setpoints (full), over
     the needs (health, food, drink, energy in [0, 1]; `w` [NEEDS]); Keramati & Gutkin's drive."""

@@ -74,8 +74,8 @@ class Learner:
         self.n, self.obs_dim, self.num_actions = world.n, world.obs_dim, world.num_actions
         self.do_action = world.action_names.index("do")  # agents.instinct_do leans founders toward it
         self.move_actions = tuple(world.action_names.index(a) for a in ("left", "right", "up", "down"))
-        self.neighbour_kinds = world.neighbour_kinds  # what a reflex reads (agents.reflex)
-        self.innate = cfg.instinct or cfg.reflex > 0  # the policy has an inherited bias
+        self.drive_init = (self.num_actions if cfg.instinct else 0, cfg.instinct_do, self.do_action, cfg.reflex,
+                           len(world.neighbour_kinds))
         self.dm = tf.Dims.make(cfg, world)
         self.learned_memory = cfg.memory == "learned" and self.dm.m > 0  # a write that learns (`memory`)
         key = jax.random.PRNGKey(0)
@@ -108,9 +108,7 @@ class Learner:
             genes["encoder"] = memory.encoder_with_write(genes["encoder"], self.dm)
         if self.cfg.debrief:  # its embedding too: the first thinking token's input (`debrief`)
             genes["encoder"] = debrief.encoder_with_debrief(genes["encoder"], self.dm)
-        return dict(genes, drive=lambda key: drives.init_drive(key, self.num_actions if self.cfg.instinct else 0,
-                                                               self.cfg.instinct_do, self.do_action, self.cfg.reflex,
-                                                               len(self.neighbour_kinds)))
+        return dict(genes, drive=lambda key: drives.init_drive(key, *self.drive_init))
 
     def learned_kinds(self) -> tuple[str, ...]:
         return tuple(tf.GENE_INIT)  # every gene but the drive: what the agent wants is not learned
@@ -205,15 +203,6 @@ class Learner:
 
     # ------------------------------------------------------------------ act
 
-    def innate_logits(self, drive: dict, near, facing):
-        """[A] one agent's inherited bias of its logits: its instinct and its reflex to what lies
-        beside it (`drives.reflex_bias`); zeros when it has neither."""
-        bias = drive["instinct"] if self.cfg.instinct else jnp.zeros(self.num_actions)
-        if self.cfg.reflex > 0:
-            bias = bias + drives.reflex_bias(drive["reflex"], near, facing, self.move_actions, self.do_action,
-                                             self.num_actions)
-        return bias
-
     def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now, outcome, near,
                  facing):
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
@@ -223,8 +212,9 @@ class Learner:
         h = tf.read_out(head, x[self.dm.action_index])
         logits, value = tf.policy_value(head, h)
         out = {}
-        if self.innate:  # the inherited leaning over actions: a constant that learning acts around
-            out["innate"] = jax.lax.stop_gradient(self.innate_logits(agent.base["drive"], near, facing))
+        if self.cfg.instinct or self.cfg.reflex > 0:  # an inherited leaning: a constant that learning acts around
+            out["innate"] = jax.lax.stop_gradient(drives.innate_logits(
+                agent.base["drive"], near, facing, self.move_actions, self.do_action, self.num_actions))
             logits = logits + out["innate"]
         action = jax.random.categorical(key, jax.lax.stop_gradient(logits)).astype(jnp.int32)
         out = {"logits": logits, "value": value, **out, **tf.predictions(head, h, action, phi_now)}
@@ -284,10 +274,8 @@ class Learner:
         """Loss as a function of the act-step outputs (its gradient is the VJP cotangent). With
         eligibility traces (lam > 0) the actor-critic terms are left out: they go through the trace."""
         logp = jax.nn.log_softmax(out["logits"])
-        entropy = -(jnp.exp(logp) * logp).sum()
-        spread = entropy  # what the bonus raises: the entropy, or the closeness to the innate policy
-        if self.cfg.innate_prior and self.innate:  # -KL(pi || softmax(innate)): no pull against the instinct
-            spread = -(jnp.exp(logp) * (logp - jax.nn.log_softmax(out["innate"]))).sum()
+        entropy = drives.spread(logp)
+        spread = drives.spread(logp, out["innate"]) if self.cfg.innate_prior and "innate" in out else entropy
         policy = -jax.lax.stop_gradient(delta) * logp[action]
         value = 0.5 * (jax.lax.stop_gradient(target_v) - out["value"]) ** 2
         fwd = jnp.mean((out["pred"] - d_phi) ** 2)
@@ -377,7 +365,7 @@ class Learner:
         # (a slot without a transition keeps its weights: only they must be finite)
         broken = (valid & (~jnp.isfinite(loss) | ~jnp.isfinite(theta).all(-1))) | ~jnp.isfinite(agents.theta).all(-1)
         learned = dict(theta=theta, opt=opt, reward_scale=scale, reward=reward, trace=trace,
-                       **self._track_loss(hp, agents, metrics["loss_forward"], senses.age))
+                       **development.track_loss(self.cfg.plateau_window, agents, metrics["loss_forward"], senses.age))
         before = {k: getattr(agents, k) for k in learned}  # only what learning changes (not the inherited weights)
         agents = agents.replace(**treeutil.select(valid & ~broken, learned, before))
         metrics = dict(metrics, intrinsic_reward=reward, gate_open=jnp.abs(jnp.tanh(self.gates(agents))).sum(
@@ -385,23 +373,11 @@ class Learner:
         metrics = {k: jnp.where(valid & ~broken, x, jnp.nan).astype(jnp.float32) for k, x in metrics.items()}
         return agents, broken, metrics
 
-    def _track_loss(self, hp: AgentsConfig, agents: AgentState, loss, age) -> dict:
-        """Running averages of the forward loss: over the first plateau_window steps of life (fixed
-        after that) and a recent one (an EMA over ~plateau_window / 4 steps)."""
-        n = jnp.maximum(age - 1, 1).astype(jnp.float32)  # the first update of a life comes at age 2
-        w = self.cfg.plateau_window
-        first = jnp.where(n <= w, agents.loss_first + (loss - agents.loss_first) / n, agents.loss_first)
-        rate = jnp.maximum(1.0 / n, 4.0 / w)
-        return {"loss_first": first, "loss_ema": agents.loss_ema + rate * (loss - agents.loss_ema)}
+    def instinct(self, agents: AgentState):  # [N, A] the inherited instinct (agents.instinct), or None
+        return agents.base["drive"].get("instinct")
 
-    def instinct(self, agents: AgentState):
-        """[N, A] each agent's inherited instinct (agents.instinct), or None."""
-        return agents.base["drive"]["instinct"] if self.cfg.instinct else None
-
-    def reflex(self, agents: AgentState):
-        """[N, 2, K] each agent's inherited reflex (agents.reflex; `kind.REFLEXES` x the world's
-        `neighbour_kinds`), or None."""
-        return agents.base["drive"]["reflex"] if self.cfg.reflex > 0 else None
+    def reflex(self, agents: AgentState):  # [N, 2, K] the inherited reflex (agents.reflex), or None
+        return agents.base["drive"].get("reflex")
 
     def drive_weights(self, hp: AgentsConfig, agents: AgentState):
         """[N, len(DRIVES)] each agent's reward weights: its inherited drive gene (drives=evolved)
