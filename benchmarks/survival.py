@@ -10,6 +10,7 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
     default       (nothing)                             the default config: everything on by default
     default_no_learning   default + agents.lr=1e-9       lifetime learning off (the control of learning)
     default_no_evolution  default + genepool.evolve=false  no selection (the control of evolution)
+    default_drive_genes_32  default + genepool.drive_genes=32   16 founder drive genes instead of 4
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random                    the baseline
     curiosity     agents.drive_curiosity=1.0            curiosity only (the default until the averse arm's result)
@@ -20,7 +21,7 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
                                                          inherited (pool weights move only at splits)
     homeostatic_dense  homeostatic + agents.lam=0.8 agents.dense_policy=true   (TD(lambda), full-rank policy delta)
     full_dense    agents.drives=evolved agents.lam=0.8 agents.dense_policy=true
-    averse        agents.drive_curiosity=-0.1           hand-set aversion to surprise (no evolved drives; the default)
+    averse        agents.drive_curiosity=-0.1           hand-set aversion to surprise (no evolved drives; the default before the reflex)
     averse_strong       agents.drive_curiosity=-0.5
     averse_homeostatic  averse + drive_health/food/drink/energy=1, drive_death=-1
     averse_dense        averse + agents.lam=0.8 agents.dense_policy=true
@@ -192,6 +193,8 @@ NOW = {
     "default": [],
     "default_no_learning": ["agents.lr=0.000000001"],  # the learners' update steps ~0: instinct and reflex alone
     "default_no_evolution": ["genepool.evolve=false"],  # uniform genomes from the founders' frozen pool
+    # seed 4's 4 founder drive genes carried reflexes against what pays and evolution never turned them: 4x the room
+    "default_drive_genes_32": ["genepool.drive_genes=32"],
 }
 ARMS.update(NOW)
 
