@@ -337,19 +337,22 @@ class ContinuousWorld:
             close = jnp.abs(pos - spawn[:, None, :]).max(-1) <= self.cfg.spawn_clear_radius
             near = near + (close & mask).sum(-1)
         closed = jnp.isin(jnp.arange(len(blocks)), jnp.asarray(np.asarray(constants.SOLID_BLOCKS).tolist() + [blocks.LAVA.value]))
-        here = ws.env.map[jnp.arange(self.n), ws.env.player_level] if self.spec.levels else ground  # the player's level
-        rows, cols = ground.shape[-2:]
-        player = ws.env.player_position
-        shelter = jnp.zeros(self.n, jnp.int32)
-        for step in STEPS:
-            r, c = player[:, 0] + step[0], player[:, 1] + step[1]
-            inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
-            tile = here[jnp.arange(self.n), jnp.clip(r, 0, rows - 1), jnp.clip(c, 0, cols - 1)]
-            shelter = shelter + (~inside | closed[tile])
+        _, block, inside = self._beside(ws)
+        shelter = (~inside | closed[block]).sum(-1)
         return {"plants": count(blocks.PLANT, blocks.RIPE_PLANT), "ripe_plants": count(blocks.RIPE_PLANT),
                 "tables": count(blocks.CRAFTING_TABLE), "furnaces": count(blocks.FURNACE),
                 "trees": count(blocks.TREE), "stone": count(blocks.STONE), "spawn_hostiles": near,
                 "shelter": shelter}
+
+    def _beside(self, ws: WorldState):
+        """The four tiles beside each player, LEFT, RIGHT, UP, DOWN (the move actions' order), on its
+        level: ([N, 4, 2] cells, [N, 4] their blocks (the map's edge clipped), [N, 4] inside the map)."""
+        ground = ws.env.map[jnp.arange(self.n), ws.env.player_level] if self.spec.levels else ws.env.map
+        rows, cols = ground.shape[-2:]
+        tiles = ws.env.player_position[:, None, :] + jnp.asarray(STEPS)
+        inside = (tiles[..., 0] >= 0) & (tiles[..., 0] < rows) & (tiles[..., 1] >= 0) & (tiles[..., 1] < cols)
+        r, c = jnp.clip(tiles[..., 0], 0, rows - 1), jnp.clip(tiles[..., 1], 0, cols - 1)
+        return tiles, ground[jnp.arange(self.n)[:, None], r, c], inside
 
     def neighbours(self, ws: WorldState):
         """What lies beside each player, as an animal's reflexes would read it: ([N, 4, K] float32,
@@ -358,12 +361,7 @@ class ContinuousWorld:
         level; beyond the map's edge nothing."""
         blocks = importlib.import_module(self.spec.constants).BlockType
         level = ws.env.player_level if self.spec.levels else None
-        ground = ws.env.map[jnp.arange(self.n), level] if self.spec.levels else ws.env.map
-        rows, cols = ground.shape[-2:]
-        tiles = ws.env.player_position[:, None, :] + jnp.asarray(STEPS)  # [N, 4, 2]
-        inside = (tiles[..., 0] >= 0) & (tiles[..., 0] < rows) & (tiles[..., 1] >= 0) & (tiles[..., 1] < cols)
-        r, c = jnp.clip(tiles[..., 0], 0, rows - 1), jnp.clip(tiles[..., 1], 0, cols - 1)
-        block = ground[jnp.arange(self.n)[:, None], r, c]  # [N, 4]
+        tiles, block, inside = self._beside(ws)
 
         def mobs_of(role):  # [N, 4] a living mob of this role stands on the tile
             hit = jnp.zeros(tiles.shape[:2], bool)
