@@ -10,12 +10,13 @@ Arms (each one `--set` list away from the config):
     place_off  agents.place_input=false     the grid code from the agent's dead reckoning
 
 Each arm runs `--steps` steps of one-step chunks (the first `--warmup` unrecorded) and records,
-after every step and for every slot, the memory tokens and what the agent saw: the steps since
-its last drink and the offset from it to the last water it saw. The memory probe is a ridge
-regression from the memory tokens to those quantities, on samples where they were seen more than
-`--horizon` steps ago (longer ago than the KV cache reaches), fitted on the lives with even agent
-ids and tested on the odd ones: its test R^2 (mean over the targets) says how much the memory
-holds that the cache cannot. The place error is the learn metric `place_error` (cells between
+after every step and for every slot, the memory tokens and what the agent met: the steps since
+its last drink, the offset from it to the last water it saw, and the steps since a hostile mob
+last stood on a tile beside it (log(1 + steps) for the two counts: lives are long-tailed). The
+memory probe is a ridge regression from the memory tokens to each of those quantities, on samples
+where it was met more than `--horizon` steps ago (longer ago than the KV cache reaches), fitted on
+the lives with even agent ids and tested on the odd ones: its test R^2 (mean over the targets)
+says how much the memory holds that the cache cannot. The place error is the learn metric `place_error` (cells between
 the predicted and the true next position), with the true position as an input and without.
 
 Ends with one JSON line holding `probe_r2` {learned, frozen, none}, `place_error` {input, learned}
@@ -51,9 +52,14 @@ WATER = 3  # Craftax's BlockType.WATER: the channel of the map observation's one
 DRINK = 2  # body: health, food, drink, energy, asleep
 
 
+def since(count, born, now):
+    """Steps since an event, per slot: 0 where it happens `now`, -1 before its first in this life."""
+    return np.where(born, -1, np.where(now, 0, np.where(count >= 0, count + 1, -1)))
+
+
 class Sight:
-    """Per slot, what its current life has seen: steps since the last drink and the last water in
-    view (world cell), reset at each birth."""
+    """Per slot, what its current life has met: steps since the last drink, the last water in view
+    (world cell) and steps since then, steps since a hostile mob was beside; reset at each birth."""
 
     def __init__(self, n: int, rows: int, cols: int, channels: int):
         self.shape = (rows, cols, channels)
@@ -62,59 +68,66 @@ class Sight:
         self.since_drink = np.full(n, -1)  # -1: no drink yet in this life
         self.water = np.zeros((n, 2))
         self.since_water = np.full(n, -1)  # -1: no water seen yet
+        self.since_hostile = np.full(n, -1)  # -1: no hostile beside yet
         self.offsets = np.stack(np.meshgrid(np.arange(rows) - rows // 2, np.arange(cols) - cols // 2,
                                             indexing="ij"), -1).reshape(-1, 2)
 
-    def see(self, agent_id, obs, pos, body):
+    def see(self, agent_id, obs, pos, body, hostile):
         born = agent_id != self.agent
         self.agent = agent_id.copy()
-        drank = (body[:, DRINK] > self.drink + 1e-6) & ~born
+        drank = body[:, DRINK] > self.drink + 1e-6
         self.drink = body[:, DRINK].copy()
-        self.since_drink = np.where(born, -1, np.where(drank, 0, np.where(self.since_drink >= 0, self.since_drink + 1, -1)))
+        self.since_drink = since(self.since_drink, born, drank)
+        self.since_hostile = since(self.since_hostile, born & ~hostile, hostile)
         rows, cols, ch = self.shape
         water = obs[:, : rows * cols * ch].reshape(len(obs), rows * cols, ch)[..., WATER] > 0
         seen = water.any(1)
         dist = np.where(water, np.abs(self.offsets).sum(-1)[None], 1 << 20)
         nearest = self.offsets[dist.argmin(1)]
         self.water = np.where(seen[:, None], pos + nearest, self.water)
-        self.since_water = np.where(seen, 0, np.where(born | (self.since_water < 0), -1, self.since_water + 1))
+        self.since_water = since(self.since_water, born & ~seen, seen)
+
+
+TARGETS = ("drink", "water", "hostile")
 
 
 def record(cfg, steps: int, warmup: int, horizon: int, label: str) -> dict:
-    """Run one arm in one-step chunks; return its probe samples and learn metrics."""
+    """Run one arm in one-step chunks; return its probe samples (per target: sample rows, and the
+    target with the agent id as its last column) and learn metrics."""
     sim = Simulation(cfg)
     state = sim.init()
     rows, cols, ch = sim.world.spec.map_obs_shape
     sight = Sight(sim.n, rows, cols, ch)
-    xs, drink_y, drink_ids, water_y, water_ids, place = [], [], [], [], [], []
+    hostile = sim.world.neighbour_kinds.index("hostile")
+    beside = jax.jit(lambda ws: sim.world.neighbours(ws)[0][:, :, hostile].any(1))  # [N] a hostile beside
+    xs, place = [], []
+    samples = {name: ([], []) for name in TARGETS}
     t_run, base = 0.0, 0  # base: samples recorded so far
     for t in tqdm(range(steps), desc=label, unit="step", dynamic_ncols=True):
         t0 = time.perf_counter()
         state, out = sim.run_chunk(state)
         host = jax.device_get({"mem": state.agents.mem, "obs": state.world.obs, "id": state.slots.agent_id,
                                "pos": sim.world.position(state.world), "body": sim.world.body(state.world),
+                               "hostile": beside(state.world),
                                "place": out["metrics"]["place_error"][0]})
         if t > 0:
             t_run += time.perf_counter() - t0
-        sight.see(np.asarray(host["id"]), np.asarray(host["obs"]), np.asarray(host["pos"]), np.asarray(host["body"]))
+        ids, pos = np.asarray(host["id"]), np.asarray(host["pos"])
+        sight.see(ids, np.asarray(host["obs"]), pos, np.asarray(host["body"]), np.asarray(host["hostile"]))
         if t < warmup:
             continue
         place.append(np.asarray(host["place"]))
-        x = np.asarray(host["mem"]).reshape(sim.n, -1)
-        ids = np.asarray(host["id"])
-        d = sight.since_drink > horizon
-        w = sight.since_water > horizon
-        xs.append(x)
-        drink_ids.append(np.flatnonzero(d) + base)
-        drink_y.append(np.stack([sight.since_drink[d], ids[d]], -1))
-        water_ids.append(np.flatnonzero(w) + base)
-        water_y.append(np.concatenate([sight.water[w] - np.asarray(host["pos"])[w], ids[w, None]], -1))
-        base += len(x)
-    x = np.concatenate(xs)
-    place = np.concatenate(place)
-    return {"x": x, "drink": (np.concatenate(drink_ids), np.concatenate(drink_y)),
-            "water": (np.concatenate(water_ids), np.concatenate(water_y)),
-            "place_error": float(np.nanmean(place)), "agent_steps_per_s": (steps - 1) * sim.n / max(t_run, 1e-9)}
+        xs.append(np.asarray(host["mem"]).reshape(sim.n, -1))
+        for name, count, value in (("drink", sight.since_drink, np.log1p(sight.since_drink)[:, None]),
+                                   ("water", sight.since_water, sight.water - pos),
+                                   ("hostile", sight.since_hostile, np.log1p(sight.since_hostile)[:, None])):
+            keep = count > horizon
+            samples[name][0].append(np.flatnonzero(keep) + base)
+            samples[name][1].append(np.concatenate([value[keep], ids[keep, None]], -1))
+        base += sim.n
+    return {"x": np.concatenate(xs), **{k: (np.concatenate(r), np.concatenate(y)) for k, (r, y) in samples.items()},
+            "place_error": float(np.nanmean(np.concatenate(place))),
+            "agent_steps_per_s": (steps - 1) * sim.n / max(t_run, 1e-9)}
 
 
 LAMBDAS = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)  # ridge penalties tried (samples of one life are alike: overfitting is easy)
@@ -140,7 +153,7 @@ def probe(rec: dict) -> dict:
     """Per target: test R^2 of the memory probe, fitted on lives with even agent ids (the penalty
     chosen by a two-fold split of those lives), tested on the odd ones."""
     out = {}
-    for name in ("drink", "water"):
+    for name in TARGETS:
         rows, y = rec[name]
         target, ids = y[:, :-1], y[:, -1].astype(int)
         train, fold = ids % 2 == 0, (ids // 2) % 2 == 0
@@ -154,7 +167,7 @@ def probe(rec: dict) -> dict:
         lam = max(LAMBDAS, key=lambda v: np.nan_to_num(cv(v), nan=-np.inf))
         out[name] = {"r2": round(ridge_r2(x[train], target[train], x[~train], target[~train], lam), 4),
                      "samples": int(len(rows)), "lives": int(len(np.unique(ids))), "lambda": lam}
-    out["mean"] = round(float(np.mean([out[k]["r2"] for k in ("drink", "water")])), 4)
+    out["mean"] = round(float(np.nanmean([out[k]["r2"] for k in TARGETS])), 4)
     return out
 
 
@@ -186,6 +199,9 @@ def main(argv=None) -> int:
         print(f"{arm:>10}: probe R^2 {results[arm]['probe']}, place error {results[arm]['place_error']}, "
               f"{results[arm]['agent_steps_per_s']:,.0f} agent-steps/s")
         (Path(args.out) / f"{arm}.json").write_text(json.dumps(results[arm]))
+        # the probe's samples, to fit other readouts offline: x, and per target its rows and values (+ agent id)
+        np.savez_compressed(Path(args.out) / f"{arm}.npz", x=rec["x"].astype(np.float32),
+                            **{f"{k}_{part}": v for k in TARGETS for part, v in zip(("rows", "y"), rec[k])})
     r2 = {a: results[a]["probe"]["mean"] for a in ("learned", "frozen", "none") if a in results}
     place = {"input": results.get("frozen", results.get("learned", {})).get("place_error"),
              "learned": results.get("place_off", {}).get("place_error")}

@@ -127,6 +127,9 @@ class AgentsConfig:
                        "a passive one, water, a ripe plant) a bias of the policy toward turning to it and one toward DO "
                        "when facing it, inherited and evolved, never learned; founders' reflexes ~N(0, reflex^2), random "
                        "temperaments; 0: none", _nonneg, ">= 0", static=True)
+    seek: bool = _f(False, "the reflex gains a taxis: per kind, a bias of the moves toward the nearest one in view "
+                    "(two or more steps away; negative: away from it), inherited and evolved like the rest of the "
+                    "reflex (needs agents.reflex)", static=True)
     innate_prior: bool = _f(False, "the entropy bonus pulls the policy toward the agent's innate one (its instinct and "
                             "reflex alone: a KL penalty) instead of toward uniform, which unlearns an instinct; the same "
                             "without either", static=True)
@@ -328,6 +331,9 @@ def _cross_checks(cfg: Config) -> None:
                           "(set agents.instinct=true, or agents.instinct_do=0 with agents.instinct=false)")
     if a.init_depth > a.l_max:
         raise ConfigError(f"config key 'agents.init_depth': {a.init_depth} exceeds agents.l_max={a.l_max}")
+    if a.seek and a.reflex <= 0:
+        raise ConfigError("config key 'agents.seek': true is a row of the reflex, which is off (agents.reflex=0); "
+                          "set agents.reflex > 0 or agents.seek=false")
     if cfg.run.birth_batch > cfg.world.n_slots:
         raise ConfigError(f"config key 'run.birth_batch': {cfg.run.birth_batch} exceeds world.n_slots="
                           f"{cfg.world.n_slots} (0: automatic)")

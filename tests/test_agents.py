@@ -251,6 +251,12 @@ def test_reflex_turns_to_what_lies_beside_and_acts_on_what_it_faces(sim):
     bias = np.asarray(drives.reflex_bias(reflex, near, 1, (1, 2, 3, 4), 5, 17))
     np.testing.assert_allclose(bias[:6], [0, 1.0, 0, 3.0, 0, 30.0])
     assert not bias[6:].any()
+    # agents.seek: a third row, a taxis: the nearest cow in view lies UP and RIGHT, water DOWN
+    seen = jnp.zeros((4, 4)).at[2, 1].set(1).at[1, 1].set(1).at[3, 2].set(1)
+    seek = jnp.concatenate([reflex, jnp.array([[0.0, 5.0, -7.0, 0.0]])])
+    bias = np.asarray(drives.reflex_bias(seek, near, 1, (1, 2, 3, 4), 5, 17, seen))
+    np.testing.assert_allclose(bias[:6], [0, 1.0, 5.0, 3.0 + 5.0, -7.0, 30.0])
+    assert drives.init_drive(jax.random.PRNGKey(0), 17, 0.0, 5, 2.0, 4, seek=True)["reflex"].shape == (3, 4)
     inst = shared_simulation(tiny(*EVOLVED))
     agents, pool, genomes = inst.founders(inst.hp, jax.random.PRNGKey(0))
     b = np.asarray(inst.kind.reflex(agents))

@@ -322,6 +322,17 @@ def test_neighbours_report_what_lies_beside_each_player(world, stepped):
     np.testing.assert_array_equal(near[1, 2], [0, 0, 0, 0])
     np.testing.assert_array_equal(near[1, 3], [0, 0, 0, 1])
     assert facing[0] == 1 and facing[1] == 2
+    # what a taxis reads (agents.seek): the moves toward the nearest of each kind in view, two or more
+    # steps away; the view is 7 rows x 9 columns around the player
+    env.map[0, r - 4:r + 5, c - 5:c + 6] = BlockType.GRASS.value
+    env.map[0, r, c + 1] = BlockType.WATER.value  # beside: not the taxis'
+    env.map[0, r + 2, c] = BlockType.WATER.value  # the nearest water further off: DOWN
+    env.map[0, r - 1, c - 3] = BlockType.WATER.value  # further still
+    env.zombies.position[0, 1], env.zombies.mask[0, 1] = (r - 3, c + 2), True  # UP and RIGHT
+    env.cows.position[0, 0] = (r - 4, c)  # out of view (4 rows up): no cow
+    seen = np.asarray(jax.jit(world.in_view)(device(ws.replace(env=env))))
+    assert seen.shape == (world.n, 4, 4)
+    np.testing.assert_array_equal(seen[0], [[0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]])
 
 
 def test_world_history_counts_what_inhabitants_made(world, stepped):

@@ -26,37 +26,42 @@ INSTINCT_INIT = 1.0
 
 
 def init_drive(key, instinct_actions: int = 0, lean_do: float = 0.0, do: int = 0, reflex: float = 0.0,
-               neighbour_kinds: int = 0) -> dict:
+               neighbour_kinds: int = 0, seek: bool = False) -> dict:
     """A founder's drive gene: the weights of its reward (`kind.DRIVES`); with `instinct_actions`
     (agents.instinct), its instinct: an innate bias of the policy's logits over the actions, leaning
     `lean_do` toward action `do` (DO: strike, eat, drink, collect) on average (agents.instinct_do);
-    with `reflex` > 0 (agents.reflex), its reflex [2, neighbour_kinds] ~ N(0, reflex^2) (`reflex_bias`)."""
+    with `reflex` > 0 (agents.reflex), its reflex [R, neighbour_kinds] ~ N(0, reflex^2) (`reflex_bias`),
+    R = 3 rows with `seek` (agents.seek, the taxis), else 2."""
     gene = {"w": DRIVE_INIT * jax.random.normal(key, (len(DRIVES),))}
     if instinct_actions:
         lean = jnp.zeros(instinct_actions).at[do].set(lean_do)
         gene["instinct"] = lean + INSTINCT_INIT * jax.random.normal(jax.random.fold_in(key, 1), (instinct_actions,))
     if reflex > 0:
-        gene["reflex"] = reflex * jax.random.normal(jax.random.fold_in(key, 2), (len(REFLEXES), neighbour_kinds))
+        rows = len(REFLEXES) if seek else REFLEXES.index("seek")
+        gene["reflex"] = reflex * jax.random.normal(jax.random.fold_in(key, 2), (len(REFLEXES), neighbour_kinds))[:rows]
     return gene
 
 
-def reflex_bias(reflex, near, facing, moves, do: int, num_actions: int):
-    """[A] one agent's reflex as biases of its logits. `reflex` [2, K], `near` [4, K] (the tiles
+def reflex_bias(reflex, near, facing, moves, do: int, num_actions: int, seen=None):
+    """[A] one agent's reflex as biases of its logits. `reflex` [R, K], `near` [4, K] (the tiles
     beside it in the order of `moves`, the actions LEFT..DOWN), `facing` which of them it faces.
     reflex[0] . near[d] goes to the move toward each tile d it does not face (a move toward a mob,
     water or a plant only turns the player: it is how one faces them); reflex[1] . near[facing]
-    goes to DO (strike, eat, drink)."""
+    goes to DO (strike, eat, drink); with a third row (agents.seek), reflex[2] . seen[d] goes to each
+    move d, `seen` [4, K] the moves toward the nearest of each kind in view (a taxis)."""
     toward = (near @ reflex[0]) * (1.0 - jax.nn.one_hot(facing, near.shape[0]))
+    if reflex.shape[0] > REFLEXES.index("seek"):
+        toward = toward + seen @ reflex[REFLEXES.index("seek")]
     use = near[facing] @ reflex[1]
     return jnp.zeros(num_actions).at[jnp.asarray(moves)].add(toward).at[do].add(use)
 
 
-def innate_logits(drive: dict, near, facing, moves, do: int, num_actions: int):
+def innate_logits(drive: dict, near, facing, moves, do: int, num_actions: int, seen=None):
     """[A] one agent's inherited bias of its logits: the instinct and the reflex its drive gene
-    carries (agents.instinct, agents.reflex); zeros for neither."""
+    carries (agents.instinct, agents.reflex, agents.seek); zeros for neither."""
     bias = drive.get("instinct", jnp.zeros(num_actions))
     if "reflex" in drive:
-        bias = bias + reflex_bias(drive["reflex"], near, facing, moves, do, num_actions)
+        bias = bias + reflex_bias(drive["reflex"], near, facing, moves, do, num_actions, seen)
     return bias
 
 

@@ -26,10 +26,12 @@ class Senses:
     prev_action: jax.Array  # int32 the action it took last step, -1 for a newborn
     body: jax.Array  # [N, BODY] health, food, drink, energy (each / 9, in [0, 1]) and asleep (0 or 1)
     # What lies beside it ([N, 4, K]: the tiles LEFT, RIGHT, UP, DOWN x the world's `neighbour_kinds`)
-    # and which of the four it faces ([N] int32), read by its reflex (agents.reflex). A hand-built
-    # Senses for an agent without a reflex may leave them out.
+    # and which of the four it faces ([N] int32), read by its reflex (agents.reflex), and the moves
+    # toward the nearest of each kind in view ([N, 4, K]), read by its taxis (agents.seek). A
+    # hand-built Senses for an agent without a reflex may leave them out.
     near: jax.Array | None = None
     facing: jax.Array | None = None
+    seen: jax.Array | None = None
 
 
 BODY = ("health", "food", "drink", "energy", "asleep")
@@ -37,7 +39,9 @@ NEEDS = 4  # the first NEEDS body variables are the needs the drives keep at the
 # The weights of an agent's reward (a drive gene): curiosity, one drive per need, the reward at death,
 # and forage: curiosity's weight per unit of the agent's most depleted of food and drink.
 DRIVES = ("curiosity", "health", "food", "drink", "energy", "death", "forage")
-REFLEXES = ("toward", "use")  # the rows of a reflex gene: turn to a kind of tile beside it; DO when facing it
+# The rows of a reflex gene: turn to a kind of tile beside it; DO when facing it; with agents.seek,
+# move toward the nearest one in view (a taxis).
+REFLEXES = ("toward", "use", "seek")
 
 
 @struct.dataclass
@@ -96,7 +100,7 @@ class AgentKind(Protocol):
         """[N, A] each agent's inherited bias of its policy's logits (None: the kind has none)."""
 
     def reflex(self, agents) -> jax.Array | None:
-        """[N, 2, K] each agent's inherited reflex to the K kinds of tile beside it (None: none)."""
+        """[N, R, K] each agent's inherited reflex (rows `REFLEXES[:R]`) to the K kinds (None: none)."""
 
     def bytes_per_slot(self, agents) -> int:
         """Memory of one slot's agent state."""

@@ -75,7 +75,7 @@ class Learner:
         self.do_action = world.action_names.index("do")  # agents.instinct_do leans founders toward it
         self.move_actions = tuple(world.action_names.index(a) for a in ("left", "right", "up", "down"))
         self.drive_init = (self.num_actions if cfg.instinct else 0, cfg.instinct_do, self.do_action, cfg.reflex,
-                           len(world.neighbour_kinds))
+                           len(world.neighbour_kinds), cfg.seek)
         self.dm = tf.Dims.make(cfg, world)
         self.learned_memory = cfg.memory == "learned" and self.dm.m > 0  # a write that learns (`memory`)
         key = jax.random.PRNGKey(0)
@@ -204,7 +204,7 @@ class Learner:
     # ------------------------------------------------------------------ act
 
     def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now, outcome, near,
-                 facing):
+                 facing, seen):
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
         intero = tf.interoception(body, agent.body)
         x, k_new, v_new, phi, (enc, head) = self.forward(theta, agent, obs_n, prev_action, age, pos, intero,
@@ -214,7 +214,7 @@ class Learner:
         out = {}
         if self.cfg.instinct or self.cfg.reflex > 0:  # an inherited leaning: a constant that learning acts around
             out["innate"] = jax.lax.stop_gradient(drives.innate_logits(
-                agent.base["drive"], near, facing, self.move_actions, self.do_action, self.num_actions))
+                agent.base["drive"], near, facing, self.move_actions, self.do_action, self.num_actions, seen))
             logits = logits + out["innate"]
         action = jax.random.categorical(key, jax.lax.stop_gradient(logits)).astype(jnp.int32)
         out = {"logits": logits, "value": value, **out, **tf.predictions(head, h, action, phi_now)}
@@ -236,7 +236,7 @@ class Learner:
 
         def batched(theta):
             return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, here,
-                                           senses.body, keys, phi_now, outcome, senses.near, senses.facing)
+                                           senses.body, keys, phi_now, outcome, senses.near, senses.facing, senses.seen)
 
         out, vjp_fn, (action, k_new, v_new, mem_out, sens) = jax.vjp(batched, agents.theta, has_aux=True)
         # Which of the VJP's residuals are the agents' inherited weights themselves: those are read
@@ -376,7 +376,7 @@ class Learner:
     def instinct(self, agents: AgentState):  # [N, A] the inherited instinct (agents.instinct), or None
         return agents.base["drive"].get("instinct")
 
-    def reflex(self, agents: AgentState):  # [N, 2, K] the inherited reflex (agents.reflex), or None
+    def reflex(self, agents: AgentState):  # [N, R, K] the inherited reflex (agents.reflex), or None
         return agents.base["drive"].get("reflex")
 
     def drive_weights(self, hp: AgentsConfig, agents: AgentState):

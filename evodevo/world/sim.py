@@ -148,10 +148,7 @@ class Simulation:
 
     def _empty_carry(self, hp: Hyper, agents, world: WorldState):
         """Zeros shaped like the kind's carried act (`fresh` slots never read it)."""
-        near, facing = self.world.neighbours(world)
-        senses = Senses(age=jnp.zeros(self.n, jnp.int32), pos=self.world.position(world),
-                        prev_action=jnp.full(self.n, -1, jnp.int32), body=self.world.body(world), near=near,
-                        facing=facing)
+        senses = self.senses(None, world, 0, jnp.full(self.n, -1, jnp.int32))
         shapes = jax.eval_shape(
             lambda a: self.kind.carry(self.kind.act(hp.agents, a, world.obs, senses, jax.random.PRNGKey(0))[2]), agents)
         return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
@@ -169,11 +166,12 @@ class Simulation:
         return agents, pool, genomes
 
     def senses(self, state: SimState, world: WorldState, step, prev_action) -> Senses:
-        """What an agent senses besides the observation: its age, place, last action, body and what
-        lies beside it."""
+        """What an agent senses besides the observation: its age (0 without a `state`), place, last
+        action, body, what lies beside it and, for a taxis (agents.seek), what it sees further off."""
         near, facing = self.world.neighbours(world)
-        return Senses(age=step - state.slots.birth_step, pos=self.world.position(world), prev_action=prev_action,
-                      body=self.world.body(world), near=near, facing=facing)
+        age = jnp.zeros(self.n, jnp.int32) if state is None else step - state.slots.birth_step
+        return Senses(age=age, pos=self.world.position(world), prev_action=prev_action, body=self.world.body(world),
+                      near=near, facing=facing, seen=self.world.in_view(world) if self.cfg.agents.seek else None)
 
     # ------------------------------------------------------------------ one step
 
@@ -361,12 +359,12 @@ class Simulation:
         return {} if b is None else {name: np.asarray(b[:, i]) for i, name in enumerate(self.world.action_names)}
 
     def reflexes(self, state: SimState) -> dict:
-        """{"<toward|use>_<neighbour kind>": [N]} each agent's inherited reflex ({}: none)."""
+        """{"<toward|use|seek>_<neighbour kind>": [N]} each agent's inherited reflex ({}: none)."""
         b = self.kind.reflex(state.agents)
         if b is None:
             return {}
         b = np.asarray(hosts.fetch(b))
-        return {f"{row}_{kind}": b[:, i, j] for i, row in enumerate(REFLEXES)
+        return {f"{row}_{kind}": b[:, i, j] for i, row in zip(range(b.shape[1]), REFLEXES)
                 for j, kind in enumerate(self.world.neighbour_kinds)}
 
     def world_history(self, state: SimState) -> dict:
