@@ -6,7 +6,7 @@ Arms (each one `--set` list away from the config):
 
     learned    agents.memory=learned        the memory's write path trained online
     frozen     agents.memory=frozen         memory tokens carried, nothing trains their write
-    none       agents.memory_tokens=0       no memory (the probe's floor: it reads nothing)
+    none       agents.memory_tokens=0       no memory (the probe's floor: it reads nothing; agents.recall=0)
     place_off  agents.place_input=false     the grid code from the agent's dead reckoning
 
 Each arm runs `--steps` steps of one-step chunks (the first `--warmup` unrecorded) and records,
@@ -45,7 +45,7 @@ from evodevo.world.sim import Simulation  # noqa: E402
 ARMS = {
     "learned": ["agents.memory=learned"],
     "frozen": ["agents.memory=frozen"],
-    "none": ["agents.memory_tokens=0"],
+    "none": ["agents.memory_tokens=0", "agents.recall=0"],  # nothing to recall with
     "place_off": ["agents.place_input=false"],
 }
 WATER = 3  # Craftax's BlockType.WATER: the channel of the map observation's one-hot blocks

@@ -78,6 +78,10 @@ class AgentsConfig:
     memory: str = _f("frozen", "how the memory is written: frozen (the memory tokens' outputs, untrained) or learned "
                      "(diagonal linear recurrent units, their write learned online by carried sensitivities)",
                      lambda x: x in MEMORY, f"one of {MEMORY}")
+    recall: int = _f(0, "a job for the memory: a head on the memory tokens' outputs predicts the latent of the "
+                     "observation this many steps ago (longer ago than agents.context reaches); 0: none "
+                     "(needs memory_tokens >= 1)", _nonneg, ">= 0", static=True)
+    w_recall: float = _f(1.0, "loss weight: recall (agents.recall)", _nonneg, ">= 0")
     context: int = _f(8, "T: steps of KV cache per layer (short-term memory)", _pos, "> 0")
     cell_embed: int = _f(8, "per-map-cell embedding width of the factorised observation encoder", _pos, "> 0")
     time_scales: int = _f(6, "sinusoid periods of the sense of time (age), 4**k steps", _pos, "> 0")
@@ -331,6 +335,9 @@ def _cross_checks(cfg: Config) -> None:
                           "(set agents.instinct=true, or agents.instinct_do=0 with agents.instinct=false)")
     if a.init_depth > a.l_max:
         raise ConfigError(f"config key 'agents.init_depth': {a.init_depth} exceeds agents.l_max={a.l_max}")
+    if a.recall and not a.memory_tokens:
+        raise ConfigError(f"config key 'agents.recall': {a.recall} asks the memory tokens to recall, and there are "
+                          "none (agents.memory_tokens=0); set agents.memory_tokens >= 1 or agents.recall=0")
     if a.seek and a.reflex <= 0:
         raise ConfigError("config key 'agents.seek': true is a row of the reflex, which is off (agents.reflex=0); "
                           "set agents.reflex > 0 or agents.seek=false")

@@ -115,39 +115,44 @@ def test_frozen_memory_has_no_write_to_learn(sim, state):
 
 
 STEPS = 3  # act 0 (nothing to learn), then transitions 0 and 1
+RECALL = 2  # agents.recall in the learned run: act 2 is asked for the latent of act 0's observation
 
 
 @pytest.fixture(scope="module")
 def learned_run(sim):
     """Steps of act + learn; then step STEPS again, once as is and once with the write's weights
-    (their coordinates of theta) put back to what they were before the last update."""
+    (their coordinates of theta) put back to what they were before the last update. With recall
+    (agents.recall=2), whose asks are kept too."""
     from evodevo.agents.learner import Learner
 
-    ag = Learner(tiny("agents.memory=learned").agents, sim.world)
+    ag = Learner(tiny("agents.memory=learned", f"agents.recall={RECALL}").agents, sim.world)
     hp, n, obs_dim = sim.hp.agents, sim.n, sim.world.obs_dim
 
     step, first_carried = learner_steps(ag, hp, n, obs_dim, lambda t: jnp.full((n, 5), 0.5, jnp.float32))
     agents = founders(ag, n, jax.random.PRNGKey(3))
-    prev, seen, carried = jnp.full(n, -1, jnp.int32), [], first_carried(agents)
+    prev, seen, carried, asked = jnp.full(n, -1, jnp.int32), [], first_carried(agents), []
     start = time.perf_counter()
     for t in range(STEPS):
-        agents, carried, prev, broken, metrics, _ = step(agents, carried, prev, t)
+        agents, carried, prev, broken, metrics, pending = step(agents, carried, prev, t)
         assert not np.asarray(broken).any()
         seen.append((agents, jax.device_get(metrics)))
+        asked.append(jax.device_get({"phi": pending["phi_now"], **{k: v for k, v in pending["out"].items()
+                                                                   if k.startswith("recall")}}))
         if t == 0:
             print(f"\nlearned memory: one compile + a step, {time.perf_counter() - start:.1f} s")
     before = seen[-2][0].theta[:, ag.memory_index]
     rewound = agents.replace(theta=agents.theta.at[:, ag.memory_index].set(before))
-    again = [step(a, carried, prev, STEPS)[0] for a in (agents, rewound)]
+    again = [step(a, carried, prev, STEPS) for a in (agents, rewound)]
     assert step._cache_size() == 1  # one compiled shape
-    return ag, seen, again
+    asked.append(jax.device_get(again[0][4]))  # the metrics of the transition of act STEPS - 1
+    return ag, seen, [a[0] for a in again], asked
 
 
 def test_first_transition_gets_no_memory_gradient(learned_run):
     """Act 0 read the newborn's empty memory, whose sensitivity is zero: transition 0's gradient of
     the write is exactly zero (pairing act 0's cotangent with act 1's sensitivities would not be),
     so Adam leaves the write's weights as they were."""
-    ag, seen, _ = learned_run
+    ag, seen, _, _ = learned_run
     (a0, _), (a1, m1) = seen[0], seen[1]
     assert float(jnp.abs(a0.mem_sens.w).min()) > 0  # act 0 wrote a memory with a sensitivity
     assert (m1["grad_norm_memory"] == 0).all() and (m1["grad_norm_heads"] > 0).all()
@@ -158,7 +163,7 @@ def test_gradient_reaches_the_memory_write_and_the_memory_changes_with_it(learne
     """Transition 1 (act 1 read the memory act 0 wrote): the write's gradient is finite and non-zero
     for every agent, the write's weights move, and the memory the next act writes moves with them
     (all else equal: the rewound run differs from it in the write's weights only)."""
-    ag, seen, (mem_after, mem_before) = learned_run
+    ag, seen, (mem_after, mem_before), _ = learned_run
     (a1, _), (a2, m2) = seen[1], seen[2]
     g = m2["grad_norm_memory"]
     assert np.isfinite(g).all() and (g > 0).all()
@@ -168,3 +173,19 @@ def test_gradient_reaches_the_memory_write_and_the_memory_changes_with_it(learne
     assert np.isfinite(after).all() and np.isfinite(before).all()
     assert (np.abs(after - before).reshape(len(after), -1).max(-1) > 0).all()
     np.testing.assert_array_equal(np.asarray(mem_after.cache_k), np.asarray(mem_before.cache_k))  # the same act
+
+
+def test_recall_asks_the_memory_for_the_latent_of_k_steps_ago(learned_run):
+    """agents.recall=k: the act at age t >= k is asked for phi0 of the observation at age t - k (a ring
+    of the last k latents), acts before that for nothing; the recall loss enters the learning of that
+    transition (and is zero before); the recall head is part of the encoder gene."""
+    ag, seen, _, asked = learned_run
+    assert set(memory.RECALL) <= set(ag.genes()["encoder"](jax.random.PRNGKey(0)))
+    assert [float(a["recall_seen"].max()) for a in asked[:STEPS]] == [0.0] * RECALL + [1.0] * (STEPS - RECALL)
+    np.testing.assert_array_equal(asked[RECALL]["recall_target"], asked[0]["phi"])
+    assert np.abs(asked[RECALL]["phi"] - asked[0]["phi"]).max() > 0  # another observation: the test could fail
+    assert (seen[RECALL][1]["loss_recall"] == 0).all()  # transition RECALL - 1: nothing was asked
+    assert np.isfinite(asked[-1]["loss_recall"]).all() and (asked[-1]["loss_recall"] > 0).all()
+    with pytest.raises(config.ConfigError) as e:
+        tiny("agents.recall=4", "agents.memory_tokens=0")
+    assert "agents.recall" in str(e.value) and "\n" not in str(e.value)

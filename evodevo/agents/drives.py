@@ -73,6 +73,14 @@ def spread(logp, innate=None):
     return -(jnp.exp(logp) * (logp - jax.nn.log_softmax(innate))).sum()
 
 
+def weights(evolved: bool, hp, inherited):
+    """[N, len(DRIVES)] each agent's reward weights: its inherited drive gene's `inherited` (agents.drives
+    = evolved) or the config's `drive_*` values (`hp`, agents.drives = config)."""
+    if evolved:
+        return inherited
+    return jnp.broadcast_to(jnp.stack([getattr(hp, f"drive_{name}") for name in DRIVES]), inherited.shape)
+
+
 def drive(w, body):
     """D(h) = sum_i w_i (1 - h_i)^2: the body's weighted deviation from its setpoints (full), over
     the needs (health, food, drink, energy in [0, 1]; `w` [NEEDS]); Keramati & Gutkin's drive."""

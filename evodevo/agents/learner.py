@@ -32,7 +32,7 @@ from jax.flatten_util import ravel_pytree
 from evodevo import treeutil
 from evodevo.agents import debrief, development, drives, inverse, memory, place
 from evodevo.agents import transformer as tf
-from evodevo.agents.kind import BODY, DRIVES, NEEDS, LifeEnd, Senses
+from evodevo.agents.kind import BODY, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, normalize
 from evodevo.agents.optim import optimizer
 from evodevo.config import AgentsConfig, statics
@@ -52,6 +52,7 @@ class AgentState:
     cache_step: jax.Array  # [T*S] int32 age at which each cached token was written, -1 empty
     mem: jax.Array  # [M, D] memory carried to the next step
     mem_sens: Any  # memory.Sensitivity of `mem` to the write's weights (agents.memory=learned; None otherwise)
+    past: Any  # [k, D] phi0 of the last k = agents.recall observations (`memory.recall`; None without)
     place_est: jax.Array  # [2] float32 the position the grid code encoded at the last act (`place.estimate`)
     place_step: jax.Array  # [2] float32 the displacement the place head predicted there for the chosen action
     body: jax.Array  # [BODY] the body as sensed at the last act (for its change and the drive reward)
@@ -108,6 +109,8 @@ class Learner:
             genes["encoder"] = memory.encoder_with_write(genes["encoder"], self.dm)
         if self.cfg.debrief:  # its embedding too: the first thinking token's input (`debrief`)
             genes["encoder"] = debrief.encoder_with_debrief(genes["encoder"], self.dm)
+        if self.cfg.recall:  # and the recall head's (`memory.recall`)
+            genes["encoder"] = memory.encoder_with_recall(genes["encoder"], self.dm)
         return dict(genes, drive=lambda key: drives.init_drive(key, *self.drive_init))
 
     def learned_kinds(self) -> tuple[str, ...]:
@@ -151,6 +154,7 @@ class Learner:
             cache_k=jnp.zeros((dm.l_max, c, dm.d)), cache_v=jnp.zeros((dm.l_max, c, dm.d)),
             cache_step=jnp.full((c,), -1, jnp.int32), mem=jnp.zeros((dm.m, dm.d)), reward=jnp.zeros(()),
             mem_sens=memory.Sensitivity.zeros(dm.m, dm.d) if self.learned_memory else None,
+            past=jnp.zeros((self.cfg.recall, dm.d)) if self.cfg.recall else None,
             place_est=jnp.zeros(2), place_step=jnp.zeros(2),  # the first act senses where it was born
             body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
             expected=jnp.zeros(dm.d) if self.cfg.debrief else None,
@@ -220,6 +224,8 @@ class Learner:
         out = {"logits": logits, "value": value, **out, **tf.predictions(head, h, action, phi_now)}
         if self.cfg.inverse_input == "layers":  # s_t after the layers, as inverse dynamics reads it
             out["token"] = h
+        if self.cfg.recall:
+            out |= memory.recall(enc, x[1 + self.dm.k:], agent.past, age, self.cfg.recall)
         mem_out, sens = memory.next_memory(self.learned_memory, enc, agent.mem, agent.mem_sens, x[1 + self.dm.k:])
         aux = (action, jax.lax.stop_gradient(k_new), jax.lax.stop_gradient(v_new), mem_out, sens)
         return out, aux
@@ -246,8 +252,9 @@ class Learner:
         pending = {"out": out, "vjp": vjp_fn, "plan": plan, "action": action, "obs_n": obs_n, "pos": senses.pos,
                    "phi_now": phi_now, "body": senses.body, "outcome": outcome}
         expected = debrief.expectation(phi_now, out["pred"]) if self.cfg.debrief else None
+        past = jax.vmap(memory.remember)(agents.past, phi_now, senses.age) if self.cfg.recall else None
         agents = agents.replace(obs_stats=obs_stats, mem=mem_out, mem_sens=sens, body=senses.body, place_est=here,
-                                place_step=out["pos"], expected=expected)
+                                place_step=out["pos"], expected=expected, past=past)
         agents = jax.vmap(self.write_cache)(agents, k_new, v_new, senses.age)
         return action, agents, pending
 
@@ -265,10 +272,6 @@ class Learner:
         return jax.tree.unflatten(treedef, [base[i] if i >= 0 else next(residuals) for i in pending["plan"]])
 
     # ------------------------------------------------------------------ learn
-
-    def _inverse(self, hp: AgentsConfig, agents: AgentState, carried: dict, pending):
-        """Inverse dynamics (+ RND) of transition t (`inverse.gradient`)."""
-        return inverse.gradient(self, hp, agents, carried, pending)
 
     def _head_loss(self, hp: AgentsConfig, out, d_phi, action, target_v, delta, r_s, disp):
         """Loss as a function of the act-step outputs (its gradient is the VJP cotangent). With
@@ -302,7 +305,7 @@ class Learner:
         # The forward model predicts the change phi0(s_{t+1}) - phi0(s_t): what stays the same
         # costs nothing to predict, so the error measures what the agent has not learned.
         d_phi = phi1 - carried["phi_now"]
-        aux, inv_ce, rnd_err, g_aux, g_token = self._inverse(hp, agents, carried, pending)
+        aux, inv_ce, rnd_err, g_aux, g_token = inverse.gradient(self, hp, agents, carried, pending)  # (+ RND)
         r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - d_phi) ** 2, axis=-1)
         curiosity = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd
         w = self.drive_weights(hp, agents)
@@ -315,6 +318,9 @@ class Learner:
 
         def total(out):
             loss, parts = jax.vmap(lambda *a: self._head_loss(hp, *a))(out, d_phi, action, target_v, delta, r_s, disp)
+            if self.cfg.recall:
+                parts = dict(parts, loss_recall=memory.recall_loss(out))
+                loss = loss + hp.w_recall * parts["loss_recall"]
             return loss.sum(), (loss, parts)
 
         (_, (loss, parts)), cot = jax.value_and_grad(total, has_aux=True)(out)
@@ -335,8 +341,7 @@ class Learner:
                    "grad_norm_heads": jnp.linalg.norm(g_out, axis=-1),
                    "grad_norm_inverse": jnp.linalg.norm(g_aux, axis=-1),
                    "grad_clipped": (jnp.linalg.norm(grad, axis=-1) > hp.grad_clip).astype(jnp.float32)}
-        if self.cfg.rnd:
-            metrics["rnd_error"] = rnd_err
+        metrics |= {"rnd_error": rnd_err} if self.cfg.rnd else {}
         if not self.cfg.place_input:  # how far dead reckoning has carried the agent's sense of place
             metrics["place_drift"] = place.distance(agents.place_est, senses.pos)
         return grad, jnp.where(jnp.isfinite(v1), loss + aux, jnp.nan), metrics, scale, reward, trace
@@ -379,13 +384,8 @@ class Learner:
     def reflex(self, agents: AgentState):  # [N, R, K] the inherited reflex (agents.reflex), or None
         return agents.base["drive"].get("reflex")
 
-    def drive_weights(self, hp: AgentsConfig, agents: AgentState):
-        """[N, len(DRIVES)] each agent's reward weights: its inherited drive gene (drives=evolved)
-        or the config's `drive_*` values (drives=config)."""
-        if self.cfg.drives == "evolved":
-            return agents.base["drive"]["w"]
-        w = jnp.stack([getattr(hp, f"drive_{name}") for name in DRIVES])
-        return jnp.broadcast_to(w, (agents.theta.shape[0], len(DRIVES)))
+    def drive_weights(self, hp: AgentsConfig, agents: AgentState):  # [N, len(DRIVES)] (`drives.weights`)
+        return drives.weights(self.cfg.drives == "evolved", hp, agents.base["drive"]["w"])
 
     # ------------------------------------------------------------------ what a life hands on
 

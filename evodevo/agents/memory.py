@@ -117,3 +117,38 @@ def coordinates(learn: str, trainable: dict, names: tuple = WRITE) -> np.ndarray
     enc = {k: jax.tree.map(np.ones_like, v) if k in names else v for k, v in marks[part]["encoder"].items()}
     marks = dict(marks, **{part: dict(marks[part], encoder=enc)})
     return np.flatnonzero(np.asarray(ravel_pytree(marks)[0]))
+
+
+# Recall (agents.recall = k > 0): a job for the memory. A next-step loss alone asks nothing of it that the
+# observation and the KV cache do not already hold (the probe of benchmarks/cognition.py found no memory
+# holding anything of the past beyond the cache). So a head reads the memory tokens' outputs after the
+# layers and predicts the latent of the observation k steps ago (phi0: the inherited encoder's, fixed in
+# life), reconstruction as in MERLIN (Wayne et al. 2018, "Unsupervised predictive memory in a
+# goal-directed agent"). Its gradient reaches the layers and, with a learned write, the write through the
+# read (`read`); the frozen memory's layers learn to carry it as well. The latents of the last k steps are
+# kept in a ring (`AgentState.past`).
+RECALL = ("w_recall",)
+
+
+def encoder_with_recall(init_encoder, dm: tf.Dims):
+    """The encoder gene's init with the recall head's weights added."""
+    return lambda key: dict(init_encoder(key), w_recall=tf._dense(jax.random.fold_in(key, 11), dm.d, dm.d, 0.1))
+
+
+def recall(enc: tf.Eff, tokens, past, age, lag: int) -> dict:
+    """The act's recall outputs: the prediction of phi0(s_{t-lag}) from the memory tokens' outputs
+    `tokens` [M, D], its target from the ring `past` [lag, D] (written at age - lag; stop-gradient)
+    and whether there is one (age >= lag)."""
+    pred = enc.mm(tf.layer_norm(tokens).mean(0), "w_recall")
+    return {"recall": pred, "recall_target": jax.lax.stop_gradient(past[age % lag]),
+            "recall_seen": (age >= lag).astype(jnp.float32)}
+
+
+def remember(past, phi, age):
+    """The ring with this step's latent written where the step `lag` later will read it."""
+    return past.at[age % past.shape[0]].set(phi)
+
+
+def recall_loss(out):
+    """[N] mean squared error of the recall, 0 before there is anything to recall."""
+    return out["recall_seen"] * jnp.mean((out["recall"] - out["recall_target"]) ** 2, -1)
