@@ -13,6 +13,9 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
     default_drive_genes_32  default + genepool.drive_genes=32  more founders' drive genes to select among
     default_seek  default + agents.seek=true             the reflex gains a taxis toward (or away from) the nearest
                                                          of each kind in view, evolved like the rest of it
+    default_recall  default + agents.recall=16           the memory tokens' outputs recall the latent of the
+                                                         observation 16 steps ago (a job for the memory)
+    default_learned_recall  default_recall + agents.memory=learned   the same with the learned (RTRL) write
     default_drive_genes_32  default + genepool.drive_genes=32   16 founder drive genes instead of 4
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random                    the baseline
@@ -201,6 +204,10 @@ NOW = {
     # a taxis: the reflex gains a row, per kind a bias of the moves toward the nearest one in view (water
     # out of reach: 31-33% of the default's lives end by thirst, 1% drink)
     "default_seek": ["agents.seek=true"],
+    # a job for the memory (issue #11): recall the latent of the observation 16 steps ago, with the frozen
+    # write (the default) and with the learned one
+    "default_recall": ["agents.recall=16"],
+    "default_learned_recall": ["agents.memory=learned", "agents.recall=16"],
 }
 ARMS.update(NOW)
 
