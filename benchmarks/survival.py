@@ -16,6 +16,8 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
     default_recall  default + agents.recall=16           the memory tokens' outputs recall the latent of the
                                                          observation 16 steps ago (a job for the memory)
     default_learned_recall  default_recall + agents.memory=learned   the same with the learned (RTRL) write
+    default_evolved_drives  default + agents.drives=evolved  the reward's weights evolved (the issue's full system)
+    default_curious  default + agents.drive_curiosity=0.1   curiosity rewarded instead of avoided (-0.1)
     default_drive_genes_32  default + genepool.drive_genes=32   16 founder drive genes instead of 4
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random                    the baseline
@@ -208,6 +210,10 @@ NOW = {
     # write (the default) and with the learned one
     "default_recall": ["agents.recall=16"],
     "default_learned_recall": ["agents.memory=learned", "agents.recall=16"],
+    # the issue's full system on today's base: the reward's weights evolved in the drive gene (founders
+    # N(0, 0.1^2)) beside the instinct and reflex; and a hand-set taste for surprise instead of the aversion
+    "default_evolved_drives": ["agents.drives=evolved"],
+    "default_curious": ["agents.drive_curiosity=0.1"],
 }
 ARMS.update(NOW)
 
