@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from evodevo.agents import place
+from evodevo.agents import inverse, place
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import Senses
 
@@ -40,7 +40,7 @@ def place_run(sim, state):
             steps.append(agents.place_step)
         _, _, metrics, *_ = ag._gradient(hp, agents, carried, pending, senses, jnp.zeros(n, bool))
         # inverse dynamics alone: its own weights' gradient plus its cotangent pulled back through act 0
-        _, _, _, g_weights, g_token = ag._inverse(hp, agents, carried, pending)
+        _, _, _, g_weights, g_token = inverse.gradient(ag, hp, agents, carried, pending)
         cot = jax.tree.map(jnp.zeros_like, carried["out"]) | {"token": g_token}
         (g_through,) = ag._pullback(carried, pending, agents)(cot)
         return jnp.stack(est), jnp.stack(steps), metrics, g_weights + g_through
@@ -131,7 +131,7 @@ def test_inverse_dynamics_from_the_encoder_gives_the_layers_nothing(sim, state):
     obs = state.world.obs
     carried = {"obs_n": obs, "action": jnp.arange(n, dtype=jnp.int32), "out": {}}
     pending = {"obs_n": obs[::-1], "phi_now": jnp.zeros((n, ag.dm.d))}
-    _, ce, _, g_weights, g_token = jax.jit(lambda a: ag._inverse(sim.hp.agents, a, carried, pending))(state.agents)
+    _, ce, _, g_weights, g_token = jax.jit(lambda a: inverse.gradient(ag, sim.hp.agents, a, carried, pending))(state.agents)
     assert g_token is None and np.isfinite(np.asarray(ce)).all()
     assert float(jnp.abs(g_weights).sum()) > 0  # the encoder and the head learn: the test could fail
     assert (layer_delta_grad(ag, g_weights) == 0).all()
