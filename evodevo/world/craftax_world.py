@@ -338,22 +338,36 @@ class ContinuousWorld:
             close = jnp.abs(pos - spawn[:, None, :]).max(-1) <= self.cfg.spawn_clear_radius
             near = near + (close & mask).sum(-1)
         closed = jnp.isin(jnp.arange(len(blocks)), jnp.asarray(np.asarray(constants.SOLID_BLOCKS).tolist() + [blocks.LAVA.value]))
-        _, block, inside = self._beside(ws)
+        _, block, inside = self.tiles(ws, STEPS)
         shelter = (~inside | closed[block]).sum(-1)
         return {"plants": count(blocks.PLANT, blocks.RIPE_PLANT), "ripe_plants": count(blocks.RIPE_PLANT),
                 "tables": count(blocks.CRAFTING_TABLE), "furnaces": count(blocks.FURNACE),
                 "trees": count(blocks.TREE), "stone": count(blocks.STONE), "spawn_hostiles": near,
                 "shelter": shelter}
 
-    def _beside(self, ws: WorldState):
-        """The four tiles beside each player, LEFT, RIGHT, UP, DOWN (the move actions' order), on its
-        level: ([N, 4, 2] cells, [N, 4] their blocks (the map's edge clipped), [N, 4] inside the map)."""
+    def tiles(self, ws: WorldState, offsets):
+        """The tiles at `offsets` [T, 2] (row, col) from each player (`STEPS`: the four beside it), on
+        its level: ([N, T, 2] cells, [N, T] their blocks (the map's edge clipped), [N, T] inside the map)."""
         ground = ws.env.map[jnp.arange(self.n), ws.env.player_level] if self.spec.levels else ws.env.map
         rows, cols = ground.shape[-2:]
-        tiles = ws.env.player_position[:, None, :] + jnp.asarray(STEPS)
-        inside = (tiles[..., 0] >= 0) & (tiles[..., 0] < rows) & (tiles[..., 1] >= 0) & (tiles[..., 1] < cols)
-        r, c = jnp.clip(tiles[..., 0], 0, rows - 1), jnp.clip(tiles[..., 1], 0, cols - 1)
-        return tiles, ground[jnp.arange(self.n)[:, None], r, c], inside
+        cells = ws.env.player_position[:, None, :] + jnp.asarray(offsets)
+        inside = (cells[..., 0] >= 0) & (cells[..., 0] < rows) & (cells[..., 1] >= 0) & (cells[..., 1] < cols)
+        r, c = jnp.clip(cells[..., 0], 0, rows - 1), jnp.clip(cells[..., 1], 0, cols - 1)
+        return cells, ground[jnp.arange(self.n)[:, None], r, c], inside
+
+    def mobs_on_level(self, ws: WorldState, role) -> list:
+        """[(positions [N, M, 2], alive [N, M])] of each kind of mob whose role is in `role` ("melee",
+        "ranged", "passive"), on each player's level."""
+        level = ws.env.player_level if self.spec.levels else None
+        out = []
+        for name, kind in self.spec.mobs:
+            if kind in role:
+                m = getattr(ws.env, name)
+                pos, mask = m.position, m.mask
+                if self.spec.levels:  # [N, levels, M, ...] -> the player's level
+                    pos, mask = pos[jnp.arange(self.n), level], mask[jnp.arange(self.n), level]
+                out.append((pos, mask))
+        return out
 
     def neighbours(self, ws: WorldState):
         """What lies beside each player, as an animal's reflexes would read it: ([N, 4, K] float32,
@@ -361,18 +375,11 @@ class ContinuousWorld:
         `NEIGHBOUR_KINDS`; [N] int32 the one of those four the player faces). On the player's
         level; beyond the map's edge nothing."""
         blocks = importlib.import_module(self.spec.constants).BlockType
-        level = ws.env.player_level if self.spec.levels else None
-        tiles, block, inside = self._beside(ws)
+        tiles, block, inside = self.tiles(ws, STEPS)
 
         def mobs_of(role):  # [N, 4] a living mob of this role stands on the tile
             hit = jnp.zeros(tiles.shape[:2], bool)
-            for name, kind in self.spec.mobs:
-                if kind not in role:
-                    continue
-                m = getattr(ws.env, name)
-                pos, mask = m.position, m.mask
-                if self.spec.levels:  # [N, levels, M, ...] -> the player's level
-                    pos, mask = pos[jnp.arange(self.n), level], mask[jnp.arange(self.n), level]
+            for pos, mask in self.mobs_on_level(ws, role):
                 hit = hit | ((pos[:, None, :, :] == tiles[:, :, None, :]).all(-1) & mask[:, None, :]).any(-1)
             return hit
 

@@ -15,31 +15,16 @@ def in_view(world, ws):
     two or more steps away (what lies beside is `ContinuousWorld.neighbours`'); both moves of a
     diagonal offset. On the player's level, within the observation's window (`spec.map_obs_shape`)."""
     blocks = importlib.import_module(world.spec.constants).BlockType
-    level = ws.env.player_level if world.spec.levels else None
-    ground = ws.env.map[jnp.arange(world.n), level] if world.spec.levels else ws.env.map
-    rows, cols = ground.shape[-2:]
-    half = jnp.asarray(world.spec.map_obs_shape[:2]) // 2
     vr, vc = world.spec.map_obs_shape[:2]
     window = jnp.stack(jnp.meshgrid(jnp.arange(vr) - vr // 2, jnp.arange(vc) - vc // 2, indexing="ij"), -1)
     window = window.reshape(-1, 2)  # [V, 2] the view's offsets from the player
-    cells = ws.env.player_position[:, None, :] + window
-    inside = (cells[..., 0] >= 0) & (cells[..., 0] < rows) & (cells[..., 1] >= 0) & (cells[..., 1] < cols)
-    block = ground[jnp.arange(world.n)[:, None], jnp.clip(cells[..., 0], 0, rows - 1),
-                   jnp.clip(cells[..., 1], 0, cols - 1)]
-    offsets = jnp.broadcast_to(window, cells.shape)
+    _, block, inside = world.tiles(ws, window)
+    offsets = jnp.broadcast_to(window, block.shape + (2,))
 
     def mobs_of(role):  # ([N, M, 2] offsets, [N, M] a living mob in view) over the mobs of this role
-        offs, seen = [], []
-        for name, kind in world.spec.mobs:
-            if kind in role:
-                m = getattr(ws.env, name)
-                pos, mask = m.position, m.mask
-                if world.spec.levels:
-                    pos, mask = pos[jnp.arange(world.n), level], mask[jnp.arange(world.n), level]
-                off = pos - ws.env.player_position[:, None, :]
-                offs.append(off)
-                seen.append(mask & (jnp.abs(off) <= half).all(-1))
-        return jnp.concatenate(offs, 1), jnp.concatenate(seen, 1)
+        offs = [(pos - ws.env.player_position[:, None, :], mask) for pos, mask in world.mobs_on_level(ws, role)]
+        return (jnp.concatenate([o for o, _ in offs], 1),
+                jnp.concatenate([m & (jnp.abs(o) <= jnp.asarray([vr // 2, vc // 2])).all(-1) for o, m in offs], 1))
 
     def toward(off, present):  # [N, 4] the moves toward the nearest present one two or more steps away
         dist = jnp.abs(off).sum(-1)
