@@ -13,6 +13,8 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
     default_drive_genes_32  default + genepool.drive_genes=32  more founders' drive genes to select among
     default_seek  default + agents.seek=true             the reflex gains a taxis toward (or away from) the nearest
                                                          of each kind in view, evolved like the rest of it
+    default_seek_need  default_seek + agents.seek_need=true  the taxis pulls by need: toward water by thirst,
+                                                         toward a cow or a ripe plant by hunger
     default_recall  default + agents.recall=16           the memory tokens' outputs recall the latent of the
                                                          observation 16 steps ago (a job for the memory)
     default_learned_recall  default_recall + agents.memory=learned   the same with the learned (RTRL) write
@@ -206,6 +208,9 @@ NOW = {
     # a taxis: the reflex gains a row, per kind a bias of the moves toward the nearest one in view (water
     # out of reach: 31-33% of the default's lives end by thirst, 1% drink)
     "default_seek": ["agents.seek=true"],
+    # the taxis selected against toward water (-3.3 / -2.1): a walk out of a walled home costs more than a drink
+    # saves when sated; pulled by need, a sated agent stays home and a thirsty one goes out
+    "default_seek_need": ["agents.seek=true", "agents.seek_need=true"],
     # a job for the memory (issue #11): recall the latent of the observation 16 steps ago, with the frozen
     # write (the default) and with the learned one
     "default_recall": ["agents.recall=16"],

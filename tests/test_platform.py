@@ -333,6 +333,11 @@ def test_neighbours_report_what_lies_beside_each_player(world, stepped):
     seen = np.asarray(jax.jit(world.in_view)(device(ws.replace(env=env))))
     assert seen.shape == (world.n, 4, 4)
     np.testing.assert_array_equal(seen[0], [[0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]])
+    # by need (agents.seek_need): water pulls by thirst, a hostile mob by nothing
+    env = env.replace(player_drink=env.player_drink.copy())
+    env.player_drink[0] = 3
+    seen = np.asarray(jax.jit(world.in_view, static_argnums=1)(device(ws.replace(env=env)), True))
+    np.testing.assert_allclose(seen[0], [[0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 2 / 3, 0]], rtol=1e-6)
 
 
 def test_world_history_counts_what_inhabitants_made(world, stepped):
@@ -447,6 +452,8 @@ def _write(tmp_path, text):
         ("", ["agents.place_input=2"], "agents.place_input"),
         ("", ["run.snapshot_every_s=0"], "run.snapshot_every_s"),
         ("", ["agents.instinct=false"], "agents.instinct_do"),  # the default lean, of an instinct turned off
+        ("", ["agents.seek=true", "agents.reflex=0"], "agents.seek"),  # a taxis is a row of the reflex
+        ("", ["agents.seek_need=true"], "agents.seek_need"),  # scales a taxis that is off
         ("world:\n  n_slots: 4\n", ["world.n_slots=x"], "world.n_slots"),
     ],
 )

@@ -141,6 +141,9 @@ def _full_spec():
 # What `ContinuousWorld.neighbours` reports of the four tiles beside a player: a hostile mob (a zombie;
 # a skeleton), a passive one (a cow), water, a ripe plant: what a strike, a meal or a drink is for.
 NEIGHBOUR_KINDS = ("hostile", "passive", "water", "ripe_plant")
+# Which of the body's variables (`ContinuousWorld.body`) each kind replenishes: a cow and a ripe plant food,
+# water drink; -1: none (a hostile mob)
+KIND_NEEDS = (-1, 1, 2, 1)
 STEPS = ((0, -1), (0, 1), (-1, 0), (1, 0))  # (row, col) of the moves LEFT, RIGHT, UP, DOWN (Action 1-4)
 
 # env name -> its builder of (Craftax env, EnvSpec); the viewer draws exactly these envs
@@ -175,6 +178,7 @@ class ContinuousWorld:
         self.achievement_names = self.spec.achievements
         self.action_names = tuple(a.name.lower() for a in importlib.import_module(self.spec.constants).Action)
         self.neighbour_kinds = NEIGHBOUR_KINDS
+        self.kind_needs = KIND_NEEDS
 
     # ------------------------------------------------------------------ init
 
@@ -387,8 +391,8 @@ class ContinuousWorld:
                           block == blocks.RIPE_PLANT.value], -1) & inside[..., None]
         return near.astype(jnp.float32), (ws.env.player_direction - 1).astype(jnp.int32)
 
-    def in_view(self, ws: WorldState):  # [N, 4, K] the moves toward the nearest of each kind in view
-        return view.in_view(self, ws)
+    def in_view(self, ws: WorldState, by_need: bool = False):  # [N, 4, K] the moves toward the nearest of each kind
+        return view.in_view(self, ws, by_need)
 
     def map_size(self) -> tuple[int, int]:
         return tuple(self.env.static_env_params.map_size)

@@ -169,9 +169,10 @@ class Simulation:
         """What an agent senses besides the observation: its age (0 without a `state`), place, last
         action, body, what lies beside it and, for a taxis (agents.seek), what it sees further off."""
         near, facing = self.world.neighbours(world)
+        seen = self.world.in_view(world, self.cfg.agents.seek_need) if self.cfg.agents.seek else None
         age = jnp.zeros(self.n, jnp.int32) if state is None else step - state.slots.birth_step
         return Senses(age=age, pos=self.world.position(world), prev_action=prev_action, body=self.world.body(world),
-                      near=near, facing=facing, seen=self.world.in_view(world) if self.cfg.agents.seek else None)
+                      near=near, facing=facing, seen=seen)
 
     # ------------------------------------------------------------------ one step
 
