@@ -13,8 +13,9 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
     default_drive_genes_32  default + genepool.drive_genes=32  more founders' drive genes to select among
     default_seek  default + agents.seek=true             the reflex gains a taxis toward (or away from) the nearest
                                                          of each kind in view, evolved like the rest of it
-    default_seek_need  default_seek + agents.seek_need=true  the taxis pulls by need: toward water by thirst,
-                                                         toward a cow or a ripe plant by hunger
+    default_reflex_need  default + agents.reflex_need=true  the reflex acts by need: its pulls toward water
+                                                         scaled by thirst, toward a cow or a ripe plant by hunger
+    default_seek_need  default_seek + agents.reflex_need=true  the same with the taxis
     default_recall  default + agents.recall=16           the memory tokens' outputs recall the latent of the
                                                          observation 16 steps ago (a job for the memory)
     default_learned_recall  default_recall + agents.memory=learned   the same with the learned (RTRL) write
@@ -80,7 +81,7 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
 
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
-Crafter score and causes of death of the lives that end in the last 20% of the run, the
+Crafter score, achievements (% of lives) and causes of death of the lives that end in the last 20% of the run, the
 shelter and the commonest actions there, the mean lifespan by the fifth of the run a life began in, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot),
 ends with one JSON line (every arm's lifespan over random's, per seed), and exits 1 when the
 --goal-arm's (the default config's) mean lifespan is below --goal (1.5) times random's on any seed
@@ -208,9 +209,12 @@ NOW = {
     # a taxis: the reflex gains a row, per kind a bias of the moves toward the nearest one in view (water
     # out of reach: 31-33% of the default's lives end by thirst, 1% drink)
     "default_seek": ["agents.seek=true"],
-    # the taxis selected against toward water (-3.3 / -2.1): a walk out of a walled home costs more than a drink
-    # saves when sated; pulled by need, a sated agent stays home and a thirsty one goes out
-    "default_seek_need": ["agents.seek=true", "agents.seek_need=true"],
+    # the default's late lives end by starvation and thirst (56 / 33%, seed 0), and evolution turns its reflex away
+    # from ripe plants and water beside it (-4.7 / -2.6) and its taxis away from water in view (-3.3 / -2.1): an
+    # eaten plant or a walk out of a walled home is a loss when sated. A reflex that acts by need (a sated agent
+    # feels no pull toward food or water, a hungry or thirsty one does), without and with the taxis
+    "default_reflex_need": ["agents.reflex_need=true"],
+    "default_seek_need": ["agents.seek=true", "agents.reflex_need=true"],
     # a job for the memory (issue #11): recall the latent of the observation 16 steps ago, with the frozen
     # write (the default) and with the learned one
     "default_recall": ["agents.recall=16"],
@@ -240,7 +244,7 @@ def report(r: dict, last: int) -> dict:
     late = [x for x in r["lives"] if x["death_step"] > steps - last // n]
     causes = collections.Counter(x["cause"] for x in late)
     return {"lives": w["lives"], "mean_lifespan": round(w["mean_lifespan"], 2),
-            "crafter_score": round(w["crafter_score"], 3),
+            "crafter_score": round(w["crafter_score"], 3), "achievements": w["rates"],  # % of lives
             "causes": {c: round(100 * k / max(len(late), 1), 1) for c, k in causes.most_common()},
             "drives_end": r["series"][-1].get("drives") if r["series"] else None,
             "instinct_end": r["series"][-1].get("instinct") or None if r["series"] else None,
@@ -274,7 +278,7 @@ def main(argv=None) -> int:
                    Path(args.out) / "survival.png", last)
     for name, r in results.items():
         print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
-              f"Crafter score {r['crafter_score']:.3f}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}"
+              f"Crafter score {r['crafter_score']:.3f} {r['achievements']}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}"
               + (f", shelter {r['shelter']}, actions {r['actions']}" if "shelter" in r else ""))
     over_random = {f"{a}-s{s}": round(results[f"{a}-s{s}"]["mean_lifespan"] / results[f"random-s{s}"]["mean_lifespan"], 3)
                    for a in arms for s in seeds if a != "random" and f"random-s{s}" in results}

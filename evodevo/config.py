@@ -134,9 +134,10 @@ class AgentsConfig:
     seek: bool = _f(False, "the reflex gains a taxis: per kind, a bias of the moves toward the nearest one in view "
                     "(two or more steps away; negative: away from it), inherited and evolved like the rest of the "
                     "reflex (needs agents.reflex)", static=True)
-    seek_need: bool = _f(False, "the taxis pulls by need: its pull toward water is scaled by thirst (1 - drink), toward "
-                         "a cow or a ripe plant by hunger (1 - food), so a sated agent stays home and a thirsty one "
-                         "goes out (needs agents.seek)", static=True)
+    reflex_need: bool = _f(False, "the reflex acts by need: its pulls toward each kind (turn to it, DO at it and, with "
+                           "agents.seek, the taxis) are scaled by the need of what the kind gives: water by thirst "
+                           "(1 - drink), a cow or a ripe plant by hunger (1 - food), a hostile mob by 1 (needs "
+                           "agents.reflex)", static=True)
     innate_prior: bool = _f(False, "the entropy bonus pulls the policy toward the agent's innate one (its instinct and "
                             "reflex alone: a KL penalty) instead of toward uniform, which unlearns an instinct; the same "
                             "without either", static=True)
@@ -344,9 +345,9 @@ def _cross_checks(cfg: Config) -> None:
     if a.seek and a.reflex <= 0:
         raise ConfigError("config key 'agents.seek': true is a row of the reflex, which is off (agents.reflex=0); "
                           "set agents.reflex > 0 or agents.seek=false")
-    if a.seek_need and not a.seek:
-        raise ConfigError("config key 'agents.seek_need': true scales a taxis that is off (agents.seek=false); "
-                          "set agents.seek=true or agents.seek_need=false")
+    if a.reflex_need and a.reflex <= 0:
+        raise ConfigError("config key 'agents.reflex_need': true scales a reflex that is off (agents.reflex=0); "
+                          "set agents.reflex > 0 or agents.reflex_need=false")
     if cfg.run.birth_batch > cfg.world.n_slots:
         raise ConfigError(f"config key 'run.birth_batch': {cfg.run.birth_batch} exceeds world.n_slots="
                           f"{cfg.world.n_slots} (0: automatic)")

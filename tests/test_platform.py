@@ -333,11 +333,10 @@ def test_neighbours_report_what_lies_beside_each_player(world, stepped):
     seen = np.asarray(jax.jit(world.in_view)(device(ws.replace(env=env))))
     assert seen.shape == (world.n, 4, 4)
     np.testing.assert_array_equal(seen[0], [[0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]])
-    # by need (agents.seek_need): water pulls by thirst, a hostile mob by nothing
-    env = env.replace(player_drink=env.player_drink.copy())
-    env.player_drink[0] = 3
-    seen = np.asarray(jax.jit(world.in_view, static_argnums=1)(device(ws.replace(env=env)), True))
-    np.testing.assert_allclose(seen[0], [[0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 2 / 3, 0]], rtol=1e-6)
+    # what a reflex that acts by need reads (agents.reflex_need): hostile 1, cow and plant by hunger, water by thirst
+    env = env.replace(player_food=np.full_like(env.player_food, 6), player_drink=np.full_like(env.player_drink, 3))
+    need = np.asarray(jax.jit(world.need_of_kinds)(device(ws.replace(env=env))))
+    np.testing.assert_allclose(need[0], [1.0, 1 / 3, 2 / 3, 1 / 3], rtol=1e-6)
 
 
 def test_world_history_counts_what_inhabitants_made(world, stepped):
@@ -453,7 +452,7 @@ def _write(tmp_path, text):
         ("", ["run.snapshot_every_s=0"], "run.snapshot_every_s"),
         ("", ["agents.instinct=false"], "agents.instinct_do"),  # the default lean, of an instinct turned off
         ("", ["agents.seek=true", "agents.reflex=0"], "agents.seek"),  # a taxis is a row of the reflex
-        ("", ["agents.seek_need=true"], "agents.seek_need"),  # scales a taxis that is off
+        ("", ["agents.reflex_need=true", "agents.reflex=0"], "agents.reflex_need"),  # scales a reflex that is off
         ("world:\n  n_slots: 4\n", ["world.n_slots=x"], "world.n_slots"),
     ],
 )

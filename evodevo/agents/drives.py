@@ -42,13 +42,16 @@ def init_drive(key, instinct_actions: int = 0, lean_do: float = 0.0, do: int = 0
     return gene
 
 
-def reflex_bias(reflex, near, facing, moves, do: int, num_actions: int, seen=None):
+def reflex_bias(reflex, near, facing, moves, do: int, num_actions: int, seen=None, need=None):
     """[A] one agent's reflex as biases of its logits. `reflex` [R, K], `near` [4, K] (the tiles
     beside it in the order of `moves`, the actions LEFT..DOWN), `facing` which of them it faces.
     reflex[0] . near[d] goes to the move toward each tile d it does not face (a move toward a mob,
     water or a plant only turns the player: it is how one faces them); reflex[1] . near[facing]
     goes to DO (strike, eat, drink); with a third row (agents.seek), reflex[2] . seen[d] goes to each
-    move d, `seen` [4, K] the moves toward the nearest of each kind in view (a taxis)."""
+    move d, `seen` [4, K] the moves toward the nearest of each kind in view (a taxis). With `need` [K]
+    (agents.reflex_need) every pull toward a kind is scaled by the agent's need of what it gives."""
+    if need is not None:
+        reflex = reflex * need
     toward = (near @ reflex[0]) * (1.0 - jax.nn.one_hot(facing, near.shape[0]))
     if reflex.shape[0] > REFLEXES.index("seek"):
         toward = toward + seen @ reflex[REFLEXES.index("seek")]
@@ -56,12 +59,12 @@ def reflex_bias(reflex, near, facing, moves, do: int, num_actions: int, seen=Non
     return jnp.zeros(num_actions).at[jnp.asarray(moves)].add(toward).at[do].add(use)
 
 
-def innate_logits(drive: dict, near, facing, moves, do: int, num_actions: int, seen=None):
+def innate_logits(drive: dict, moves, do: int, num_actions: int, near=None, facing=None, seen=None, need=None):
     """[A] one agent's inherited bias of its logits: the instinct and the reflex its drive gene
     carries (agents.instinct, agents.reflex, agents.seek); zeros for neither."""
     bias = drive.get("instinct", jnp.zeros(num_actions))
     if "reflex" in drive:
-        bias = bias + reflex_bias(drive["reflex"], near, facing, moves, do, num_actions, seen)
+        bias = bias + reflex_bias(drive["reflex"], near, facing, moves, do, num_actions, seen, need)
     return bias
 
 

@@ -27,11 +27,13 @@ class Senses:
     body: jax.Array  # [N, BODY] health, food, drink, energy (each / 9, in [0, 1]) and asleep (0 or 1)
     # What lies beside it ([N, 4, K]: the tiles LEFT, RIGHT, UP, DOWN x the world's `neighbour_kinds`)
     # and which of the four it faces ([N] int32), read by its reflex (agents.reflex), and the moves
-    # toward the nearest of each kind in view ([N, 4, K]), read by its taxis (agents.seek). A
-    # hand-built Senses for an agent without a reflex may leave them out.
+    # toward the nearest of each kind in view ([N, 4, K]), read by its taxis (agents.seek), and how
+    # much it needs what each kind gives ([N, K], agents.reflex_need), which scales the reflex's
+    # pulls. A hand-built Senses for an agent without a reflex may leave them out.
     near: jax.Array | None = None
     facing: jax.Array | None = None
     seen: jax.Array | None = None
+    need: jax.Array | None = None
 
 
 BODY = ("health", "food", "drink", "energy", "asleep")

@@ -207,8 +207,7 @@ class Learner:
 
     # ------------------------------------------------------------------ act
 
-    def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now, outcome, near,
-                 facing, seen):
+    def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now, outcome, beside):
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
         intero = tf.interoception(body, agent.body)
         x, k_new, v_new, phi, (enc, head) = self.forward(theta, agent, obs_n, prev_action, age, pos, intero,
@@ -218,7 +217,7 @@ class Learner:
         out = {}
         if self.cfg.instinct or self.cfg.reflex > 0:  # an inherited leaning: a constant that learning acts around
             out["innate"] = jax.lax.stop_gradient(drives.innate_logits(
-                agent.base["drive"], near, facing, self.move_actions, self.do_action, self.num_actions, seen))
+                agent.base["drive"], self.move_actions, self.do_action, self.num_actions, *beside))
             logits = logits + out["innate"]
         action = jax.random.categorical(key, jax.lax.stop_gradient(logits)).astype(jnp.int32)
         out = {"logits": logits, "value": value, **out, **tf.predictions(head, h, action, phi_now)}
@@ -242,7 +241,8 @@ class Learner:
 
         def batched(theta):
             return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, here,
-                                           senses.body, keys, phi_now, outcome, senses.near, senses.facing, senses.seen)
+                                           senses.body, keys, phi_now, outcome,
+                                           (senses.near, senses.facing, senses.seen, senses.need))
 
         out, vjp_fn, (action, k_new, v_new, mem_out, sens) = jax.vjp(batched, agents.theta, has_aux=True)
         # Which of the VJP's residuals are the agents' inherited weights themselves: those are read

@@ -178,7 +178,6 @@ class ContinuousWorld:
         self.achievement_names = self.spec.achievements
         self.action_names = tuple(a.name.lower() for a in importlib.import_module(self.spec.constants).Action)
         self.neighbour_kinds = NEIGHBOUR_KINDS
-        self.kind_needs = KIND_NEEDS
 
     # ------------------------------------------------------------------ init
 
@@ -391,8 +390,14 @@ class ContinuousWorld:
                           block == blocks.RIPE_PLANT.value], -1) & inside[..., None]
         return near.astype(jnp.float32), (ws.env.player_direction - 1).astype(jnp.int32)
 
-    def in_view(self, ws: WorldState, by_need: bool = False):  # [N, 4, K] the moves toward the nearest of each kind
-        return view.in_view(self, ws, by_need)
+    def in_view(self, ws: WorldState):  # [N, 4, K] the moves toward the nearest of each kind in view
+        return view.in_view(self, ws)
+
+    def need_of_kinds(self, ws: WorldState):
+        """[N, K] how much each player needs what each of `neighbour_kinds` gives (`KIND_NEEDS`): 1 - food
+        for a cow or a ripe plant, 1 - drink for water, 1 for a hostile mob (a fight is no need of the body)."""
+        need = jnp.concatenate([1.0 - self.body(ws), jnp.ones((self.n, 1))], -1)  # [N, BODY + 1]: -1 is the last
+        return need[:, jnp.asarray(KIND_NEEDS)]
 
     def map_size(self) -> tuple[int, int]:
         return tuple(self.env.static_env_params.map_size)
