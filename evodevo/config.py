@@ -124,23 +124,18 @@ class AgentsConfig:
                              "drive_curiosity < 0, a sated agent avoids surprise and a thirsty or hungry one seeks it")
     instinct: bool = _f(True, "the drive gene also carries an instinct: a bias of the policy's logits over the "
                         "actions, inherited and evolved like the drive weights (founders ~N(0, 1): random temperaments), never learned")
-    instinct_do: float = _f(2.8, "founders' mean instinct bias of DO (strike, eat, drink, collect; a striking "
-                            "temperament walls its home in with plants, benchmarks/skills.py), added to their random "
-                            "temperaments; 0: none (needs agents.instinct)", static=True)
+    instinct_do: float = _f(2.8, "founders' mean instinct bias of DO (strike, eat, drink, collect: a striking temperament "
+                            "walls its home in with plants), added to their random temperaments; 0: none", static=True)
     reflex: float = _f(2.0, "the drive gene also carries a reflex: per kind of tile beside the agent (a hostile mob, "
                        "a passive one, water, a ripe plant) a bias of the policy toward turning to it and one toward DO "
                        "when facing it, inherited and evolved, never learned; founders' reflexes ~N(0, reflex^2), random "
                        "temperaments; 0: none", _nonneg, ">= 0", static=True)
     seek: bool = _f(False, "the reflex gains a taxis: per kind, a bias of the moves toward the nearest one in view "
-                    "(two or more steps away; negative: away from it), inherited and evolved like the rest of the "
-                    "reflex (needs agents.reflex)", static=True)
-    reflex_need: bool = _f(False, "the reflex acts by need: its pulls toward each kind (turn to it, DO at it and, with "
-                           "agents.seek, the taxis) are scaled by the need of what the kind gives: water by thirst "
-                           "(1 - drink), a cow or a ripe plant by hunger (1 - food), a hostile mob by 1 (needs "
-                           "agents.reflex)", static=True)
-    innate_prior: bool = _f(False, "the entropy bonus pulls the policy toward the agent's innate one (its instinct and "
-                            "reflex alone: a KL penalty) instead of toward uniform, which unlearns an instinct; the same "
-                            "without either", static=True)
+                    "(two or more steps away; negative: away), inherited and evolved like the reflex", static=True)
+    reflex_need: bool = _f(False, "the reflex's pulls toward each kind (turn, DO, taxis) scaled by the need of what it "
+                           "gives: water by 1 - drink, a cow or ripe plant by 1 - food, a hostile mob by 1", static=True)
+    innate_prior: bool = _f(False, "the entropy bonus pulls the policy toward the agent's innate one (instinct and "
+                            "reflex: a KL penalty) instead of toward uniform, which unlearns an instinct", static=True)
     rnd: bool = _f(False, "add a random-network-distillation novelty term to the intrinsic reward")
     w_rnd: float = _f(0.5, "weight of the RND term in the intrinsic reward and its loss", _nonneg, ">= 0")
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
@@ -342,12 +337,10 @@ def _cross_checks(cfg: Config) -> None:
     if a.recall and not a.memory_tokens:
         raise ConfigError(f"config key 'agents.recall': {a.recall} asks the memory tokens to recall, and there are "
                           "none (agents.memory_tokens=0); set agents.memory_tokens >= 1 or agents.recall=0")
-    if a.seek and a.reflex <= 0:
-        raise ConfigError("config key 'agents.seek': true is a row of the reflex, which is off (agents.reflex=0); "
-                          "set agents.reflex > 0 or agents.seek=false")
-    if a.reflex_need and a.reflex <= 0:
-        raise ConfigError("config key 'agents.reflex_need': true scales a reflex that is off (agents.reflex=0); "
-                          "set agents.reflex > 0 or agents.reflex_need=false")
+    for key in ("seek", "reflex_need"):  # parts of the reflex
+        if getattr(a, key) and a.reflex <= 0:
+            raise ConfigError(f"config key 'agents.{key}': true is part of the reflex, which is off (agents.reflex=0); "
+                              f"set agents.reflex > 0 or agents.{key}=false")
     if cfg.run.birth_batch > cfg.world.n_slots:
         raise ConfigError(f"config key 'run.birth_batch': {cfg.run.birth_batch} exceeds world.n_slots="
                           f"{cfg.world.n_slots} (0: automatic)")
