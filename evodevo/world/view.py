@@ -8,14 +8,12 @@ import importlib
 import jax.numpy as jnp
 
 
-def in_view(world, ws, by_need: bool = False):
+def in_view(world, ws):
     """Where the nearest of each kind lies in the player's view, as a taxis would read it: [N, 4, K]
     float32, 1 where the move LEFT, RIGHT, UP, DOWN (the move actions' order) leads toward the
     nearest one (Manhattan; ties by position in the view) of each of the world's `neighbour_kinds`
     two or more steps away (what lies beside is `ContinuousWorld.neighbours`'); both moves of a
-    diagonal offset. On the player's level, within the observation's window (`spec.map_obs_shape`).
-    `by_need` (agents.seek_need) scales each kind by the player's need of what it replenishes
-    (`KIND_NEEDS`: 1 - food for a cow or a ripe plant, 1 - drink for water; 1 for a hostile mob)."""
+    diagonal offset. On the player's level, within the observation's window (`spec.map_obs_shape`)."""
     blocks = importlib.import_module(world.spec.constants).BlockType
     vr, vc = world.spec.map_obs_shape[:2]
     window = jnp.stack(jnp.meshgrid(jnp.arange(vr) - vr // 2, jnp.arange(vc) - vc // 2, indexing="ij"), -1)
@@ -37,8 +35,4 @@ def in_view(world, ws, by_need: bool = False):
     kinds = [toward(*mobs_of(("melee", "ranged"))), toward(*mobs_of(("passive",))),
              toward(offsets, inside & (block == blocks.WATER.value)),
              toward(offsets, inside & (block == blocks.RIPE_PLANT.value))]
-    seen = jnp.stack(kinds, -1).astype(jnp.float32)
-    if not by_need:
-        return seen
-    need = jnp.concatenate([jnp.ones((seen.shape[0], 1)), 1.0 - world.body(ws)], -1)  # [N, 1 + BODY]: none first
-    return seen * need[:, jnp.asarray(world.kind_needs) + 1][:, None, :]
+    return jnp.stack(kinds, -1).astype(jnp.float32)
