@@ -171,12 +171,28 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
             "agent_steps_per_s": timed * sim.n / max(t_run, 1e-9)}
 
 
+def same_key(saved: dict, key: dict) -> bool:
+    """Whether a saved result's key is `key`. A config key added since the result was saved counts as
+    the same when it is at its default: new switches are added off, keeping the old behaviour, so a new
+    key does not throw every saved result away (`--fresh` reruns regardless)."""
+    if saved == key:
+        return True
+    if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict) and "config" in key):
+        return False
+    defaults = config.to_dict(config.Config())
+    if not set(saved["config"]) <= set(defaults):
+        return False
+    filled = {s: {**d, **saved["config"].get(s, {})} if isinstance(d, dict) else saved["config"].get(s, d)
+              for s, d in defaults.items()}
+    return {**saved, "config": filled} == key
+
+
 def cached(path: Path, key: dict, fresh: bool, run) -> dict:
-    """The result saved at `path` if its "key" is `key` (and not `fresh`), else `run()` with the key,
-    saved there through a temporary file (an interrupted write leaves the last whole result)."""
+    """The result saved at `path` if its "key" is `key` (`same_key`; and not `fresh`), else `run()` with
+    the key, saved there through a temporary file (an interrupted write leaves the last whole result)."""
     if path.exists() and not fresh:
         r = json.loads(path.read_text())
-        if r.get("key") == key:
+        if same_key(r.get("key"), key):
             print(f"reusing {path}")
             return r
     r = dict(run(), key=key)

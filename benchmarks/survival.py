@@ -21,6 +21,8 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
     default_learned_recall  default_recall + agents.memory=learned   the same with the learned (RTRL) write
     default_evolved_drives  default + agents.drives=evolved  the reward's weights evolved (the issue's full system)
     default_curious  default + agents.drive_curiosity=0.1   curiosity rewarded instead of avoided (-0.1)
+    default_forage  default + agents.drive_forage=0.15    averse to surprise when sated, curious below a third
+                                                         of food or drink: go out only when in need
     default_drive_genes_32  default + genepool.drive_genes=32   16 founder drive genes instead of 4
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random                    the baseline
@@ -223,6 +225,10 @@ NOW = {
     # N(0, 0.1^2)) beside the instinct and reflex; and a hand-set taste for surprise instead of the aversion
     "default_evolved_drives": ["agents.drives=evolved"],
     "default_curious": ["agents.drive_curiosity=0.1"],
+    # neither side has both halves of the goal (averse: 1.6x random, Crafter below; curious: Crafter 1.6-2.2,
+    # 0.7x): go out when in need, stay in when sated. Curiosity's weight -0.1 + 0.15 x (1 - min(food, drink)),
+    # positive below a third of food or drink. Measured before the reflex, when zombies killed whoever left
+    "default_forage": ["agents.drive_forage=0.15"],
 }
 ARMS.update(NOW)
 

@@ -247,3 +247,29 @@ def test_bad_input_exit_status_of_the_console_script(tmp_path, evodevo_cmd, cli_
     assert r.returncode == 2
     assert "nope.yaml" in _one_line_error(r.stderr)
     assert not (tmp_path / "r").exists()
+
+
+def test_benchmark_cache_key_tolerates_new_switches_at_default():
+    """A saved benchmark result stays valid when a config key was added since at its default value, and
+    not when the new key is set, an old key changed, or a key the config no longer has was saved."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("ablations", ROOT / "benchmarks" / "ablations.py")
+    ablations = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec.loader.exec_module(ablations)
+    key = {"config": config.to_dict(config.Config()), "agent_steps": 1000}
+    saved = json.loads(json.dumps(key))
+    del saved["config"]["agents"]["reflex_need"]  # saved before the switch existed
+    assert ablations.same_key(saved, key)
+    on = json.loads(json.dumps(key))
+    on["config"]["agents"]["reflex_need"] = True
+    assert not ablations.same_key(saved, on)
+    assert not ablations.same_key(saved, {**key, "agent_steps": 2000})
+    changed = json.loads(json.dumps(saved))
+    changed["config"]["agents"]["lr"] = 0.5
+    assert not ablations.same_key(changed, key)
+    removed = json.loads(json.dumps(saved))
+    removed["config"]["agents"]["gone"] = 1
+    assert not ablations.same_key(removed, key)
