@@ -23,6 +23,8 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
     default_curious  default + agents.drive_curiosity=0.1   curiosity rewarded instead of avoided (-0.1)
     default_forage  default + agents.drive_forage=0.15    averse to surprise when sated, curious below a third
                                                          of food or drink: go out only when in need
+    default_needs  default + agents.drive_food=3 agents.drive_drink=3   eating and drinking rewarded (drive reduction)
+    default_forage_needs  default_forage + the same drives
     default_drive_genes_32  default + genepool.drive_genes=32   16 founder drive genes instead of 4
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random                    the baseline
@@ -229,6 +231,10 @@ NOW = {
     # 0.7x): go out when in need, stay in when sated. Curiosity's weight -0.1 + 0.15 x (1 - min(food, drink)),
     # positive below a third of food or drink. Measured before the reflex, when zombies killed whoever left
     "default_forage": ["agents.drive_forage=0.15"],
+    # the default's lives end by starvation beside ripe plants (P(DO | facing one) 0.17): an eaten plant is a
+    # surprise, which the averse reward punishes, and nothing rewards eating. Food and drink drives on top
+    "default_needs": ["agents.drive_food=3", "agents.drive_drink=3"],
+    "default_forage_needs": ["agents.drive_forage=0.15", "agents.drive_food=3", "agents.drive_drink=3"],
 }
 ARMS.update(NOW)
 
