@@ -86,7 +86,8 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
 Crafter score, achievements (% of lives) and causes of death of the lives that end in the last 20% of the run, the
-shelter and the commonest actions there, the mean lifespan by the fifth of the run a life began in, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot),
+shelter and the commonest actions there, the mean lifespan by the fifth of the run a life began in, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot)
+and OUT/frontier.png (each arm's lifespan and Crafter score over random's: the trade-off between them),
 ends with one JSON line (every arm's lifespan over random's, per seed), and exits 1 when the
 --goal-arm's (the default config's) mean lifespan is below --goal (1.5) times random's on any seed
 run here.
@@ -264,6 +265,46 @@ def report(r: dict, last: int) -> dict:
             "lifespan_by_fifth": ablations.by_fifth(r), **ablations.late_world(r, last)}
 
 
+def frontier(results: dict, path: Path, goal: float) -> None:
+    """Each arm and seed as a point: its lifespan and Crafter score over random agents' on the same seed. The
+    issue's goal is the corner right of `goal` and above 1; the arms show where they trade one for the other."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = {}
+    for name, r in results.items():
+        arm, seed = name.rsplit("-s", 1)
+        base = results.get(f"random-s{seed}")
+        if arm != "random" and base:
+            points.setdefault(arm, []).append((r["mean_lifespan"] / base["mean_lifespan"],
+                                               r["crafter_score"] / base["crafter_score"], seed))
+    if not points:
+        return
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    ax.axvline(goal, color="grey", ls="--", lw=1)
+    ax.axhline(1.0, color="grey", ls="--", lw=1)
+    for arm, p in points.items():
+        xs, ys, seeds = zip(*p)
+        ax.scatter(xs, ys, label=arm, s=40)
+        for x, y, sd in p:
+            ax.annotate(f"s{sd}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.plot([1], [1], "k*", ms=10, label="random agents")
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    x1, y1 = max(x1, goal + 0.1), max(y1, 1.1)
+    ax.fill([goal, x1, x1, goal], [1, 1, y1, y1], color="tab:green", alpha=0.1, label="the goal")
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xlabel("mean lifespan / random agents' (same seed)")
+    ax.set_ylabel("Crafter score / random agents' (same seed)")
+    ax.set_title(f"lifespan against breadth; the goal: right of {goal}x, above 1")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(HERE.parent / "configs" / "default.yaml"))
@@ -288,6 +329,7 @@ def main(argv=None) -> int:
     results = {f"{arm}-s{seed}": report(r, last) for (arm, seed), r in runs.items()}
     ablations.plot({f"{a}-s{s}": dict(r, windows=ablations.windows(r, last, last)) for (a, s), r in runs.items()},
                    Path(args.out) / "survival.png", last)
+    frontier(results, Path(args.out) / "frontier.png", args.goal)
     for name, r in results.items():
         print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
               f"Crafter score {r['crafter_score']:.3f} {r['achievements']}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}"
