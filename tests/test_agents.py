@@ -322,14 +322,16 @@ def test_senses_are_bounded_and_distinct():
 
 
 def test_broken_agent_dies_alone_and_never_touches_the_pool(sim, state):
-    """NaN weights in slot 1: it dies as `broken`; the others learn exactly as without it."""
+    """NaN weights in slot 1: it dies as `broken` on the first step; the others learn exactly as without it.
+    (Two steps: the chunk length `test_changed_float_hyperparameter_does_not_recompile` compiles.)"""
     poisoned = state.replace(agents=state.agents.replace(theta=state.agents.theta.at[1].set(jnp.nan)))
-    s_bad, out_bad = sim.run_chunk(jax.tree.map(jnp.copy, poisoned), 1)
-    s_ok, out_ok = sim.run_chunk(jax.tree.map(jnp.copy, state), 1)
+    s_bad, out_bad = sim.run_chunk(jax.tree.map(jnp.copy, poisoned), 2)
+    s_ok, out_ok = sim.run_chunk(jax.tree.map(jnp.copy, state), 2)
     cause = np.asarray(out_bad["cause"][0])
     from evodevo.world.craftax_world import Cause
 
     assert cause[1] == Cause.broken and not (np.delete(cause, 1) == Cause.broken).any()
+    assert (np.asarray(out_bad["cause"][1]) == np.asarray(out_ok["cause"][1])).all()  # the newborn lives on
     # The pool is untouched by the broken agent; its newborn takes a mutated copy of its drive gene
     # (drives move by birth mutations), so that gene's birth count is all that moves.
     before = dict(jax.tree_util.tree_leaves_with_path(state.pool))
