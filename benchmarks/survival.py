@@ -25,6 +25,8 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
                                                          of food or drink: go out only when in need
     default_needs  default + agents.drive_food=3 agents.drive_drink=3   eating and drinking rewarded (drive reduction)
     default_forage_needs  default_forage + the same drives
+    default_forage_fear  default_forage + agents.drive_fear=-0.2   a surprise with a hostile mob in view hurts
+    default_curious_fear  default_curious + agents.drive_fear=-0.3   curious while no hostile mob is in view
     default_drive_genes_32  default + genepool.drive_genes=32   16 founder drive genes instead of 4
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random                    the baseline
@@ -236,6 +238,10 @@ NOW = {
     # surprise, which the averse reward punishes, and nothing rewards eating. Food and drink drives on top
     "default_needs": ["agents.drive_food=3", "agents.drive_drink=3"],
     "default_forage_needs": ["agents.drive_forage=0.15", "agents.drive_food=3", "agents.drive_drink=3"],
+    # out foraging, zombies kill (forage, seed 1: 35% of deaths): fear makes a surprise hurt while a hostile mob
+    # is in view (curiosity's weight -0.2 lower there), so the forager learns to keep zombies out of sight
+    "default_forage_fear": ["agents.drive_forage=0.15", "agents.drive_fear=-0.2"],
+    "default_curious_fear": ["agents.drive_curiosity=0.1", "agents.drive_fear=-0.3"],
 }
 ARMS.update(NOW)
 

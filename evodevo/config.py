@@ -29,16 +29,7 @@ def _f(default, doc: str, check: Callable[[Any], bool] | None = None, need: str 
     return field(default=default, metadata={"doc": doc, "check": check, "need": need, "static": static})
 
 
-def _pos(x):
-    return x > 0
-
-
-def _nonneg(x):
-    return x >= 0
-
-
-def _unit(x):
-    return 0.0 <= x <= 1.0
+_pos, _nonneg, _unit = (lambda x: x > 0), (lambda x: x >= 0), (lambda x: 0.0 <= x <= 1.0)  # value checks
 
 
 ENVS = ("Craftax-Classic-Symbolic-v1", "Craftax-Symbolic-v1")
@@ -122,6 +113,8 @@ class AgentsConfig:
     drive_death: float = _f(0.0, "reward on the step a life ends (negative: dying hurts)")
     drive_forage: float = _f(0.0, "curiosity's weight per unit of forage need, 1 - min(food, drink): with "
                              "drive_curiosity < 0, a sated agent avoids surprise and a thirsty or hungry one seeks it")
+    drive_fear: float = _f(0.0, "curiosity's weight added while a hostile mob is in view (negative: fear, surprise "
+                           "near a zombie hurts)")
     instinct: bool = _f(True, "the drive gene also carries an instinct: a bias of the policy's logits over the "
                         "actions, inherited and evolved like the drive weights (founders ~N(0, 1): random temperaments), never learned")
     instinct_do: float = _f(2.8, "founders' mean instinct bias of DO (strike, eat, drink, collect: a striking temperament "

@@ -333,6 +333,14 @@ def test_neighbours_report_what_lies_beside_each_player(world, stepped):
     seen = np.asarray(jax.jit(world.in_view)(device(ws.replace(env=env))))
     assert seen.shape == (world.n, 4, 4)
     np.testing.assert_array_equal(seen[0], [[0, 0, 0, 0], [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]])
+    # what fear reads (agents.drive_fear): a hostile mob in view (world 0: two zombies), none once both are gone
+    threat = jax.jit(world.threat)
+    assert np.asarray(threat(device(ws.replace(env=env))))[0] == 1.0
+    env.zombies.mask[0] = False
+    assert np.asarray(threat(device(ws.replace(env=env))))[0] == 0.0
+    env.zombies.position[0, 1], env.zombies.mask[0, 1] = (r - 4, c), True  # 4 rows up: out of the 7-row view
+    assert np.asarray(threat(device(ws.replace(env=env))))[0] == 0.0
+    env.zombies.mask[0, 1] = False
     # what a reflex that acts by need reads (agents.reflex_need): hostile 1, cow and plant by hunger, water by thirst
     env = env.replace(player_food=np.full_like(env.player_food, 6), player_drink=np.full_like(env.player_drink, 3))
     need = np.asarray(jax.jit(world.need_of_kinds)(device(ws.replace(env=env))))

@@ -34,13 +34,15 @@ class Senses:
     facing: jax.Array | None = None
     seen: jax.Array | None = None
     need: jax.Array | None = None
+    threat: jax.Array | None = None  # [N] 1 where a hostile mob is in view (fear, agents.drive_fear); None: 0
 
 
 BODY = ("health", "food", "drink", "energy", "asleep")
 NEEDS = 4  # the first NEEDS body variables are the needs the drives keep at their setpoint (1: full)
 # The weights of an agent's reward (a drive gene): curiosity, one drive per need, the reward at death,
-# and forage: curiosity's weight per unit of the agent's most depleted of food and drink.
-DRIVES = ("curiosity", "health", "food", "drink", "energy", "death", "forage")
+# forage: curiosity's weight per unit of the agent's most depleted of food and drink; and fear: curiosity's
+# weight while a hostile mob is in view. Appended last: founders' earlier weights keep their random draws.
+DRIVES = ("curiosity", "health", "food", "drink", "energy", "death", "forage", "fear")
 # The rows of a reflex gene: turn to a kind of tile beside it; DO when facing it; with agents.seek,
 # move toward the nearest one in view (a taxis).
 REFLEXES = ("toward", "use", "seek")

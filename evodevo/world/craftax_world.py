@@ -393,6 +393,9 @@ class ContinuousWorld:
     def in_view(self, ws: WorldState):  # [N, 4, K] the moves toward the nearest of each kind in view
         return view.in_view(self, ws)
 
+    def threat(self, ws: WorldState):  # [N] 1 where a hostile mob is in view
+        return view.threat(self, ws)
+
     def need_of_kinds(self, ws: WorldState):
         """[N, K] how much each player needs what each of `neighbour_kinds` gives (`KIND_NEEDS`): 1 - food
         for a cow or a ripe plant, 1 - drink for water, 1 for a hostile mob (a fight is no need of the body)."""

@@ -1,11 +1,29 @@
 """What a player sees further off than the tiles beside it (`ContinuousWorld.neighbours`), as a
-taxis would read it (agents.seek)."""
+taxis would read it (agents.seek), and whether a hostile mob is in view, as fear would (agents.drive_fear)."""
 
 from __future__ import annotations
 
 import importlib
 
 import jax.numpy as jnp
+
+
+HOSTILE = ("melee", "ranged")  # the mobs that attack (zombies, skeletons)
+
+
+def mobs_in_view(world, ws, role):
+    """([N, M, 2] offsets from the player, [N, M] a living mob in the observation's window) over the mobs
+    whose role is in `role`, on the player's level."""
+    vr, vc = world.spec.map_obs_shape[:2]
+    offs = [(pos - ws.env.player_position[:, None, :], mask) for pos, mask in world.mobs_on_level(ws, role)]
+    return (jnp.concatenate([o for o, _ in offs], 1),
+            jnp.concatenate([m & (jnp.abs(o) <= jnp.asarray([vr // 2, vc // 2])).all(-1) for o, m in offs], 1))
+
+
+def threat(world, ws):
+    """[N] float32: 1 where a hostile mob (a zombie, a skeleton) is in the player's view, what fear reads
+    (agents.drive_fear)."""
+    return mobs_in_view(world, ws, HOSTILE)[1].any(-1).astype(jnp.float32)
 
 
 def in_view(world, ws):
@@ -21,18 +39,13 @@ def in_view(world, ws):
     _, block, inside = world.tiles(ws, window)
     offsets = jnp.broadcast_to(window, block.shape + (2,))
 
-    def mobs_of(role):  # ([N, M, 2] offsets, [N, M] a living mob in view) over the mobs of this role
-        offs = [(pos - ws.env.player_position[:, None, :], mask) for pos, mask in world.mobs_on_level(ws, role)]
-        return (jnp.concatenate([o for o, _ in offs], 1),
-                jnp.concatenate([m & (jnp.abs(o) <= jnp.asarray([vr // 2, vc // 2])).all(-1) for o, m in offs], 1))
-
     def toward(off, present):  # [N, 4] the moves toward the nearest present one two or more steps away
         dist = jnp.abs(off).sum(-1)
         ok = present & (dist >= 2)
         o = jnp.take_along_axis(off, jnp.argmin(jnp.where(ok, dist, 1 << 20), -1)[:, None, None], 1)[:, 0]
         return jnp.stack([o[:, 1] < 0, o[:, 1] > 0, o[:, 0] < 0, o[:, 0] > 0], -1) & ok.any(-1)[:, None]
 
-    kinds = [toward(*mobs_of(("melee", "ranged"))), toward(*mobs_of(("passive",))),
+    kinds = [toward(*mobs_in_view(world, ws, HOSTILE)), toward(*mobs_in_view(world, ws, ("passive",))),
              toward(offsets, inside & (block == blocks.WATER.value)),
              toward(offsets, inside & (block == blocks.RIPE_PLANT.value))]
     return jnp.stack(kinds, -1).astype(jnp.float32)
