@@ -183,7 +183,7 @@ def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
     np.testing.assert_array_equal(w, np.asarray(genes["w"]))
     assert w.shape == (sim.n, len(DRIVES)) and 0 < np.abs(w).max() < 1.0  # small and random, not hand-set
     fixed = np.asarray(sim.kind.drive_weights(sim.hp.agents, state.agents))
-    np.testing.assert_allclose(fixed, np.tile([-0.1, 0, 0, 0, 0, 0, 0], (sim.n, 1)))  # the default: averse to surprise
+    np.testing.assert_allclose(fixed, np.tile([-0.1] + [0] * (len(DRIVES) - 1), (sim.n, 1)))  # the default: averse
     # drives are not learned: a life hands back no change of its drive gene
     change = evolved.kind.learned_change(row_of(agents, 0))
     assert float(jnp.abs(change["drive"]).max()) == 0 and float(jnp.abs(change["layer"]).max()) == 0
