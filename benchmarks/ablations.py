@@ -189,12 +189,16 @@ def same_key(saved: dict, key: dict) -> bool:
 
 def cached(path: Path, key: dict, fresh: bool, run) -> dict:
     """The result saved at `path` if its "key" is `key` (`same_key`; and not `fresh`), else `run()` with
-    the key, saved there through a temporary file (an interrupted write leaves the last whole result)."""
+    the key, saved there through a temporary file (an interrupted write leaves the last whole result).
+    With `run` None, None where nothing valid is saved (a summary of what is)."""
     if path.exists() and not fresh:
         r = json.loads(path.read_text())
         if same_key(r.get("key"), key):
             print(f"reusing {path}")
             return r
+    if run is None:
+        print(f"skipping {path}: no saved result of this config")
+        return None
     r = dict(run(), key=key)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(r))

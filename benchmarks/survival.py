@@ -1,6 +1,7 @@
 """Do the agents learn to live? Evolved drives against random agents and the ablations, per seed.
 
     python benchmarks/survival.py --seeds 0,1 --agent-steps 1000000          # the default config against random agents
+    python benchmarks/survival.py --arms default,random,default_forage --seeds 0,1 --saved-only   # a summary, runs nothing
     python benchmarks/survival.py --arms curiosity,homeostatic,darwinian,baldwinian --seeds 0 --agent-steps 500000
     python benchmarks/survival.py --arms think_k1,think_k2,think_k2_debrief,memory_none,memory_learned --seeds 0 --agent-steps 500000
 
@@ -252,7 +253,7 @@ def run(arm: str, seed: int, args) -> dict:
     overrides = ["run.progress=false", "run.snapshot=false", f"seed={seed}", *before, *args.overrides, *ARMS[arm]]
     cfg = config.load(args.config, overrides)
     key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps}
-    return ablations.cached(Path(args.out) / f"{arm}-s{seed}.json", key, args.fresh,
+    return ablations.cached(Path(args.out) / f"{arm}-s{seed}.json", key, args.fresh, None if args.saved_only else
                             lambda: dict(ablations.run_arm(cfg, args.agent_steps, f"{arm} s{seed}"), set=ARMS[arm]))
 
 
@@ -322,6 +323,7 @@ def main(argv=None) -> int:
                    "as shipped); `full` is the issue's evolved-drives arm")
     p.add_argument("--out", default=str(HERE.parent / "runs" / "survival"))
     p.add_argument("--fresh", action="store_true")
+    p.add_argument("--saved-only", action="store_true", help="run nothing: summarise the arms and seeds already saved")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = p.parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -332,6 +334,10 @@ def main(argv=None) -> int:
     last = args.agent_steps // 5  # the last 20% of the run
 
     runs = {(arm, seed): run(arm, seed, args) for arm in arms for seed in seeds}
+    runs = {k: r for k, r in runs.items() if r is not None}  # --saved-only: what is saved
+    if not runs:
+        print(f"survival.py: nothing saved in {args.out} for arms {arms}, seeds {seeds}; run them without --saved-only")
+        return 1
     results = {f"{arm}-s{seed}": report(r, last) for (arm, seed), r in runs.items()}
     ablations.plot({f"{a}-s{s}": dict(r, windows=ablations.windows(r, last, last)) for (a, s), r in runs.items()},
                    Path(args.out) / "survival.png", last)
@@ -341,7 +347,7 @@ def main(argv=None) -> int:
               f"Crafter score {r['crafter_score']:.3f} {r['achievements']}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}"
               + (f", shelter {r['shelter']}, actions {r['actions']}" if "shelter" in r else ""))
     over_random = {f"{a}-s{s}": round(results[f"{a}-s{s}"]["mean_lifespan"] / results[f"random-s{s}"]["mean_lifespan"], 3)
-                   for a in arms for s in seeds if a != "random" and f"random-s{s}" in results}
+                   for a, s in runs if a != "random" and f"random-s{s}" in results}
     ratios = {s: over_random[f"{args.goal_arm}-s{s}"] for s in seeds if f"{args.goal_arm}-s{s}" in over_random}
     met = all(x >= args.goal for x in ratios.values()) if ratios else None
     print(json.dumps({"arms": results, "over_random": over_random, "goal_arm": args.goal_arm,
