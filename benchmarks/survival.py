@@ -293,8 +293,7 @@ def frontier(results: dict, path: Path, goal: float) -> None:
     ax.axvline(goal, color="grey", ls="--", lw=1)
     ax.axhline(1.0, color="grey", ls="--", lw=1)
     for arm, p in points.items():
-        xs, ys, seeds = zip(*p)
-        ax.scatter(xs, ys, label=arm, s=40)
+        ax.scatter([x for x, _, _ in p], [y for _, y, _ in p], label=arm, s=40)
         for x, y, sd in p:
             ax.annotate(f"s{sd}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.plot([1], [1], "k*", ms=10, label="random agents")

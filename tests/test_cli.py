@@ -253,11 +253,9 @@ def test_benchmark_cache_key_tolerates_new_switches_at_default():
     """A saved benchmark result stays valid when a config key was added since at its default value, and
     not when the new key is set, an old key changed, or a key the config no longer has was saved."""
     import importlib.util
-    import sys
 
     spec = importlib.util.spec_from_file_location("ablations", ROOT / "benchmarks" / "ablations.py")
     ablations = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     spec.loader.exec_module(ablations)
     key = {"config": config.to_dict(config.Config()), "agent_steps": 1000}
     saved = json.loads(json.dumps(key))

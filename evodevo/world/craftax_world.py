@@ -386,7 +386,7 @@ class ContinuousWorld:
                 hit = hit | ((pos[:, None, :, :] == tiles[:, :, None, :]).all(-1) & mask[:, None, :]).any(-1)
             return hit
 
-        near = jnp.stack([mobs_of(("melee", "ranged")), mobs_of(("passive",)), block == blocks.WATER.value,
+        near = jnp.stack([mobs_of(view.HOSTILE), mobs_of(("passive",)), block == blocks.WATER.value,
                           block == blocks.RIPE_PLANT.value], -1) & inside[..., None]
         return near.astype(jnp.float32), (ws.env.player_direction - 1).astype(jnp.int32)
 
