@@ -28,6 +28,7 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
     default_forage_needs  default_forage + the same drives
     default_forage_fear  default_forage + agents.drive_fear=-0.2   a surprise with a hostile mob in view hurts
     default_curious_fear  default_curious + agents.drive_fear=-0.3   curious while no hostile mob is in view
+    default_play       default + agents.drive_play=0.2   curious while young (age < agents.play_age, 100), averse after
     default_drive_genes_32  default + genepool.drive_genes=32   16 founder drive genes instead of 4
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random                    the baseline
@@ -243,6 +244,10 @@ NOW = {
     # is in view (curiosity's weight -0.2 lower there), so the forager learns to keep zombies out of sight
     "default_forage_fear": ["agents.drive_forage=0.15", "agents.drive_fear=-0.2"],
     "default_curious_fear": ["agents.drive_curiosity=0.1", "agents.drive_fear=-0.3"],
+    # curious agents unlock more than random (Crafter 1.6-2.2) and die young of zombies; a newborn's birthplace
+    # is cleared of hostile mobs (world.spawn_clear_radius): play makes the young curious (-0.1 + 0.2) and
+    # leaves the adult averse, so a life may gather its breadth early and settle after
+    "default_play": ["agents.drive_play=0.2"],
 }
 ARMS.update(NOW)
 

@@ -115,6 +115,9 @@ class AgentsConfig:
                              "drive_curiosity < 0, a sated agent avoids surprise and a thirsty or hungry one seeks it")
     drive_fear: float = _f(0.0, "curiosity's weight added while a hostile mob is in view (negative: fear, surprise "
                            "near a zombie hurts)")
+    drive_play: float = _f(0.0, "curiosity's weight added while the agent is young, age < play_age (positive: a child "
+                           "explores the birthplace that spawn_clear_radius keeps free of hostile mobs, an adult settles)")
+    play_age: float = _f(100.0, "the age (steps) at which play ends (agents.drive_play)", _nonneg, ">= 0")
     instinct: bool = _f(True, "the drive gene also carries an instinct: a bias of the policy's logits over the "
                         "actions, inherited and evolved like the drive weights (founders ~N(0, 1): random temperaments), never learned")
     instinct_do: float = _f(2.8, "founders' mean instinct bias of DO (strike, eat, drink, collect: a striking temperament "

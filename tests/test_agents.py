@@ -149,14 +149,14 @@ def test_drive_reduction_hand_computed():
     np.testing.assert_allclose(float(drive_reduction(w, body, hit)), 2.0 * ((2 / 9) ** 2 - (4 / 9) ** 2), rtol=1e-5)
 
 
-def test_forage_and_fear_set_curiosity_by_need_and_threat():
-    """r = (w_curiosity + w_forage (1 - min(food, drink)) + w_fear threat) curiosity + drive reduction
-    + w_death died: a sated agent with w_curiosity < 0 is averse to surprise, a thirsty one seeks it, and
-    with a hostile mob in view fear adds its weight."""
+def test_forage_fear_and_play_set_curiosity_by_need_threat_and_age():
+    """r = (w_curiosity + w_forage (1 - min(food, drink)) + w_fear threat + w_play young) curiosity + drive
+    reduction + w_death died: a sated agent with w_curiosity < 0 is averse to surprise, a thirsty one seeks
+    it, with a hostile mob in view fear adds its weight, and while young play adds its own."""
     from evodevo.agents.drives import reward
 
-    # curiosity, health, food, drink, energy, death, forage, fear
-    w = jnp.array([[-0.1, 0.0, 0.0, 1.0, 0.0, -1.0, 0.3, -0.5]] * 2)
+    # curiosity, health, food, drink, energy, death, forage, fear, play
+    w = jnp.array([[-0.1, 0.0, 0.0, 1.0, 0.0, -1.0, 0.3, -0.5, 0.4]] * 2)
     sated = jnp.array([1.0, 1.0, 1.0, 1.0, 0.0])
     thirsty = jnp.array([1.0, 7 / 9, 1 / 9, 1.0, 0.0])  # drink 1 is the most depleted need: 8/9
     body = jnp.stack([sated, thirsty])
@@ -166,6 +166,8 @@ def test_forage_and_fear_set_curiosity_by_need_and_threat():
     np.testing.assert_allclose(np.asarray(r), [-0.2, (-0.1 + 0.3 * 8 / 9) * 2.0 + float(r_drive[1])], rtol=1e-5)
     feared, _ = reward(w, jnp.array([2.0, 2.0]), body, drank, jnp.array([0.0, 1.0]), jnp.array([1.0, 0.0]))
     np.testing.assert_allclose(np.asarray(feared), [(-0.1 - 0.5) * 2.0, float(r[1])], rtol=1e-5)
+    played, _ = reward(w, jnp.array([2.0, 2.0]), body, drank, jnp.array([0.0, 1.0]), None, jnp.array([True, False]))
+    np.testing.assert_allclose(np.asarray(played), [(-0.1 + 0.4) * 2.0, float(r[1])], rtol=1e-5)
 
 
 # one founders' compile for the drive-gene tests (drives, instinct, reflex)

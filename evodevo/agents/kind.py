@@ -41,8 +41,9 @@ BODY = ("health", "food", "drink", "energy", "asleep")
 NEEDS = 4  # the first NEEDS body variables are the needs the drives keep at their setpoint (1: full)
 # The weights of an agent's reward (a drive gene): curiosity, one drive per need, the reward at death,
 # forage: curiosity's weight per unit of the agent's most depleted of food and drink; and fear: curiosity's
-# weight while a hostile mob is in view. Appended last: founders' earlier weights keep their random draws.
-DRIVES = ("curiosity", "health", "food", "drink", "energy", "death", "forage", "fear")
+# weight while a hostile mob is in view; play: curiosity's weight while the agent is young (age < agents.play_age).
+# Appended last: founders' earlier weights keep their random draws.
+DRIVES = ("curiosity", "health", "food", "drink", "energy", "death", "forage", "fear", "play")
 # The rows of a reflex gene: turn to a kind of tile beside it; DO when facing it; with agents.seek,
 # move toward the nearest one in view (a taxis).
 REFLEXES = ("toward", "use", "seek")

@@ -234,10 +234,10 @@ class Learner:
         obs_n = jax.vmap(normalize, in_axes=(0, 0, None))(obs_stats, obs, hp.obs_clip)
         keys = jax.random.split(key, self.n)
         phi_now = jax.vmap(self._target_latent)(agents, obs)
-        here = place.estimate(self.cfg.place_input, agents.place_est, agents.place_step, senses.pos,
-                              senses.prev_action)
-        outcome = debrief.outcome(agents.expected, phi_now, agents.body, senses.body, self.drive_weights(
-            hp, agents), agents.reward_scale, senses.prev_action < 0, senses.threat) if self.cfg.debrief else None
+        here = place.estimate(self.cfg.place_input, agents.place_est, agents.place_step, senses.pos, senses.prev_action)
+        outcome = debrief.outcome(agents.expected, phi_now, agents.body, senses.body, self.drive_weights(hp, agents),
+                                  agents.reward_scale, senses.prev_action < 0, senses.threat, senses.age < hp.play_age
+                                  ) if self.cfg.debrief else None
 
         def batched(theta):
             return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, here,
@@ -309,7 +309,7 @@ class Learner:
         r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - d_phi) ** 2, axis=-1)
         curiosity = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd
         w = self.drive_weights(hp, agents)
-        reward, r_drive = drives.reward(w, curiosity, carried["body"], senses.body, term, senses.threat)
+        reward, r_drive = drives.reward(w, curiosity, carried["body"], senses.body, term, senses.threat, senses.age < hp.play_age)
         scale = jax.vmap(RewardScale.update, in_axes=(0, 0, 0, None))(agents.reward_scale, reward, term, hp.gamma)
         r_s = jax.vmap(RewardScale.scale)(scale, reward)
         target_v = r_s + hp.gamma * (1.0 - term) * v1
