@@ -90,7 +90,7 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
 Crafter score, achievements (% of lives) and causes of death of the lives that end in the last 20% of the run, the
-shelter and the commonest actions there, the mean lifespan by the fifth of the run a life began in, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot)
+shelter and the commonest actions there, the mean lifespan by the fifth of the run a life began in, the quartiles of the last window's lifespans, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot)
 and OUT/frontier.png (each arm's lifespan and Crafter score over random's: the trade-off between them),
 ends with one JSON line (every arm's lifespan over random's, per seed), and exits 1 when the
 --goal-arm's (the default config's) mean lifespan is below --goal (1.5) times random's on any seed
@@ -104,6 +104,8 @@ import collections
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -271,6 +273,9 @@ def report(r: dict, last: int) -> dict:
     return {"lives": w["lives"], "mean_lifespan": round(w["mean_lifespan"], 2),
             "crafter_score": round(w["crafter_score"], 3), "achievements": w["rates"],  # % of lives
             "causes": {c: round(100 * k / max(len(late), 1), 1) for c, k in causes.most_common()},
+            # where the lives pile up: the default's end at 370-400 steps, the length of a life that never drinks
+            "lifespan_quartiles": [round(float(q), 1)
+                                   for q in np.percentile([x["lifespan"] for x in late] or [0], [25, 50, 75])],
             "drives_end": r["series"][-1].get("drives") if r["series"] else None,
             "instinct_end": r["series"][-1].get("instinct") or None if r["series"] else None,
             "reflex_end": r["series"][-1].get("reflex") or None if r["series"] else None,
@@ -348,7 +353,7 @@ def main(argv=None) -> int:
     frontier(results, Path(args.out) / "frontier.png", args.goal)
     for name, r in results.items():
         print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
-              f"Crafter score {r['crafter_score']:.3f} {r['achievements']}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}"
+              f"Crafter score {r['crafter_score']:.3f} {r['achievements']}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}, quartiles {r['lifespan_quartiles']}"
               + (f", shelter {r['shelter']}, actions {r['actions']}" if "shelter" in r else ""))
     over_random = {f"{a}-s{s}": round(results[f"{a}-s{s}"]["mean_lifespan"] / results[f"random-s{s}"]["mean_lifespan"], 3)
                    for a, s in runs if a != "random" and f"random-s{s}" in results}
