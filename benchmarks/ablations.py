@@ -108,14 +108,16 @@ def by_fifth(r: dict) -> list:
 
 def late_world(r: dict, last: int) -> dict:
     """`world_point`'s figures averaged over the chunks of the last `last` agent-steps of run `r`:
-    {"shelter": ..., "actions": {the five commonest: share}, "do_when_facing": {kind: P(DO)}} (empty
+    {"shelter": ..., "room": ..., "water_in_reach": ..., "actions": {the five commonest: share},
+    "do_when_facing": {kind: P(DO)}} (empty
     for runs saved before them; no "do_when_facing" for runs saved before it)."""
     points = [p for p in r["series"] if "world" in p and p["step"] > r["steps"] - last // r["n_slots"]]
     if not points:
         return {}
     actions = {a: float(np.mean([p["actions"][a] for p in points])) for a in points[0]["actions"]}
-    late = {"shelter": round(float(np.mean([p["world"]["shelter"] for p in points])), 2),
-            "actions": {a: round(v, 3) for a, v in sorted(actions.items(), key=lambda x: -x[1])[:5]}}
+    late = {k: round(float(np.mean([p["world"][k] for p in points])), 2)
+            for k in ("shelter", "room", "water_in_reach") if k in points[0]["world"]}  # room: runs since 2026-12-01
+    late["actions"] = {a: round(v, 3) for a, v in sorted(actions.items(), key=lambda x: -x[1])[:5]}
     if "reactions" in points[0]:  # pooled over the window's agent-steps
         late["do_when_facing"] = {}
         for kind in points[0]["reactions"]:

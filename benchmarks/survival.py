@@ -354,7 +354,8 @@ def main(argv=None) -> int:
     for name, r in results.items():
         print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
               f"Crafter score {r['crafter_score']:.3f} {r['achievements']}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}, quartiles {r['lifespan_quartiles']}"
-              + (f", shelter {r['shelter']}, actions {r['actions']}" if "shelter" in r else ""))
+              + (f", shelter {r['shelter']}, room {r.get('room')}, water in reach {r.get('water_in_reach')}, "
+                 f"actions {r['actions']}" if "shelter" in r else ""))
     over_random = {f"{a}-s{s}": round(results[f"{a}-s{s}"]["mean_lifespan"] / results[f"random-s{s}"]["mean_lifespan"], 3)
                    for a, s in runs if a != "random" and f"random-s{s}" in results}
     ratios = {s: over_random[f"{args.goal_arm}-s{s}"] for s in seeds if f"{args.goal_arm}-s{s}" in over_random}

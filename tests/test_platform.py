@@ -348,8 +348,9 @@ def test_neighbours_report_what_lies_beside_each_player(world, stepped):
 
 
 def test_world_history_counts_what_inhabitants_made(world, stepped):
-    """Plants planted, blocks placed, trees cut, hostiles near the spawn point and the player's shelter
-    (its neighbouring tiles that no mob can enter), per world."""
+    """Plants planted, blocks placed, trees cut, hostiles near the spawn point, the player's shelter (its
+    neighbouring tiles that no mob can enter), its room (the tiles it can walk to) and whether water is
+    within its reach, per world."""
     from craftax.craftax_classic.constants import BlockType
 
     ws = stepped.world
@@ -373,7 +374,15 @@ def test_world_history_counts_what_inhabitants_made(world, stepped):
     after = {k: np.asarray(v) for k, v in history(device(ws.replace(env=env))).items()}
     assert after["shelter"][0] == 3 and 0 <= after["shelter"].min() and after["shelter"].max() <= 4
     env.map[0, r + 1, c] = BlockType.PLANT.value
-    assert np.asarray(history(device(ws.replace(env=env)))["shelter"])[0] == 4
+    walled = {k: np.asarray(v)[0] for k, v in history(device(ws.replace(env=env))).items()}
+    assert walled["shelter"] == 4 and walled["room"] == 1 and walled["water_in_reach"] == 1  # water beside it
+    env.map[0, r + 1, c] = BlockType.GRASS.value  # a pocket of two tiles: the one below, walled in too
+    for dr, dc in ((2, 0), (1, -1), (1, 1)):
+        env.map[0, r + dr, c + dc] = BlockType.PLANT.value
+    env.map[0, r, c - 1] = BlockType.STONE.value  # and no water
+    pocket = {k: np.asarray(v)[0] for k, v in history(device(ws.replace(env=env))).items()}
+    assert pocket["room"] == 2 and pocket["water_in_reach"] == 0 and pocket["shelter"] == 3
+    assert before["room"].max() > 2 and set(np.unique(before["water_in_reach"])) <= {0, 1}
     assert after["plants"][1] == before["plants"][1] + 2 and after["ripe_plants"][1] == before["ripe_plants"][1] + 1
     assert after["tables"][1] == before["tables"][1] + 1 and after["furnaces"][1] == before["furnaces"][1] + 1
     assert after["trees"][2] == before["trees"][2] - 1

@@ -325,7 +325,8 @@ class ContinuousWorld:
         (placed), trees and stone left (cut and mined ones are gone), and hostile mobs within
         spawn_clear_radius of the world's spawn point; and `shelter`, how many of the player's four
         neighbouring tiles no mob can step onto (solid blocks, lava, the map's edge): a player walled
-        in on all four cannot be reached by a zombie, and plants are walls."""
+        in on all four cannot be reached by a zombie, and plants are walls; `room` and `water_in_reach`, how far
+        it could walk and whether it could drink (`view.room`)."""
         constants = importlib.import_module(self.spec.constants)
         blocks = constants.BlockType
         ground = ws.env.map[:, 0] if self.spec.levels else ws.env.map
@@ -343,10 +344,11 @@ class ContinuousWorld:
         closed = jnp.isin(jnp.arange(len(blocks)), jnp.asarray(np.asarray(constants.SOLID_BLOCKS).tolist() + [blocks.LAVA.value]))
         _, block, inside = self.tiles(ws, STEPS)
         shelter = (~inside | closed[block]).sum(-1)
+        room, water_in_reach = view.room(self, ws, closed)
         return {"plants": count(blocks.PLANT, blocks.RIPE_PLANT), "ripe_plants": count(blocks.RIPE_PLANT),
                 "tables": count(blocks.CRAFTING_TABLE), "furnaces": count(blocks.FURNACE),
                 "trees": count(blocks.TREE), "stone": count(blocks.STONE), "spawn_hostiles": near,
-                "shelter": shelter}
+                "shelter": shelter, "room": room, "water_in_reach": water_in_reach}
 
     def tiles(self, ws: WorldState, offsets):
         """The tiles at `offsets` [T, 2] (row, col) from each player (`STEPS`: the four beside it), on

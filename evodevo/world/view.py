@@ -49,3 +49,26 @@ def in_view(world, ws):
              toward(offsets, inside & (block == blocks.WATER.value)),
              toward(offsets, inside & (block == blocks.RIPE_PLANT.value))]
     return jnp.stack(kinds, -1).astype(jnp.float32)
+
+
+def room(world, ws, closed, radius: int = 8):
+    """How far a player could walk from where it stands (niche construction: a hedge of plants walls a home
+    in for good, since Craftax-Classic's plants cannot be removed): ([N] walkable tiles it can reach within
+    `radius` steps, [N] 1 where one of them lies beside water, so it could drink). `closed` [blocks] bool:
+    the blocks no one walks onto (solid blocks, lava); mobs are ignored (they move)."""
+    blocks = importlib.import_module(world.spec.constants).BlockType
+    side = 2 * radius + 1
+    window = jnp.stack(jnp.meshgrid(jnp.arange(side) - radius, jnp.arange(side) - radius, indexing="ij"), -1)
+    _, block, inside = world.tiles(ws, window.reshape(-1, 2))
+    block, inside = block.reshape(-1, side, side), inside.reshape(-1, side, side)
+    walkable = inside & ~closed[block]
+    water = inside & (block == blocks.WATER.value)
+
+    def beside(x):  # [N, side, side] tiles 4-adjacent to one where x holds
+        p = jnp.pad(x, ((0, 0), (1, 1), (1, 1)))
+        return p[:, :-2, 1:-1] | p[:, 2:, 1:-1] | p[:, 1:-1, :-2] | p[:, 1:-1, 2:]
+
+    reach = jnp.zeros_like(walkable).at[:, radius, radius].set(True)
+    for _ in range(radius):
+        reach = reach | (beside(reach) & walkable)
+    return reach.sum((-2, -1)), (reach & beside(water)).any((-2, -1)).astype(jnp.int32)
