@@ -213,9 +213,9 @@ BACKGROUND_JOBS = {
     "two_devices": ([sys.executable, "{job}", str(CONFIGS / "tiny.yaml"), "{out}.npz", str(TWO_DEVICE_CHUNKS)],
                     {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}),
     "gpu_preset": ([sys.executable, "{job}", str(CONFIGS / "gpu.yaml")], {}),
-    # the first process of test_cli.py's chain: its compile of the tiny chunk also fills the cache
-    "cli_run": ([*evodevo_argv(), "run", "--config", str(CONFIGS / "tiny.yaml"), "--run-dir", "{out}", "--steps", "300"],
-                {"PYTHONUNBUFFERED": "1"}),
+    # test_cli.py's run, killed and resumed: three processes (the first one's compile also fills the cache)
+    "cli_chain": ([sys.executable, "{job}", "{out}", *evodevo_argv()], {"PYTHONUNBUFFERED": "1"}),
+    "textures": ([sys.executable, "{job}"], {}),  # the viewer's: Craftax's texture cache, written once per install
 }
 _JOBS: dict = {}
 

@@ -2,7 +2,7 @@
 
 Every `evodevo` subprocess pays a JAX compile (the session's persistent compilation
 cache makes all but the first one cheaper), so the checks share one run directory taken
-through three processes (see `chain`). Bad input is checked in process through
+through three processes in a background job (`chain`, tests/jobs/cli_chain.py). Bad input is checked in process through
 `evodevo.cli.main`, plus one subprocess for the real exit status.
 """
 
@@ -13,7 +13,6 @@ import hashlib
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import jax
@@ -22,29 +21,13 @@ import pytest
 
 from evodevo import config
 from evodevo.cli import main
-from evodevo.world.runner import CHECKPOINTS, CONFIG, LIFETIMES, TB, Runner
+from conftest import job_report
+from evodevo.world.runner import CONFIG, LIFETIMES, TB, Runner
+from jobs.cli_chain import checkpoint_steps, read_lives
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny.yaml")
 LIFE_KEYS = {"agent_id", "slot", "birth_step", "death_step", "lifespan", "cause", "parents", "achievements"}
-
-
-def checkpoint_steps(run_dir) -> list[int]:
-    d = Path(run_dir) / CHECKPOINTS
-    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else []
-
-
-def read_lives(run_dir) -> list[dict]:
-    """Complete lines of lifetimes.jsonl (a line being written may be cut)."""
-    path = Path(run_dir) / LIFETIMES
-    lives = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                lives.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return lives
 
 
 def tree_digest(run_dir) -> dict:
@@ -59,64 +42,26 @@ def tree_digest(run_dir) -> dict:
     return out
 
 
-def cli(cmd, args, env, timeout=300):
-    return subprocess.run(cmd + [str(a) for a in args], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def wait_for(cond, proc, what, timeout=240.0):
-    t0 = time.monotonic()
-    while not cond():
-        if proc.poll() is not None:
-            pytest.fail(f"evodevo exited with {proc.returncode} before {what}")
-        if time.monotonic() - t0 > timeout:
-            proc.kill()
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-# --------------------------------------------------------------------------- one run, four processes
+# --------------------------------------------------------------------------- one run, three processes
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory, evodevo_cmd, cli_env, background):
-    """One run directory through three `evodevo` processes (configs/tiny.yaml as it is):
-
-    1. `run --steps 300`                      exits 0 (conftest's background job `cli_run`, started
-                                              at collection: its compile overlaps other tests)
-    2. `resume` (checkpoint_every=500)        killed with SIGKILL once lives past a checkpoint were logged
-    3. `resume` to a total past those lives   exits 0
-
-    (SIGINT/SIGTERM are tested in process in test_platform.py, through `evodevo.cli.main`.)
-    """
-    base = tmp_path_factory.mktemp("chain")
-    res = {}
-    res["run"], d = background("cli_run")
-    res["dir"] = d
-    if res["run"].returncode != 0:
-        pytest.fail(f"evodevo run failed: {res['run'].stderr[-3000:]}")
-    res["after_run"] = {"lives_text": (d / LIFETIMES).read_text(), "checkpoints": checkpoint_steps(d)}
-
-    with open(base / "killed.out", "w") as out, open(base / "killed.err", "w") as err:
-        proc = subprocess.Popen(evodevo_cmd + ["resume", str(d), "--steps", str(10**7), "--set", "run.checkpoint_every=500"],
-                                env=cli_env, cwd=ROOT, stdout=out, stderr=err)
-
-    def lives_past_checkpoint():
-        steps = checkpoint_steps(d)
-        return bool(steps) and steps[-1] > 300 and any(life["death_step"] > steps[-1] for life in read_lives(d))
-
-    wait_for(lives_past_checkpoint, proc, "a checkpoint and lives after it")
-    proc.kill()
-    proc.wait(timeout=30)
-    lives = read_lives(d)
-    res["killed"] = {"returncode": proc.returncode, "checkpoint": checkpoint_steps(d)[-1], "lives": lives}
-
-    res["total"] = max(life["death_step"] for life in lives) + 100
-    res["resume"] = cli(evodevo_cmd, ["resume", d, "--steps", res["total"] - res["killed"]["checkpoint"]], cli_env)
+def chain(background):
+    """One run directory through three `evodevo` processes (tests/jobs/cli_chain.py, a background job
+    started at collection: its processes overlap the other tests): `run --steps 300`, a `resume`
+    killed with SIGKILL once lives past a checkpoint were logged, and a `resume` to a total past them.
+    (SIGINT/SIGTERM are tested in process in test_platform.py, through `evodevo.cli.main`.)"""
+    res = job_report(background("cli_chain")[0])
+    if res["run"]["returncode"] != 0:
+        pytest.fail(f"evodevo run failed: {res['run']['stderr'][-3000:]}")
+    if "failed" in res["killed"]:
+        pytest.fail(f"the killed resume: {res['killed']['failed']}\n{res['killed']['stderr']}")
+    res["run"], res["resume"] = (subprocess.CompletedProcess([], **res[k]) for k in ("run", "resume"))
+    res["dir"] = Path(res["dir"])
     return res
 
 
-@pytest.mark.background("cli_run")
+@pytest.mark.background("cli_chain")
 def test_run_smoke(chain):
     run, d = chain["run"], chain["dir"]
     assert "Traceback" not in run.stderr
@@ -134,7 +79,7 @@ def test_run_smoke(chain):
     assert events and all(e.stat().st_size > 0 for e in events)
 
 
-@pytest.mark.background("cli_run")
+@pytest.mark.background("cli_chain")
 def test_sigkill_leaves_lives_past_the_checkpoint(chain):
     killed = chain["killed"]
     assert killed["returncode"] == -signal.SIGKILL
@@ -142,7 +87,7 @@ def test_sigkill_leaves_lives_past_the_checkpoint(chain):
         "the kill came after lives that the checkpoint does not cover (they must not be logged twice)"
 
 
-@pytest.mark.background("cli_run")
+@pytest.mark.background("cli_chain")
 def test_resume_smoke(chain):
     res, d = chain["resume"], chain["dir"]
     assert res.returncode == 0, res.stderr[-3000:]
@@ -152,7 +97,7 @@ def test_resume_smoke(chain):
     assert (d / LIFETIMES).read_text().startswith(chain["after_run"]["lives_text"]), "resume appends"
 
 
-@pytest.mark.background("cli_run")
+@pytest.mark.background("cli_chain")
 def test_killed_and_resumed_run_equals_uninterrupted(chain, tiny_cfg, shared_simulations, tmp_path):
     d, total = chain["dir"], chain["total"]
     ref_cfg = dataclasses.replace(tiny_cfg, run=dataclasses.replace(tiny_cfg.run, checkpoint_every=10**6))
@@ -188,7 +133,7 @@ def _one_line_error(capsys_or_text):
     return lines[0]
 
 
-@pytest.mark.background("cli_run")
+@pytest.mark.background("cli_chain")
 def test_bad_input_exits_2_without_touching_the_run(chain, tmp_path, capsys):
     d = chain["dir"]
     before = tree_digest(d)
@@ -242,8 +187,8 @@ def test_resume_of_a_run_without_checkpoint_leaves_it_untouched(tmp_path, capsys
 
 
 def test_bad_input_exit_status_of_the_console_script(tmp_path, evodevo_cmd, cli_env):
-    r = cli(evodevo_cmd, ["run", "--config", tmp_path / "nope.yaml", "--run-dir", tmp_path / "r", "--steps", 5],
-            cli_env, timeout=120)
+    r = subprocess.run(evodevo_cmd + ["run", "--config", str(tmp_path / "nope.yaml"), "--run-dir", str(tmp_path / "r"),
+                                      "--steps", "5"], env=cli_env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "nope.yaml" in _one_line_error(r.stderr)
     assert not (tmp_path / "r").exists()

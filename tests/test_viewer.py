@@ -28,6 +28,16 @@ from evodevo.viewer.ui import UI, on_key, on_snapshot  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny.yaml")
 STEPS = 100
+# Craftax processes its textures once per install (~30 s) and caches them: a background job does it beside
+# the rest of the suite (conftest.py), and these tests run after it, reading the cache.
+pytestmark = pytest.mark.background("textures")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def textures_cached(background):
+    from conftest import job_report
+
+    assert job_report(background("textures")[0])["sizes"]
 
 
 @pytest.fixture(scope="module")
