@@ -11,6 +11,12 @@ import jax.numpy as jnp
 HOSTILE = ("melee", "ranged")  # the mobs that attack (zombies, skeletons)
 
 
+def window(rows: int, cols: int):
+    """[rows x cols, 2] the (row, col) offsets of a window centred on the player, row by row."""
+    return jnp.stack(jnp.meshgrid(jnp.arange(rows) - rows // 2, jnp.arange(cols) - cols // 2, indexing="ij"),
+                     -1).reshape(-1, 2)
+
+
 def mobs_in_view(world, ws, role):
     """([N, M, 2] offsets from the player, [N, M] a living mob in the observation's window) over the mobs
     whose role is in `role`, on the player's level."""
@@ -34,10 +40,9 @@ def in_view(world, ws):
     diagonal offset. On the player's level, within the observation's window (`spec.map_obs_shape`)."""
     blocks = importlib.import_module(world.spec.constants).BlockType
     vr, vc = world.spec.map_obs_shape[:2]
-    window = jnp.stack(jnp.meshgrid(jnp.arange(vr) - vr // 2, jnp.arange(vc) - vc // 2, indexing="ij"), -1)
-    window = window.reshape(-1, 2)  # [V, 2] the view's offsets from the player
-    _, block, inside = world.tiles(ws, window)
-    offsets = jnp.broadcast_to(window, block.shape + (2,))
+    view = window(vr, vc)  # [V, 2] the view's offsets from the player
+    _, block, inside = world.tiles(ws, view)
+    offsets = jnp.broadcast_to(view, block.shape + (2,))
 
     def toward(off, present):  # [N, 4] the moves toward the nearest present one two or more steps away
         dist = jnp.abs(off).sum(-1)
@@ -58,8 +63,7 @@ def room(world, ws, closed, radius: int = 8):
     the blocks no one walks onto (solid blocks, lava); mobs are ignored (they move)."""
     blocks = importlib.import_module(world.spec.constants).BlockType
     side = 2 * radius + 1
-    window = jnp.stack(jnp.meshgrid(jnp.arange(side) - radius, jnp.arange(side) - radius, indexing="ij"), -1)
-    _, block, inside = world.tiles(ws, window.reshape(-1, 2))
+    _, block, inside = world.tiles(ws, window(side, side))
     block, inside = block.reshape(-1, side, side), inside.reshape(-1, side, side)
     walkable = inside & ~closed[block]
     water = inside & (block == blocks.WATER.value)
