@@ -207,6 +207,34 @@ def test_newborn_is_not_next_to_a_hostile_mob(world, stepped, respawn, world_ste
         assert not (mobs.mask[s] & (cheb <= 3)).any(), f"a removed {name[:-1]} came back after DO"
 
 
+def test_nest_moves_to_where_the_player_drank(world, stepped, respawn):
+    """world.nest=drink: a step on which a player's drink rose moves its world's birthplace to where it
+    stands, and the next newborn is born there; other slots, and nest=spawn, keep the spawn point."""
+    from evodevo.world.craftax_world import ContinuousWorld
+
+    ws = stepped.world
+    nesting = ContinuousWorld(dataclasses.replace(world.cfg, nest="drink"))
+    spawn = ws.newborn["player_position"].copy()
+    drink = ws.env.player_drink.copy()
+    drink[0] = 4
+    ws0 = ws.replace(env=ws.env.replace(player_drink=drink))
+    post = ws.env.replace(player_drink=drink.copy(), player_position=ws.env.player_position.copy())
+    post.player_drink[0] = 5  # slot 0 drank
+    post.player_drink[1] = drink[1] - 1  # slot 1 grew thirstier
+    # slot 0 stands on a free walkable tile away from the spawn point when it drinks
+    cells = np.argwhere(np.isin(ws.env.map[0], world.spec.spawn_blocks) & ~ws.env.mob_map[0])
+    there = cells[np.abs(cells - spawn[0]).sum(-1).argmax()]
+    post.player_position[0] = there
+    nest = np.asarray(nesting._move_nest(ws0, post)["player_position"])
+    assert (nest[0] == there).all() and not (there == spawn[0]).all()
+    np.testing.assert_array_equal(nest[1:], spawn[1:])
+    np.testing.assert_array_equal(np.asarray(world._move_nest(ws0, post)["player_position"]), spawn)
+    # the next newborn of slot 0 is born at the nest
+    mask = np.arange(world.n) == 0
+    born = host(respawn(device(ws.replace(newborn=dict(ws.newborn, player_position=nest))), jnp.asarray(mask)))
+    np.testing.assert_array_equal(born.env.player_position[0], there)
+
+
 # --------------------------------------------------------------------------- 3: no timestep limit
 
 

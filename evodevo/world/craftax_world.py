@@ -3,7 +3,8 @@
 Craftax has no respawn. `ContinuousWorld.respawn` revives a slot's player with the
 fresh stats of that world's first player (kept from generation as `newborn`) while
 the map, mobs, plants and placed blocks persist. A newborn is placed on the nearest
-free walkable tile to the world's original spawn point, and hostile mobs and
+free walkable tile to the world's birthplace (its original spawn point, or with
+`world.nest=drink` where its player last drank), and hostile mobs and
 projectiles near it are removed: otherwise the mob that killed the parent kills the
 child within ~14 steps (NOTES-craftax.md).
 """
@@ -202,7 +203,19 @@ class ContinuousWorld:
             keys, ws.env, actions, self.params
         )
         # Craftax's extrinsic reward is discarded on purpose: agents learn from curiosity only.
-        return ws.replace(env=self._bury_despawned(env), obs=obs), self.death_cause(ws.env, env)
+        return (ws.replace(env=self._bury_despawned(env), obs=obs, newborn=self._move_nest(ws, env)),
+                self.death_cause(ws.env, env))
+
+    def _move_nest(self, ws: WorldState, env) -> dict:
+        """world.nest=drink: a world's birthplace (`newborn["player_position"]`) moves to where its player
+        stands when it drinks (drink rose: Craftax raises it only by drinking), on the ground level."""
+        if self.cfg.nest == "spawn":
+            return ws.newborn
+        drank = env.player_drink > ws.env.player_drink
+        if self.spec.levels:
+            drank = drank & (env.player_level == 0)
+        nest = jnp.where(drank[:, None], env.player_position, ws.newborn["player_position"])
+        return dict(ws.newborn, player_position=nest.astype(ws.newborn["player_position"].dtype))
 
     def _bury_despawned(self, env):
         """Zero the health of mobs that are gone (despawned or killed).
@@ -281,7 +294,7 @@ class ContinuousWorld:
         return (env.map[0], env.mob_map[0]) if self.spec.levels else (env.map, env.mob_map)
 
     def _spawn_position(self, env, origin):
-        """Nearest free walkable tile to the world's original spawn point."""
+        """Nearest free walkable tile to `origin`, the world's birthplace (world.nest)."""
         ground, mobs = self._ground(env)
         free = jnp.isin(ground, jnp.asarray(self.spec.spawn_blocks)) & ~mobs
         h, w = ground.shape
