@@ -33,6 +33,7 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random                    the baseline
     default_nest  default + world.nest=drink             a world's birthplace moves to where its player last drank
+    default_nest_no_learning, default_nest_no_evolution   its controls of lifetime learning and of evolution
     random_nest   random + world.nest=drink              the baseline of an arm that changes the world's rules
                                                          (world.*): random agents under the same rules
     curiosity     agents.drive_curiosity=1.0            curiosity only (the default until the averse arm's result)
@@ -260,6 +261,9 @@ NOW = {
     # so what one life found, the next starts beside, and the lineage's hedge grows around water (against
     # random agents in the same rule, `random_nest`)
     "default_nest": ["world.nest=drink"],
+    # its controls: lifetime learning off, evolution off (each against random_nest)
+    "default_nest_no_learning": ["world.nest=drink", "agents.lr=0.000000001"],
+    "default_nest_no_evolution": ["world.nest=drink", "genepool.evolve=false"],
 }
 ARMS.update(NOW)
 
