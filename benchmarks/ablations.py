@@ -173,15 +173,22 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
             "agent_steps_per_s": timed * sim.n / max(t_run, 1e-9)}
 
 
+# The value each config key had when it was added, where its default has changed since: a result saved
+# before the key existed ran with that value, not with today's default.
+ADDED_AS = {"world": {"nest": "spawn"}}
+
+
 def same_key(saved: dict, key: dict) -> bool:
     """Whether a saved result's key is `key`. A config key added since the result was saved counts as
-    the same when it is at its default: new switches are added off, keeping the old behaviour, so a new
-    key does not throw every saved result away (`--fresh` reruns regardless)."""
+    the same when it is at the value it was added with (its default then, `ADDED_AS`): new switches are
+    added off, keeping the old behaviour, so a new key does not throw every saved result away (`--fresh`
+    reruns regardless)."""
     if saved == key:
         return True
     if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict) and "config" in key):
         return False
     defaults = config.to_dict(config.Config())
+    defaults = {s: {**d, **ADDED_AS.get(s, {})} if isinstance(d, dict) else d for s, d in defaults.items()}
     if not set(saved["config"]) <= set(defaults):
         return False
     filled = {s: {**d, **saved["config"].get(s, {})} if isinstance(d, dict) else saved["config"].get(s, d)

@@ -94,8 +94,9 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
 Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unless --fresh), so a
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
 Crafter score, achievements (% of lives) and causes of death of the lives that end in the last 20% of the run, the
-shelter and the commonest actions there, the mean lifespan by the fifth of the run a life began in, the quartiles of the last window's lifespans, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot)
-and OUT/frontier.png (each arm's lifespan and Crafter score over random's: the trade-off between them),
+shelter and the commonest actions there, the mean lifespan by the fifth of the run a life began in, the quartiles of the last window's lifespans, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot),
+OUT/frontier.png (each arm's lifespan and Crafter score over random's: the trade-off between them) and
+OUT/homes.png (lifespan, room and water in reach over the run),
 ends with one JSON line (every arm's lifespan over random's, per seed), and exits 1 when the
 --goal-arm's (the default config's) mean lifespan is below --goal (1.5) times random's on any seed
 run here.
@@ -342,6 +343,37 @@ def frontier(results: dict, path: Path, goal: float) -> None:
     plt.close(fig)
 
 
+def homes(runs: dict, path: Path) -> None:
+    """What each arm's population made of its homes over the run, one line per arm and seed: the mean lifespan of
+    the lives ending in each chunk, the room a player can walk to (tiles within 8 steps) and the share of worlds
+    where water lies in that room (`ContinuousWorld.history`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = (("lifespan_mean", "mean lifespan of the lives ending (steps)"), ("room", "room: tiles within 8 steps"),
+              ("water_in_reach", "worlds with water in reach"))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for (arm, seed), r in sorted(runs.items()):
+        points = [p for p in r["series"] if "room" in p.get("world", {})]
+        if not points:
+            continue
+        x = [p["step"] * r["n_slots"] / 1e6 for p in points]
+        for ax, (k, _) in zip(axes, panels):
+            y = [p[k] if k == "lifespan_mean" else p["world"][k] for p in points]
+            k = min(8, len(y))  # a trailing mean over 8 chunks
+            y = np.convolve(np.nan_to_num(np.asarray(y, float)), np.ones(k) / k, mode="valid")
+            ax.plot(x[k - 1:], y, label=f"{arm} s{seed}", lw=1.2, ls="--" if arm.startswith("random") else "-")
+    for ax, (_, title) in zip(axes, panels):
+        ax.set_xlabel("million agent-steps")
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(HERE.parent / "configs" / "default.yaml"))
@@ -373,6 +405,7 @@ def main(argv=None) -> int:
     ablations.plot({f"{a}-s{s}": dict(r, windows=ablations.windows(r, last, last)) for (a, s), r in runs.items()},
                    Path(args.out) / "survival.png", last)
     frontier(results, Path(args.out) / "frontier.png", args.goal)
+    homes(runs, Path(args.out) / "homes.png")
     for name, r in results.items():
         print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
               f"Crafter score {r['crafter_score']:.3f} {r['achievements']}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}, quartiles {r['lifespan_quartiles']}"

@@ -10,7 +10,8 @@ JAX compiles are the cost of this suite (10-40 s each on a 2-core CPU), so:
   `shared_simulations` fixture makes `Runner.create/load` use those shared objects;
 * checks that are whole programs of their own (2 CPU devices; the GPU preset's model) run as
   background jobs (tests/jobs/), started right after collection (niced): XLA compiles on one
-  core, so they compile beside the main process instead of after it. A test marked
+  core, so they compile beside the main process instead of after it. A job may start after
+  another one (`BACKGROUND_JOBS`), to find in the cache what the main process compiled meanwhile. A test marked
   `@pytest.mark.background("name")` reads its job's result with the `background` fixture;
   such tests run after all the others.
 
@@ -26,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import jax
@@ -207,41 +209,61 @@ def cli_env():
 _JOB_DIR = Path(tempfile.mkdtemp(prefix="evodevo-test-jobs-"))
 atexit.register(shutil.rmtree, _JOB_DIR, ignore_errors=True)
 TWO_DEVICE_CHUNKS = 4  # of the tiny preset's 50 steps: lives end and newborns come from the pool
-# name -> (argv, extra environment); "{out}" in an argument is the job's output path (in this
-# session's job directory), "{job}" the script tests/jobs/<name>.py.
+# name -> (argv, extra environment, the job it starts after or None); "{out}" in an argument is the job's
+# output path (in this session's job directory), "{job}" the script tests/jobs/<name>.py.
 BACKGROUND_JOBS = {
     "two_devices": ([sys.executable, "{job}", str(CONFIGS / "tiny.yaml"), "{out}.npz", str(TWO_DEVICE_CHUNKS)],
-                    {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}),
-    "gpu_preset": ([sys.executable, "{job}", str(CONFIGS / "gpu.yaml")], {}),
-    # test_cli.py's run, killed and resumed: three processes (the first one's compile also fills the cache)
-    "cli_chain": ([sys.executable, "{job}", "{out}", *evodevo_argv()], {"PYTHONUNBUFFERED": "1"}),
-    "textures": ([sys.executable, "{job}"], {}),  # the viewer's: Craftax's texture cache, written once per install
+                    {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, None),
+    "gpu_preset": ([sys.executable, "{job}", str(CONFIGS / "gpu.yaml")], {}, None),
+    "bare_agents": ([sys.executable, "{job}", str(CONFIGS / "tiny.yaml"), "{out}.npz"], {}, None),  # TD(lambda), K = M = 0
+    "textures": ([sys.executable, "{job}"], {}, None),  # the viewer's: Craftax's texture cache, written once per install
+    # test_cli.py's run, killed and resumed: three processes of the tiny preset. It starts once two_devices is done,
+    # by when the main process has compiled the tiny chunk into the session's cache, so it loads it (~70 s less).
+    "cli_chain": ([sys.executable, "{job}", "{out}", *evodevo_argv()], {"PYTHONUNBUFFERED": "1"}, "two_devices"),
 }
-_JOBS: dict = {}
+_JOBS: dict = {}  # name -> (a thread that starts the job and waits for it, its output path)
+_PROCS: dict = {}  # name -> its process, once started
+_STOPPING = threading.Event()  # the session ended: a job still waiting for its turn never starts
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "background(name): reads the result of a BACKGROUND_JOBS job (conftest.py)")
 
 
+def _run_job(name: str, after: threading.Thread | None) -> None:
+    """Run one job to its end (after the thread of the job it follows), its output in files: a job whose
+    pipe nobody reads would block on a full pipe."""
+    if after is not None:
+        after.join()
+    if _STOPPING.is_set():
+        return
+    argv, extra, _ = BACKGROUND_JOBS[name]
+    out, job = _JOB_DIR / name, ROOT / "tests" / "jobs" / f"{name}.py"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **JAX_CACHE_ENV, **extra)
+    with open(f"{out}.stdout", "w") as o, open(f"{out}.stderr", "w") as e:
+        # Niced: the jobs take the core the main process leaves idle, not the main process's own.
+        proc = subprocess.Popen(["nice", "-n", "10", *(a.format(out=out, job=job) for a in argv)], env=env,
+                                cwd=ROOT, stdout=o, stderr=e, text=True)
+        _PROCS[name] = proc
+        proc.wait()
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Start the background job of every collected test that reads one, and run those tests last
-    (in their order), so the jobs have the whole suite to finish in."""
+    """Start the background job of every collected test that reads one (after the job it follows, where that
+    one runs too), and run those tests last (in their order), so the jobs have the whole suite to finish in."""
     waits = [item for item in items if item.get_closest_marker("background")]
     items[:] = [item for item in items if not item.get_closest_marker("background")] + waits
     names = {m.args[0] for item in waits for m in item.iter_markers("background")}
-    for name in sorted(names - set(_JOBS)):
-        argv, extra = BACKGROUND_JOBS[name]
-        out, job = _JOB_DIR / name, ROOT / "tests" / "jobs" / f"{name}.py"
-        env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **JAX_CACHE_ENV, **extra)
-        # Niced: the jobs take the core the main process leaves idle, not the main process's own.
-        proc = subprocess.Popen(["nice", "-n", "10", *(a.format(out=out, job=job) for a in argv)], env=env,
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _JOBS[name] = (proc, out)
+    for name in sorted(names - set(_JOBS), key=lambda n: BACKGROUND_JOBS[n][2] in names):
+        after = _JOBS.get(BACKGROUND_JOBS[name][2])
+        thread = threading.Thread(target=_run_job, args=(name, after and after[0]), daemon=True)
+        thread.start()
+        _JOBS[name] = (thread, _JOB_DIR / name)
 
 
 def pytest_sessionfinish(session, exitstatus):
-    for proc, _ in _JOBS.values():
+    _STOPPING.set()
+    for proc in _PROCS.values():
         if proc.poll() is None:
             proc.kill()
 
@@ -253,9 +275,13 @@ def background():
 
     def result(name):
         if name not in done:
-            proc, out = _JOBS[name]
-            stdout, stderr = proc.communicate(timeout=900)
-            done[name] = (subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), out)
+            thread, out = _JOBS[name]
+            thread.join(timeout=900)
+            assert not thread.is_alive(), f"background job {name} still running after 900 s"
+            assert name in _PROCS, f"background job {name} did not start"
+            proc = _PROCS[name]
+            read = lambda suffix: Path(f"{out}.{suffix}").read_text()  # noqa: E731
+            done[name] = (subprocess.CompletedProcess(proc.args, proc.returncode, read("stdout"), read("stderr")), out)
         return done[name]
 
     return result

@@ -5,11 +5,12 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from evodevo.agents import transformer as tf
 from evodevo.agents.normalize import RewardScale, Welford, normalize
 
-from conftest import beside_nothing, shared_simulation, tiny_config as tiny  # noqa: E402
+from conftest import beside_nothing, job_report, shared_simulation, tiny_config as tiny  # noqa: E402
 
 
 def one_agent(state, i=0):
@@ -388,45 +389,6 @@ def test_changed_float_hyperparameter_does_not_recompile(sim, state):
     assert config.compile_key(tiny("genepool.init_fill=1.0")) != config.compile_key(tiny())
 
 
-def agent_steps(cfg, steps=2, keep=None):
-    """`steps` updates of act + learn on synthetic observations, without the world (compiles only
-    the agent); a first act comes before them (learning lags acting by one step). `keep`: a list
-    to which the agents after every update are appended."""
-    from evodevo.agents.kind import Senses
-    from evodevo.world.sim import Simulation
-
-    sim = Simulation(cfg)  # builds no world state and compiles nothing by itself
-    ag, hp, n, obs_dim = sim.kind, sim.hp, sim.n, sim.world.obs_dim
-    agents, _, _ = sim.founders(hp, jax.random.PRNGKey(0))
-
-    def senses(t):
-        return Senses(age=jnp.full(n, t), pos=jnp.full((n, 2), 30) + t, prev_action=jnp.full(n, -1),
-                      body=jnp.full((n, 5), 0.5), **beside_nothing(n))
-
-    def observe(key):
-        return (jax.random.uniform(key, (n, obs_dim)) < 0.05).astype(jnp.float32)
-
-    @jax.jit
-    def step(agents, carried, valid, t, key):
-        k1, k2 = jax.random.split(key)
-        action, agents, pending = ag.act(hp.agents, agents, observe(k1), senses(t), k2)
-        agents, broken, metrics = ag.learn(hp.agents, agents, carried, pending, senses(t), jnp.zeros(n, bool), valid)
-        return agents, ag.carry(pending), broken, metrics
-
-    carried = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), jax.eval_shape(
-        lambda a: ag.carry(ag.act(hp.agents, a, observe(jax.random.PRNGKey(0)), senses(0), jax.random.PRNGKey(0))[2]),
-        agents))
-    theta0 = np.asarray(agents.theta)
-    for t in range(steps + 1):
-        agents, carried, broken, metrics = step(agents, carried, jnp.full(n, t > 0), t, jax.random.PRNGKey(t))
-        assert not np.asarray(broken).any()
-        if t == 0:
-            np.testing.assert_array_equal(np.asarray(agents.theta), theta0)  # nothing to learn yet
-        elif keep is not None:
-            keep.append(agents)
-    return ag, theta0, agents, metrics
-
-
 def test_carried_vjp_is_the_act_steps_own(sim, state):
     """Learning lags acting by one step: the gradient of transition t comes from the act on s_t,
     carried in the state as arrays (the inherited weights excepted: the agents hold those) and
@@ -470,36 +432,35 @@ def test_eligibility_trace_hand_computed():
     np.testing.assert_allclose(np.asarray(e), [0.16 + 1.0, 0.8 + 1.0], rtol=1e-6)
 
 
-# One agent-only config for the TD(lambda) and the zero-token tests: each static lambda path is a compile of
-# its own (~20 s here), so they share K = 0, M = 0 and full-weight learning instead of adding a third.
-BARE = ("agents.think_tokens=0", "agents.memory_tokens=0", "agents.learn=full", "agents.develop=none")
-_BARE_RUNS = {}
+@pytest.fixture(scope="module")
+def bare(background):
+    """The BARE learner alone (K = 0, M = 0, learn=full) with agents.lam 0 and 0.8: two updates each, run by
+    tests/jobs/bare_agents.py beside the suite (each static lambda path is a compile of its own):
+    (its JSON report per lambda, its arrays "<lam>/theta0..2", "<lam>/loss_forward")."""
+    completed, out = background("bare_agents")
+    return job_report(completed), dict(np.load(f"{out}.npz"))
 
 
-def bare_run(lam):
-    """agent_steps on BARE with agents.lam=`lam`, computed once: (ag, theta0, agents, metrics, thetas)."""
-    if lam not in _BARE_RUNS:
-        keep = []
-        out = agent_steps(tiny(*BARE, f"agents.lam={lam}"), steps=2, keep=keep)
-        _BARE_RUNS[lam] = (*out, [np.asarray(a.theta) for a in keep])
-    return _BARE_RUNS[lam]
-
-
-def test_td_lambda_first_step_is_td0_and_later_steps_are_not():
+@pytest.mark.background("bare_agents")
+def test_td_lambda_first_step_is_td0_and_later_steps_are_not(bare):
     """From an empty trace the TD(lambda) update is the TD(0) actor-critic update (the trace holds
     one step's gradient); from the second update on the trace carries earlier steps."""
-    td0, td8 = bare_run(0.0)[-1], bare_run(0.8)[-1]
-    np.testing.assert_allclose(td8[0], td0[0], rtol=1e-4, atol=1e-6)
-    assert not np.allclose(td8[1], td0[1], rtol=1e-4, atol=1e-6)
+    _, x = bare
+    np.testing.assert_allclose(x["0.8/theta1"], x["0.0/theta1"], rtol=1e-4, atol=1e-6)
+    assert not np.allclose(x["0.8/theta2"], x["0.0/theta2"], rtol=1e-4, atol=1e-6)
 
 
-def test_zero_thinking_and_memory_tokens_and_full_weight_learning_run():
+@pytest.mark.background("bare_agents")
+def test_zero_thinking_and_memory_tokens_and_full_weight_learning_run(bare):
     """K = 0, M = 0 and learn=full in one compile: the action is read at the observation token."""
-    ag, theta0, agents, metrics, _ = bare_run(0.0)
-    assert ag.dm.s == 1 and ag.dm.action_index == 0
-    assert ag.n_params > 10_000  # all weights, not a low-rank delta
-    assert np.isfinite(np.asarray(agents.theta)).all() and not np.array_equal(np.asarray(agents.theta), theta0)
-    assert np.isfinite(np.asarray(metrics["loss_forward"])).all()
+    report, x = bare
+    for lam in ("0.0", "0.8"):
+        r = report[lam]
+        assert r["s"] == 1 and r["action_index"] == 0
+        assert r["n_params"] > 10_000  # all weights, not a low-rank delta
+        assert not r["broken"] and not r["moved_on_first_step"]  # nothing to learn before the first transition
+        assert np.isfinite(x[f"{lam}/theta2"]).all() and not np.array_equal(x[f"{lam}/theta2"], x[f"{lam}/theta0"])
+        assert np.isfinite(x[f"{lam}/loss_forward"]).all()
 
 
 def test_lifetimes_record_the_genome(tmp_path, sim):

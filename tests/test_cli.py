@@ -195,8 +195,8 @@ def test_bad_input_exit_status_of_the_console_script(tmp_path, evodevo_cmd, cli_
 
 
 def test_benchmark_cache_key_tolerates_new_switches_at_default():
-    """A saved benchmark result stays valid when a config key was added since at its default value, and
-    not when the new key is set, an old key changed, or a key the config no longer has was saved."""
+    """A saved benchmark result stays valid when a config key was added since at the value it was added with,
+    and not when the new key is set otherwise, an old key changed, or a key the config no longer has was saved."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("ablations", ROOT / "benchmarks" / "ablations.py")
@@ -216,3 +216,9 @@ def test_benchmark_cache_key_tolerates_new_switches_at_default():
     removed = json.loads(json.dumps(saved))
     removed["config"]["agents"]["gone"] = 1
     assert not ablations.same_key(removed, key)
+    # a key whose default changed since it was added: a result saved before it ran with the value it was added with
+    old = json.loads(json.dumps(key))
+    del old["config"]["world"]["nest"]
+    ablations.ADDED_AS = {"world": {"nest": "drink"}}
+    assert ablations.same_key(old, {**key, "config": {**key["config"], "world": {**key["config"]["world"], "nest": "drink"}}})
+    assert not ablations.same_key(old, {**key, "config": {**key["config"], "world": {**key["config"]["world"], "nest": "spawn"}}})

@@ -8,6 +8,7 @@ compiles only a handful of times. The CLI in subprocesses is tested in test_cli.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import signal
@@ -210,6 +211,7 @@ def test_newborn_is_not_next_to_a_hostile_mob(world, stepped, respawn, world_ste
 def test_nest_moves_to_where_the_player_drank(world, stepped, respawn):
     """world.nest=drink: a step on which a player's drink rose moves its world's birthplace to where it
     stands, and the next newborn is born there; other slots, and nest=spawn, keep the spawn point."""
+    from evodevo.world import birthplace
     from evodevo.world.craftax_world import ContinuousWorld
 
     ws = stepped.world
@@ -225,10 +227,10 @@ def test_nest_moves_to_where_the_player_drank(world, stepped, respawn):
     cells = np.argwhere(np.isin(ws.env.map[0], world.spec.spawn_blocks) & ~ws.env.mob_map[0])
     there = cells[np.abs(cells - spawn[0]).sum(-1).argmax()]
     post.player_position[0] = there
-    nest = np.asarray(nesting._move_nest(ws0, post)["player_position"])
+    nest = np.asarray(birthplace.move_nest(nesting, ws0, post)["player_position"])
     assert (nest[0] == there).all() and not (there == spawn[0]).all()
     np.testing.assert_array_equal(nest[1:], spawn[1:])
-    np.testing.assert_array_equal(np.asarray(world._move_nest(ws0, post)["player_position"]), spawn)
+    np.testing.assert_array_equal(np.asarray(birthplace.move_nest(world, ws0, post)["player_position"]), spawn)
     # the next newborn of slot 0 is born at the nest
     mask = np.arange(world.n) == 0
     born = host(respawn(device(ws.replace(newborn=dict(ws.newborn, player_position=nest))), jnp.asarray(mask)))
@@ -620,13 +622,14 @@ def runs(tiny_cfg, simulation, tmp_path_factory):
         assert r.advance(B)
         out["resumed"] = _run_dir_result(r)
 
-        # Chunk boundaries every 7 steps: the same compiled 50-step chunk, run 7 steps at a time
-        # (masked tails), so the host's work between chunks (lives, births, snapshots, the bar) comes
-        # at other steps; a compiled chunk_steps=7 would cost a compile of its own (~35 s).
+        # Chunk boundaries at other steps: the same compiled 50-step chunk, run 7, 29 and 43 steps at a time
+        # (masked tails), so the host's work between chunks (lives, births, snapshots, the bar) comes at
+        # other steps; a compiled chunk_steps=7 would cost a compile of its own (~35 s).
         r = Runner.create(base / "chunk7", tiny_cfg)
         r.checkpoint = lambda: None  # advance() checkpoints where it stops: not what is tested here
+        sizes = itertools.cycle((7, 29, 43))
         while r.step < A + B:
-            assert r.advance(min(7, A + B - r.step))
+            assert r.advance(min(next(sizes), A + B - r.step))
         out["chunk7"] = _run_dir_result(r)
     return out
 

@@ -2,11 +2,8 @@
 
 Craftax has no respawn. `ContinuousWorld.respawn` revives a slot's player with the
 fresh stats of that world's first player (kept from generation as `newborn`) while
-the map, mobs, plants and placed blocks persist. A newborn is placed on the nearest
-free walkable tile to the world's birthplace (its original spawn point, or with
-`world.nest=drink` where its player last drank), and hostile mobs and
-projectiles near it are removed: otherwise the mob that killed the parent kills the
-child within ~14 steps (NOTES-craftax.md).
+the map, mobs, plants and placed blocks persist, at its world's birthplace with the
+hostile mobs around it removed (`birthplace`).
 """
 
 from __future__ import annotations
@@ -22,7 +19,7 @@ from flax import struct
 
 from evodevo.config import WorldConfig
 from evodevo.treeutil import select
-from evodevo.world import view
+from evodevo.world import birthplace, view
 
 # Craftax's own timestep limit must never end a life; day/night keeps cycling.
 NEVER = 2**31 - 1
@@ -203,19 +200,8 @@ class ContinuousWorld:
             keys, ws.env, actions, self.params
         )
         # Craftax's extrinsic reward is discarded on purpose: agents learn from curiosity only.
-        return (ws.replace(env=self._bury_despawned(env), obs=obs, newborn=self._move_nest(ws, env)),
+        return (ws.replace(env=self._bury_despawned(env), obs=obs, newborn=birthplace.move_nest(self, ws, env)),
                 self.death_cause(ws.env, env))
-
-    def _move_nest(self, ws: WorldState, env) -> dict:
-        """world.nest=drink: a world's birthplace (`newborn["player_position"]`) moves to where its player
-        stands when it drinks (drink rose: Craftax raises it only by drinking), on the ground level."""
-        if self.cfg.nest == "spawn":
-            return ws.newborn
-        drank = env.player_drink > ws.env.player_drink
-        if self.spec.levels:
-            drank = drank & (env.player_level == 0)
-        nest = jnp.where(drank[:, None], env.player_position, ws.newborn["player_position"])
-        return dict(ws.newborn, player_position=nest.astype(ws.newborn["player_position"].dtype))
 
     def _bury_despawned(self, env):
         """Zero the health of mobs that are gone (despawned or killed).
@@ -278,9 +264,9 @@ class ContinuousWorld:
 
         def revive(env, newborn):
             fresh = env.replace(**{k: v for k, v in newborn.items() if k != "player_position"})
-            pos = self._spawn_position(fresh, newborn["player_position"])
+            pos = birthplace.spawn_position(self, fresh, newborn["player_position"])
             fresh = fresh.replace(player_position=pos)
-            return self._clear_hostiles(fresh, pos)
+            return birthplace.clear_hostiles(self, fresh, pos)
 
         def do(ws):
             revived = jax.vmap(revive)(ws.env, ws.newborn)
@@ -289,42 +275,6 @@ class ContinuousWorld:
             return ws.replace(env=env, obs=jnp.where(mask[:, None], obs, ws.obs))
 
         return jax.lax.cond(mask.any(), do, lambda ws: ws, ws)
-
-    def _ground(self, env):
-        return (env.map[0], env.mob_map[0]) if self.spec.levels else (env.map, env.mob_map)
-
-    def _spawn_position(self, env, origin):
-        """Nearest free walkable tile to `origin`, the world's birthplace (world.nest)."""
-        ground, mobs = self._ground(env)
-        free = jnp.isin(ground, jnp.asarray(self.spec.spawn_blocks)) & ~mobs
-        h, w = ground.shape
-        ii, jj = jnp.meshgrid(jnp.arange(h), jnp.arange(w), indexing="ij")
-        dist = jnp.abs(ii - origin[0]) + jnp.abs(jj - origin[1])
-        flat = jnp.argmin(jnp.where(free, dist, h + w + 1))
-        return jnp.stack([flat // w, flat % w]).astype(origin.dtype)
-
-    def _clear_hostiles(self, env, pos):
-        r = self.cfg.spawn_clear_radius
-        mob_map = env.mob_map
-        updates = {}
-        for name in self.spec.hostile_in_mob_map + self.spec.projectiles:
-            mobs = getattr(env, name)
-            near = (jnp.abs(mobs.position - pos).max(axis=-1) <= r) & mobs.mask
-            if self.spec.levels:  # only the ground level, where newborns spawn
-                near = near & (jnp.arange(near.shape[0])[:, None] == 0)
-            if name in self.spec.hostile_in_mob_map:
-                # Free the cells of removed mobs; other entries are routed out of bounds and dropped.
-                rows = jnp.where(near, mobs.position[..., 0], mob_map.shape[-2])
-                cols = mobs.position[..., 1]
-                if self.spec.levels:
-                    lvl = jnp.broadcast_to(jnp.arange(near.shape[0])[:, None], near.shape)
-                    mob_map = mob_map.at[lvl, rows, cols].set(False, mode="drop")
-                else:
-                    mob_map = mob_map.at[rows, cols].set(False, mode="drop")
-            # Zero their health too: Craftax-Classic's DO action recomputes every mob's mask as health > 0,
-            # which would revive removed mobs next to the newborn.
-            updates[name] = mobs.replace(mask=mobs.mask & ~near, health=jnp.where(near, 0, mobs.health))
-        return env.replace(mob_map=mob_map, **updates)
 
     # ------------------------------------------------------------------ reading
 
