@@ -6,11 +6,15 @@
     python benchmarks/survival.py --arms think_k1,think_k2,think_k2_debrief,memory_none,memory_learned --seeds 0 --agent-steps 500000
 
 Arms (each one `--set` list away from the default config as it was before the striking temperament,
-ecological inheritance and the reflex became the default: `BEFORE`; `default` is the default as it is):
+ecological inheritance and the reflex became the default: `BEFORE`; `default` is the default as it is; the
+arms named default_* below the controls were measured with the birthplace at the spawn point, `SPAWN`):
 
     default       (nothing)                             the default config: everything on by default
     default_no_learning   default + agents.lr=1e-9       lifetime learning off (the control of learning)
     default_no_evolution  default + genepool.evolve=false  no selection (the control of evolution)
+    default_spawn         default + world.nest=spawn     newborns born at the world's spawn point (the default
+                                                         until 2026-12-01), against random_spawn; and its
+    default_spawn_no_learning, default_spawn_no_evolution  controls
     default_drive_genes_32  default + genepool.drive_genes=32  more founders' drive genes to select among
     default_seek  default + agents.seek=true             the reflex gains a taxis toward (or away from) the nearest
                                                          of each kind in view, evolved like the rest of it
@@ -31,11 +35,10 @@ ecological inheritance and the reflex became the default: `BEFORE`; `default` is
     default_play       default + agents.drive_play=0.2   curious while young (age < agents.play_age, 100), averse after
     default_drive_genes_32  default + genepool.drive_genes=32   16 founder drive genes instead of 4
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
-    random        agents.kind=random                    the baseline
-    default_nest  default + world.nest=drink             a world's birthplace moves to where its player last drank
-    default_nest_no_learning, default_nest_no_evolution   its controls of lifetime learning and of evolution
-    random_nest   random + world.nest=drink              the baseline of an arm that changes the world's rules
-                                                         (world.*): random agents under the same rules
+    random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
+    random_spawn  agents.kind=random world.nest=spawn   the baseline of the arms born at the spawn point; every
+                                                         arm is measured against random agents under its own
+                                                         world rules (`baseline`)
     curiosity     agents.drive_curiosity=1.0            curiosity only (the default until the averse arm's result)
     homeostatic   agents.drive_health/food/drink/energy=4, agents.drive_death=-1 (hand-set, not evolved)
     darwinian     agents.drives=evolved genepool.improve=darwinian   lifetime learning not written back;
@@ -106,6 +109,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import sys
 from pathlib import Path
@@ -125,9 +129,11 @@ HOMEOSTATIC = ["agents.drive_curiosity=1.0", "agents.drive_health=4", "agents.dr
 STRIKER_HOME = ["agents.drive_curiosity=-0.1", "agents.instinct=true", "agents.instinct_do=2.8", "genepool.home=1"]
 ARMS = {
     "full": ["agents.drives=evolved"],
-    "random": ["agents.kind=random"],
-    # the baseline of arms that change the world's rules (world.*): random agents under the same rules (`baseline`)
-    "random_nest": ["agents.kind=random", "world.nest=drink"],
+    # the baseline: random agents in the default world (a newborn born where its world's player last drank,
+    # world.nest=drink); the arms measured before that rule are measured against random agents born at the
+    # spawn point (`baseline`: random agents under an arm's own world rules)
+    "random": ["agents.kind=random", "world.nest=drink"],
+    "random_spawn": ["agents.kind=random", "world.nest=spawn"],
     "curiosity": ["agents.drive_curiosity=1.0"],
     "homeostatic": HOMEOSTATIC,
     "darwinian": ["agents.drives=evolved", "genepool.improve=darwinian"],
@@ -215,7 +221,8 @@ ARMS = {
 # and the reflex became the default: each arm starts from them, so it means what it meant (and its saved
 # results stay valid). The arm `default` is the default config as it is now.
 BEFORE = ["agents.instinct=false", "agents.instinct_do=0", "agents.reflex=0", "agents.innate_prior=false",
-          "genepool.home=0"]
+          "genepool.home=0", "world.nest=spawn"]
+SPAWN = ["world.nest=spawn"]  # the birthplace before world.nest=drink became the default
 # Arms relative to the default as it is now (not pinned to BEFORE): the default, and the controls of its claim
 # that the population lives longer because of lifetime learning and of evolution
 NOW = {
@@ -223,64 +230,66 @@ NOW = {
     "default_no_learning": ["agents.lr=0.000000001"],  # the learners' update steps ~0: instinct and reflex alone
     "default_no_evolution": ["genepool.evolve=false"],  # uniform genomes from the founders' frozen pool
     # seed 4's 4 founder drive genes carried reflexes against what pays and evolution never turned them: 4x the room
-    "default_drive_genes_32": ["genepool.drive_genes=32"],
+    "default_drive_genes_32": [*SPAWN, "genepool.drive_genes=32"],
     # a taxis: the reflex gains a row, per kind a bias of the moves toward the nearest one in view (water
     # out of reach: 31-33% of the default's lives end by thirst, 1% drink)
-    "default_seek": ["agents.seek=true"],
+    "default_seek": [*SPAWN, "agents.seek=true"],
     # the default's late lives end by starvation and thirst (56 / 33%, seed 0), and evolution turns its reflex away
     # from ripe plants and water beside it (-4.7 / -2.6) and its taxis away from water in view (-3.3 / -2.1): an
     # eaten plant or a walk out of a walled home is a loss when sated. A reflex that acts by need (a sated agent
     # feels no pull toward food or water, a hungry or thirsty one does), without and with the taxis
-    "default_reflex_need": ["agents.reflex_need=true"],
-    "default_seek_need": ["agents.seek=true", "agents.reflex_need=true"],
+    "default_reflex_need": [*SPAWN, "agents.reflex_need=true"],
+    "default_seek_need": [*SPAWN, "agents.seek=true", "agents.reflex_need=true"],
     # a job for the memory (issue #11): recall the latent of the observation 16 steps ago, with the frozen
     # write (the default) and with the learned one
-    "default_recall": ["agents.recall=16"],
-    "default_learned_recall": ["agents.memory=learned", "agents.recall=16"],
+    "default_recall": [*SPAWN, "agents.recall=16"],
+    "default_learned_recall": [*SPAWN, "agents.memory=learned", "agents.recall=16"],
     # the issue's full system on today's base: the reward's weights evolved in the drive gene (founders
     # N(0, 0.1^2)) beside the instinct and reflex; and a hand-set taste for surprise instead of the aversion
-    "default_evolved_drives": ["agents.drives=evolved"],
-    "default_curious": ["agents.drive_curiosity=0.1"],
+    "default_evolved_drives": [*SPAWN, "agents.drives=evolved"],
+    "default_curious": [*SPAWN, "agents.drive_curiosity=0.1"],
     # neither side has both halves of the goal (averse: 1.6x random, Crafter below; curious: Crafter 1.6-2.2,
     # 0.7x): go out when in need, stay in when sated. Curiosity's weight -0.1 + 0.15 x (1 - min(food, drink)),
     # positive below a third of food or drink. Measured before the reflex, when zombies killed whoever left
-    "default_forage": ["agents.drive_forage=0.15"],
+    "default_forage": [*SPAWN, "agents.drive_forage=0.15"],
     # the default's lives end by starvation beside ripe plants (P(DO | facing one) 0.17): an eaten plant is a
     # surprise, which the averse reward punishes, and nothing rewards eating. Food and drink drives on top
-    "default_needs": ["agents.drive_food=3", "agents.drive_drink=3"],
-    "default_forage_needs": ["agents.drive_forage=0.15", "agents.drive_food=3", "agents.drive_drink=3"],
+    "default_needs": [*SPAWN, "agents.drive_food=3", "agents.drive_drink=3"],
+    "default_forage_needs": [*SPAWN, "agents.drive_forage=0.15", "agents.drive_food=3", "agents.drive_drink=3"],
     # out foraging, zombies kill (forage, seed 1: 35% of deaths): fear makes a surprise hurt while a hostile mob
     # is in view (curiosity's weight -0.2 lower there), so the forager learns to keep zombies out of sight
-    "default_forage_fear": ["agents.drive_forage=0.15", "agents.drive_fear=-0.2"],
-    "default_curious_fear": ["agents.drive_curiosity=0.1", "agents.drive_fear=-0.3"],
+    "default_forage_fear": [*SPAWN, "agents.drive_forage=0.15", "agents.drive_fear=-0.2"],
+    "default_curious_fear": [*SPAWN, "agents.drive_curiosity=0.1", "agents.drive_fear=-0.3"],
     # curious agents unlock more than random (Crafter 1.6-2.2) and die young of zombies; a newborn's birthplace
     # is cleared of hostile mobs (world.spawn_clear_radius): play makes the young curious (-0.1 + 0.2) and
     # leaves the adult averse, so a life may gather its breadth early and settle after
-    "default_play": ["agents.drive_play=0.2"],
-    # the default's lives end at the thirst ceiling in homes walled in without water (room 7 tiles, water in
-    # reach in 13% of worlds): with world.nest=drink a world's birthplace moves to where its player last drank,
-    # so what one life found, the next starts beside, and the lineage's hedge grows around water (against
-    # random agents in the same rule, `random_nest`)
-    "default_nest": ["world.nest=drink"],
-    # its controls: lifetime learning off, evolution off (each against random_nest)
-    "default_nest_no_learning": ["world.nest=drink", "agents.lr=0.000000001"],
-    "default_nest_no_evolution": ["world.nest=drink", "genepool.evolve=false"],
+    "default_play": [*SPAWN, "agents.drive_play=0.2"],
+    # the default before world.nest=drink (a newborn born at its world's spawn point), and its controls
+    "default_spawn": [*SPAWN],
+    "default_spawn_no_learning": [*SPAWN, "agents.lr=0.000000001"],
+    "default_spawn_no_evolution": [*SPAWN, "genepool.evolve=false"],
 }
 ARMS.update(NOW)
 
 
+def overrides(arm: str) -> list[str]:
+    """What an arm sets on the default config: BEFORE for the arms measured before it changed, then its own."""
+    return [*([] if arm in NOW else BEFORE), *ARMS[arm]]
+
+
+@functools.cache
 def baseline(arm: str) -> str:
-    """The arm that `arm` is measured against: random agents under the same world rules (its world.* settings)."""
-    rules = sorted(o for o in ARMS[arm] if o.startswith("world."))
-    return next((name for name, sets in ARMS.items() if sets[:1] == ["agents.kind=random"] and sorted(sets[1:]) == rules),
-                "random")
+    """The arm that `arm` is measured against: random agents under the same world rules (world.* settings)."""
+    def world(a):
+        return {o for o in config.to_dict(config.load(HERE.parent / "configs" / "default.yaml", overrides(a)))["world"].items()}
+    return next(name for name, sets in ARMS.items() if "agents.kind=random" in sets and world(name) == world(arm))
 
 
 def run(arm: str, seed: int, args) -> dict:
     """One (arm, seed): its lives and series, saved to OUT/<arm>-s<seed>.json (reused when present)."""
     before = [] if arm in NOW else BEFORE
-    overrides = ["run.progress=false", "run.snapshot=false", f"seed={seed}", *before, *args.overrides, *ARMS[arm]]
-    cfg = config.load(args.config, overrides)
+    cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", f"seed={seed}", *before, *args.overrides,
+                                    *ARMS[arm]])
     key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps}
     return ablations.cached(Path(args.out) / f"{arm}-s{seed}.json", key, args.fresh, None if args.saved_only else
                             lambda: dict(ablations.run_arm(cfg, args.agent_steps, f"{arm} s{seed}"), set=ARMS[arm]))
@@ -305,7 +314,8 @@ def report(r: dict, last: int) -> dict:
 
 
 def frontier(results: dict, path: Path, goal: float) -> None:
-    """Each arm and seed as a point: its lifespan and Crafter score over random agents' on the same seed. The
+    """Each arm and seed as a point: its lifespan and Crafter score over random agents' on the same seed, under the
+    same world rules (`baseline`). The
     issue's goal is the corner right of `goal` and above 1; the arms show where they trade one for the other."""
     import matplotlib
 
@@ -334,13 +344,17 @@ def frontier(results: dict, path: Path, goal: float) -> None:
     ax.fill([goal, x1, x1, goal], [1, 1, y1, y1], color="tab:green", alpha=0.1, label="the goal")
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    ax.set_xlabel("mean lifespan / random agents' (same seed)")
-    ax.set_ylabel("Crafter score / random agents' (same seed)")
+    ax.set_xlabel("mean lifespan / random agents' (same seed, same world rules)")
+    ax.set_ylabel("Crafter score / random agents' (same seed, same world rules)")
     ax.set_title(f"lifespan against breadth; the goal: right of {goal}x, above 1")
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def seeds_of(runs: dict) -> list:
+    return sorted({seed for _, seed in runs})
 
 
 def homes(runs: dict, path: Path) -> None:
@@ -355,6 +369,14 @@ def homes(runs: dict, path: Path) -> None:
     panels = (("lifespan_mean", "mean lifespan of the lives ending (steps)"), ("room", "room: tiles within 8 steps"),
               ("water_in_reach", "worlds with water in reach"))
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    # one colour per world (an arm and its random agents); random agents dashed, other arms solid, dash-dot, dotted
+    worlds = list(dict.fromkeys(baseline(a) for a, _ in sorted(runs)))
+    styles = {}
+    for (arm, seed), r in sorted(runs.items()):
+        mine = [a for a in dict.fromkeys(a for a, _ in sorted(runs)) if baseline(a) == baseline(arm) and a != baseline(a)]
+        style = dict(color=f"C{worlds.index(baseline(arm)) * 2 + seeds_of(runs).index(seed)}",
+                     ls="--" if arm == baseline(arm) else ("-", "-.", ":")[mine.index(arm) % 3])
+        styles[(arm, seed)] = style
     for (arm, seed), r in sorted(runs.items()):
         points = [p for p in r["series"] if "room" in p.get("world", {})]
         if not points:
@@ -364,7 +386,7 @@ def homes(runs: dict, path: Path) -> None:
             y = [p[k] if k == "lifespan_mean" else p["world"][k] for p in points]
             k = min(8, len(y))  # a trailing mean over 8 chunks
             y = np.convolve(np.nan_to_num(np.asarray(y, float)), np.ones(k) / k, mode="valid")
-            ax.plot(x[k - 1:], y, label=f"{arm} s{seed}", lw=1.2, ls="--" if arm.startswith("random") else "-")
+            ax.plot(x[k - 1:], y, label=f"{arm} s{seed}", lw=1.2, **styles[(arm, seed)])
     for ax, (_, title) in zip(axes, panels):
         ax.set_xlabel("million agent-steps")
         ax.set_title(title, fontsize=10)
@@ -412,11 +434,14 @@ def main(argv=None) -> int:
               + (f", shelter {r['shelter']}, room {r.get('room')}, water in reach {r.get('water_in_reach')}, "
                  f"actions {r['actions']}" if "shelter" in r else ""))
     # each arm over random agents in its own world rules (`baseline`)
-    over_random = {f"{a}-s{s}": round(results[f"{a}-s{s}"]["mean_lifespan"] / results[f"{baseline(a)}-s{s}"]["mean_lifespan"], 3)
-                   for a, s in runs if baseline(a) != a and f"{baseline(a)}-s{s}" in results}
+    pairs = [(a, s) for a, s in runs if baseline(a) != a and f"{baseline(a)}-s{s}" in results]
+    over = lambda field: {f"{a}-s{s}": round(results[f"{a}-s{s}"][field] / results[f"{baseline(a)}-s{s}"][field], 3)  # noqa: E731
+                          for a, s in pairs}
+    over_random, crafter_over_random = over("mean_lifespan"), over("crafter_score")
     ratios = {s: over_random[f"{args.goal_arm}-s{s}"] for s in seeds if f"{args.goal_arm}-s{s}" in over_random}
     met = all(x >= args.goal for x in ratios.values()) if ratios else None
-    print(json.dumps({"arms": results, "over_random": over_random, "goal_arm": args.goal_arm,
+    print(json.dumps({"arms": results, "over_random": over_random, "crafter_over_random": crafter_over_random,
+                      "goal_arm": args.goal_arm,
                       "goal_over_random": {str(s): x for s, x in ratios.items()}, "goal": args.goal, "goal_met": met}))
     return 1 if met is False else 0
 

@@ -49,9 +49,9 @@ class WorldConfig:
     max_age: int = _f(10000, "an agent dies of old age at this many steps", _pos, "> 0")
     immortal: bool = _f(False, "benchmark/test switch: nobody dies of health, lava or old age")
     spawn_clear_radius: int = _f(14, "hostile mobs and projectiles this close (Chebyshev) to a newborn are removed (14: Craftax's mob range)", _nonneg, ">= 0")
-    nest: str = _f("spawn", "where a newborn is born: spawn (the free tile nearest the world's first spawn point) or drink "
-                   "(nearest the place where its world's player last drank, the spawn point until one has: a home moves to "
-                   "its water)", lambda x: x in NESTS, f"one of {NESTS}")
+    nest: str = _f("drink", "where a newborn is born: drink (the free tile nearest the place where its world's player last "
+                   "drank, the spawn point until one has: a home moves to its water; default since the survival benchmark "
+                   "measured it) or spawn (nearest the world's first spawn point)", lambda x: x in NESTS, f"one of {NESTS}")
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,7 @@ def test_nest_moves_to_where_the_player_drank(world, stepped, respawn):
     from evodevo.world.craftax_world import ContinuousWorld
 
     ws = stepped.world
-    nesting = ContinuousWorld(dataclasses.replace(world.cfg, nest="drink"))
+    nesting, fixed = (ContinuousWorld(dataclasses.replace(world.cfg, nest=n)) for n in ("drink", "spawn"))
     spawn = ws.newborn["player_position"].copy()
     drink = ws.env.player_drink.copy()
     drink[0] = 4
@@ -230,7 +230,7 @@ def test_nest_moves_to_where_the_player_drank(world, stepped, respawn):
     nest = np.asarray(birthplace.move_nest(nesting, ws0, post)["player_position"])
     assert (nest[0] == there).all() and not (there == spawn[0]).all()
     np.testing.assert_array_equal(nest[1:], spawn[1:])
-    np.testing.assert_array_equal(np.asarray(birthplace.move_nest(world, ws0, post)["player_position"]), spawn)
+    np.testing.assert_array_equal(np.asarray(birthplace.move_nest(fixed, ws0, post)["player_position"]), spawn)
     # the next newborn of slot 0 is born at the nest
     mask = np.arange(world.n) == 0
     born = host(respawn(device(ws.replace(newborn=dict(ws.newborn, player_position=nest))), jnp.asarray(mask)))

@@ -438,10 +438,12 @@ def test_collect_leaves_the_state_donatable():
     """Fetching the snapshot must not pin the run's state buffers (the next chunk donates them)."""
     import jax
 
-    from evodevo import config
-    from evodevo.world.sim import Simulation
+    from conftest import shared_simulation
 
-    sim = Simulation(config.load(TINY, ["agents.kind=random", "world.n_slots=2"]))
+    from evodevo import config
+
+    # random agents at the tiny preset's 4 slots: the world's generator ran at these shapes already (op by op)
+    sim = shared_simulation(config.load(TINY, ["agents.kind=random"]))
     state = sim.init()
     arrays, meta = snapshot.collect(sim, state, 2)
     assert arrays["env/.map"].shape == (2, 64, 64) and meta["step"] == 0

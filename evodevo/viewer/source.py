@@ -129,7 +129,7 @@ def load_checkpoint(run_dir, which: str, max_slots: int) -> Snapshot:
                 )
         sim = Simulation(cfg)
         try:
-            state, _meta, step = ckpt.restore(sim.init(), step)
+            state, _meta, step = ckpt.restore(sim.template(), step)
         except CheckpointError as e:
             raise ViewError(str(e)) from None
     finally:

@@ -67,8 +67,8 @@ class Checkpoints:
             raise OSError(n, os.strerror(n), path) from None
 
     def restore(self, template, step: int | None = None, shardings=None):
-        """Restore (state, meta) shaped like `template` (a SimState from a fresh init), laid out by
-        `shardings` (a tree like it, `Simulation.shardings`: each process reads only its shards) or,
+        """Restore (state, meta) shaped like `template` (a fresh SimState, or its shapes: `Simulation.template`),
+        laid out by `shardings` (a tree like it, `Simulation.shardings`: each process reads only its shards) or,
         for None, on the default device."""
         step = self.latest_step() if step is None else step
         if step is None:

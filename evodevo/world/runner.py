@@ -145,7 +145,7 @@ class Runner:
         check_memory(cfg)  # e.g. a GPU-sized run resumed on a laptop
         sim = Simulation(cfg)
         ckpt = Checkpoints(run_dir / CHECKPOINTS, cfg.run.keep_checkpoints)
-        template = sim.init(config_mod.hyperparams(cfg))
+        template = sim.template()
         # Restored onto the devices of this resume, which may differ from the run's start.
         state, meta, step = ckpt.restore(template, shardings=sim.shardings(template))
         ckpt.close()

@@ -113,6 +113,7 @@ class Simulation:
         # (hp, key) -> (agents, pool, genomes) of the first generation; jitted once per Simulation, since a
         # fresh jax.jit of the bound method compiled again on every init (13 s for the tiny preset here)
         self.founders = jax.jit(self._founders)
+        self._shapes = {}  # what depends on the config's shapes only, computed once: `template`, `_empty_carry`
 
     # ------------------------------------------------------------------ state
 
@@ -146,12 +147,19 @@ class Simulation:
         """`state` (fresh, or restored from a checkpoint) laid out over the devices."""
         return state if self.mesh is None else hosts.put(state, self.shardings(state))
 
+    def template(self) -> SimState:
+        """Shapes and dtypes of a fresh state (a checkpoint is restored into them), from one init per Simulation."""
+        if "state" not in self._shapes:
+            self._shapes["state"] = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), self.init())
+        return self._shapes["state"]
+
     def _empty_carry(self, hp: Hyper, agents, world: WorldState):
-        """Zeros shaped like the kind's carried act (`fresh` slots never read it)."""
-        senses = self.senses(None, world, 0, jnp.full(self.n, -1, jnp.int32))
-        shapes = jax.eval_shape(
-            lambda a: self.kind.carry(self.kind.act(hp.agents, a, world.obs, senses, jax.random.PRNGKey(0))[2]), agents)
-        return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+        """Zeros shaped like the kind's carried act (`fresh` slots never read it; traced once per Simulation)."""
+        if "carry" not in self._shapes:
+            senses = self.senses(None, world, 0, jnp.full(self.n, -1, jnp.int32))
+            self._shapes["carry"] = jax.eval_shape(lambda a: self.kind.carry(
+                self.kind.act(hp.agents, a, world.obs, senses, jax.random.PRNGKey(0))[2]), agents)
+        return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), self._shapes["carry"])
 
     def _founders(self, hp: Hyper, key):
         """(agents, pool, genomes) of the first generation: genomes drawn uniformly from a fresh pool."""
