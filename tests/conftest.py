@@ -217,9 +217,9 @@ BACKGROUND_JOBS = {
     "gpu_preset": ([sys.executable, "{job}", str(CONFIGS / "gpu.yaml")], {}, None),
     "bare_agents": ([sys.executable, "{job}", str(CONFIGS / "tiny.yaml"), "{out}.npz"], {}, None),  # TD(lambda), K = M = 0
     "textures": ([sys.executable, "{job}"], {}, None),  # the viewer's: Craftax's texture cache, written once per install
-    # test_cli.py's run, killed and resumed: three processes of the tiny preset. It starts once two_devices is done,
+    # test_cli.py's run, killed and resumed: three processes of the tiny preset. It starts once bare_agents is done,
     # by when the main process has compiled the tiny chunk into the session's cache, so it loads it (~70 s less).
-    "cli_chain": ([sys.executable, "{job}", "{out}", *evodevo_argv()], {"PYTHONUNBUFFERED": "1"}, "two_devices"),
+    "cli_chain": ([sys.executable, "{job}", "{out}", *evodevo_argv()], {"PYTHONUNBUFFERED": "1"}, "bare_agents"),
 }
 _JOBS: dict = {}  # name -> (a thread that starts the job and waits for it, its output path)
 _PROCS: dict = {}  # name -> its process, once started

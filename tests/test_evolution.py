@@ -461,7 +461,7 @@ def test_lamarckian_drives_move_by_birth_mutations(sim, state):
     strategy = GeneStrategy(cfg.genepool, sim.kind.genes(), cfg.agents.l_max, cfg.agents.init_depth,
                             sim.kind.learned_kinds())  # no compile
     assert strategy.by_mutation == ("drive",)
-    pool = strategy.init(cfg.genepool, jax.random.PRNGKey(3))
+    pool = state.pool  # a fresh pool of this config (an eager strategy.init costs ~6 s here)
     drive, layer = pool.bank("drive"), pool.bank("layer")
     assert np.allclose(np.asarray(drive.sigma)[np.asarray(drive.alive)], cfg.genepool.sigma_drive)
     assert np.allclose(np.asarray(layer.sigma)[np.asarray(layer.alive)], cfg.genepool.sigma_init)

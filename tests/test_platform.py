@@ -584,7 +584,7 @@ def test_gpu_preset_runs_a_chunk_on_the_cpu(background):
 
 # --------------------------------------------------------------------------- 7: resume / determinism
 
-A, B = 325, 275  # neither a multiple of chunk_steps=50: masked chunk tails on both legs
+A, B = 175, 150  # neither a multiple of chunk_steps=50: masked chunk tails on both legs; past max_age (300)
 
 
 def _run_dir_result(runner):
@@ -643,8 +643,8 @@ def test_uninterrupted_run_writes_sane_lives(runs, tiny_cfg):
     lives = _lives(text)
     n, max_age = tiny_cfg.world.n_slots, tiny_cfg.world.max_age
     assert int(state.step) == A + B
-    # every slot's first agent is dead by max_age, its successor by 2 * max_age
-    assert len(lives) >= 2 * n
+    # every slot's first agent is dead by max_age
+    assert len(lives) >= n and {life["agent_id"] for life in lives} >= set(range(n))
     ids = [life["agent_id"] for life in lives]
     assert len(set(ids)) == len(ids)
     assert set(ids) | set(state.slots.agent_id.tolist()) == set(range(int(state.next_agent_id)))

@@ -286,7 +286,7 @@ class ContinuousWorld:
         """What a world's inhabitants have made of it (niche construction): {name: [N]} per world, on
         the ground level: growing and ripe plants (saplings planted), crafting tables and furnaces
         (placed), trees and stone left (cut and mined ones are gone), and hostile mobs within
-        spawn_clear_radius of the world's spawn point; and `shelter`, how many of the player's four
+        spawn_clear_radius of the world's birthplace; and `shelter`, how many of the player's four
         neighbouring tiles no mob can step onto (solid blocks, lava, the map's edge): a player walled
         in on all four cannot be reached by a zombie, and plants are walls; `room` and `water_in_reach`, how far
         it could walk and whether it could drink (`view.room`)."""
