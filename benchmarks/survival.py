@@ -272,24 +272,23 @@ NOW = {
 ARMS.update(NOW)
 
 
-def overrides(arm: str) -> list[str]:
-    """What an arm sets on the default config: BEFORE for the arms measured before it changed, then its own."""
-    return [*([] if arm in NOW else BEFORE), *ARMS[arm]]
+def before(arm: str) -> list[str]:
+    """The defaults an arm was measured on: BEFORE for the arms measured before they changed, else none."""
+    return [] if arm in NOW else BEFORE
 
 
 @functools.cache
 def baseline(arm: str) -> str:
     """The arm that `arm` is measured against: random agents under the same world rules (world.* settings)."""
     def world(a):
-        return {o for o in config.to_dict(config.load(HERE.parent / "configs" / "default.yaml", overrides(a)))["world"].items()}
+        return config.to_dict(config.load(HERE.parent / "configs" / "default.yaml", [*before(a), *ARMS[a]]))["world"]
     return next(name for name, sets in ARMS.items() if "agents.kind=random" in sets and world(name) == world(arm))
 
 
 def run(arm: str, seed: int, args) -> dict:
     """One (arm, seed): its lives and series, saved to OUT/<arm>-s<seed>.json (reused when present)."""
-    before = [] if arm in NOW else BEFORE
-    cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", f"seed={seed}", *before, *args.overrides,
-                                    *ARMS[arm]])
+    cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", f"seed={seed}", *before(arm),
+                                    *args.overrides, *ARMS[arm]])
     key = {"config": config.to_dict(cfg), "agent_steps": args.agent_steps}
     return ablations.cached(Path(args.out) / f"{arm}-s{seed}.json", key, args.fresh, None if args.saved_only else
                             lambda: dict(ablations.run_arm(cfg, args.agent_steps, f"{arm} s{seed}"), set=ARMS[arm]))
