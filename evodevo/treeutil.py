@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+
+def flat_positions(tree):
+    """`tree` (arrays or shapes) with each leaf replaced by the indices its elements take in
+    `ravel_pytree(tree)[0]` (leaves in `tree_flatten` order, each raveled row-major): numpy, no compile."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    sizes = [math.prod(x.shape) for x in leaves]
+    start = np.cumsum([0, *sizes])
+    return treedef.unflatten([np.arange(a, a + n).reshape(x.shape) for x, a, n in zip(leaves, start, sizes)])
 
 
 def _expand(mask, x):

@@ -136,7 +136,7 @@ def test_split_copies_fit_gene_with_lineage_and_history():
     f = gp.shrunk_fitness(lb, 1.0, 0.0)
     rank = dynamics.fitness_rank(f, lb.alive)
     gcfg = types.SimpleNamespace(n_min=3, split_top=0.5, sigma_tau=0.2)
-    layout = gp.GeneLayout.of({"w": jnp.zeros(3)})
+    layout = gp.GeneLayout.of(lambda key: {"w": jnp.zeros(3)})
     out, next_id, hist, n = dynamics.split(lb, f, rank, jnp.zeros(6, bool), jax.random.PRNGKey(1), jnp.int32(77),
                                            pool.next_id, pool.history, 1, gcfg, layout)
     # gene 2 is the fittest but has only 1 fresh life; gene 3 (rank 2/3 >= 0.5) splits into slot 4

@@ -29,7 +29,7 @@ from evodevo.world.runner import CHECKPOINTS, COMPILING, LIFETIMES, LINEAGE, TB,
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny.yaml")
-STEPS = 300  # 6 chunks of 50; checkpoints every 100
+STEPS = 200  # 4 chunks of 50; checkpoints every 100
 NO_SPACE = os.strerror(errno.ENOSPC)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -146,11 +146,11 @@ def fail_tensorboard(mp):
 
 
 def fail_lineage(mp):
-    """lineage.png of the checkpoint at step 200 (the 3rd picture) cannot be written."""
+    """lineage.png of the checkpoint at step 100 (the 2nd picture) cannot be written."""
     import matplotlib.image
 
-    mp.setattr(matplotlib.image, "imsave", calls_failing_at(3, matplotlib.image.imsave, no_space))
-    return LINEAGE, 200
+    mp.setattr(matplotlib.image, "imsave", calls_failing_at(2, matplotlib.image.imsave, no_space))
+    return LINEAGE, 100
 
 
 @pytest.mark.parametrize("fail", [fail_lifetimes, fail_checkpoint_space, fail_checkpoint_orbax, fail_tensorboard,
@@ -217,15 +217,17 @@ def test_lifetime_log_fsyncs_and_truncates_atomically(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- 2: a size that cannot fit
 
 
-def test_state_estimate_is_the_size_of_a_real_state(tiny_cfg, state):
+def test_state_estimate_is_the_size_of_a_real_state(sim, state):
     import jax
 
-    need, per_slot = memory_mod.state_bytes(tiny_cfg)
+    need, per_slot = memory_mod.state_bytes(sim)
     assert need == sum(x.nbytes for x in jax.tree.leaves(state))
-    assert 0 < per_slot < need
+    assert jax.tree.structure(sim.template()) == jax.tree.structure(state)
+    pool = sum(x.nbytes for x in jax.tree.leaves(state.pool))
+    assert 0 < per_slot * sim.n < need - pool  # the pool and the counters do not grow with the slots
 
 
-def test_impossible_size_is_refused_before_anything_is_made(tmp_path, capsys, monkeypatch):
+def test_impossible_size_is_refused_before_anything_is_made(tmp_path, capsys, monkeypatch, shared_simulations):
     d = tmp_path / "new" / "run"
     assert run_cli(d, 5, "world.n_slots=1000000000") == 2
     line = one_line(capsys.readouterr().err)
@@ -233,13 +235,14 @@ def test_impossible_size_is_refused_before_anything_is_made(tmp_path, capsys, mo
     assert not (tmp_path / "new").exists()
 
     # the tiny preset against a machine with one byte too few
-    need, _ = memory_mod.state_bytes(runner_mod.config_mod.load(TINY))
+    sim = shared_simulations(runner_mod.config_mod.load(TINY, ["run.snapshot=false"]))
+    need, _ = memory_mod.state_bytes(sim)
     monkeypatch.setattr(memory_mod, "available_memory", lambda: need - 1)
     assert run_cli(d, 5) == 2
     assert "world.n_slots=4" in one_line(capsys.readouterr().err)
     assert not (tmp_path / "new").exists()
     monkeypatch.setattr(memory_mod, "available_memory", lambda: need)
-    memory_mod.check_memory(runner_mod.config_mod.load(TINY))  # exactly enough: accepted
+    memory_mod.check_memory(sim)  # exactly enough: accepted
 
 
 # --------------------------------------------------------------------------- 3 and 5: a first run, without pygame

@@ -79,22 +79,22 @@ class Learner:
                            len(world.neighbour_kinds), cfg.seek)
         self.dm = tf.Dims.make(cfg, world)
         self.learned_memory = cfg.memory == "learned" and self.dm.m > 0  # a write that learns (`memory`)
-        key = jax.random.PRNGKey(0)
-        examples = {k: f(key) for k, f in self.genes().items()}
-        self.unravel_gene = {k: ravel_pytree(x)[1] for k, x in examples.items()}
-        layers = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.dm.l_max,) + x.shape), examples["layer"])
-        example = self._trainable_init(key, dict(examples, layer=layers), jnp.zeros((self.dm.l_max, 2)))
-        flat, self.unravel = ravel_pytree(example)
-        self.n_params = flat.shape[0]
-        # Position of each gate alpha in the flat trainable vector: [L, 2].
-        marks = jax.tree.map(jnp.zeros_like, example)
-        marks["gates"] = jnp.arange(1, 2 * self.dm.l_max + 1, dtype=jnp.float32).reshape(self.dm.l_max, 2)
-        flat_marks = np.asarray(ravel_pytree(marks)[0])
-        self.gate_index = np.asarray(
-            [np.flatnonzero(flat_marks == k)[0] for k in range(1, 2 * self.dm.l_max + 1)], np.int32
-        ).reshape(self.dm.l_max, 2)
-        self.memory_index = memory.coordinates(cfg.learn, example) if self.learned_memory else None
-        self.debrief_index = memory.coordinates(cfg.learn, example, debrief.WEIGHTS) if cfg.debrief else None
+        unravel = {}
+        def layout():  # traced only (eval_shape): the layouts of genes and trainable vector, no founder computed
+            key = jax.random.PRNGKey(0)
+            examples = {k: f(key) for k, f in self.genes().items()}
+            unravel.update({k: ravel_pytree(x)[1] for k, x in examples.items()})
+            layers = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.dm.l_max,) + x.shape), examples["layer"])
+            example = self._trainable_init(key, dict(examples, layer=layers), jnp.zeros((self.dm.l_max, 2)))
+            unravel["trainable"] = ravel_pytree(example)[1]
+            return example
+        positions = treeutil.flat_positions(jax.eval_shape(layout))  # each weight's index in the flat vector
+        self.unravel = unravel.pop("trainable")
+        self.unravel_gene = unravel
+        self.n_params = sum(x.size for x in jax.tree.leaves(positions))
+        self.gate_index = positions["gates"].astype(np.int32)  # [L, 2]
+        self.memory_index = memory.coordinates(cfg.learn, positions) if self.learned_memory else None
+        self.debrief_index = memory.coordinates(cfg.learn, positions, debrief.WEIGHTS) if cfg.debrief else None
         self.rnd_target = None
         if cfg.rnd:  # a fixed random network (never learns, never evolves): a constant of the step
             k1, k2 = jax.random.split(jax.random.PRNGKey(1))

@@ -48,7 +48,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from jax.flatten_util import ravel_pytree
 
 from evodevo.agents import transformer as tf
 
@@ -109,14 +108,12 @@ def read(w, nu, m, sens: Sensitivity):
     return m + jnp.einsum("ikj,kj->ij", sens.w, dw) + sens.nu * dnu
 
 
-def coordinates(learn: str, trainable: dict, names: tuple = WRITE) -> np.ndarray:
+def coordinates(learn: str, positions: dict, names: tuple = WRITE) -> np.ndarray:
     """Indices of the encoder's tensors `names` (the write's weights, unless told), or their deltas
-    (learn=lowrank), in the flat trainable vector."""
-    part = "params" if learn == "full" else "delta"
-    marks = jax.tree.map(np.zeros_like, trainable)
-    enc = {k: jax.tree.map(np.ones_like, v) if k in names else v for k, v in marks[part]["encoder"].items()}
-    marks = dict(marks, **{part: dict(marks[part], encoder=enc)})
-    return np.flatnonzero(np.asarray(ravel_pytree(marks)[0]))
+    (learn=lowrank), in the flat trainable vector; `positions` the trainable tree of flat indices
+    (`treeutil.flat_positions`)."""
+    enc = positions["params" if learn == "full" else "delta"]["encoder"]
+    return np.sort(np.concatenate([np.ravel(x) for k, v in enc.items() if k in names for x in jax.tree.leaves(v)]))
 
 
 # Recall (agents.recall = k > 0): a job for the memory. A next-step loss alone asks nothing of it that the

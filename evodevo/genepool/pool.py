@@ -16,6 +16,7 @@ function here is pure.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -42,14 +43,22 @@ class GeneLayout:
     fixed_scale: np.ndarray | None = None  # [n tensors] mutation scale per tensor; None: the gene's own RMS
 
     @classmethod
-    def of(cls, example: dict, fixed: bool = False) -> "GeneLayout":
-        """The layout of genes like `example` (a founder). `fixed`: mutations scale with the founder's
-        RMS per tensor, not with the gene's own (for a few weights whose size means something)."""
-        flat, unravel = ravel_pytree(example)
-        sizes = np.array([np.size(example[k]) for k in sorted(example)], np.int32)  # ravel order: sorted keys
+    def of(cls, init: Callable, fixed: bool = False) -> "GeneLayout":
+        """The layout of the genes `init(key)` makes (traced only, unless `fixed`). `fixed`: mutations scale
+        with a founder's RMS per tensor, not with the gene's own (for a few weights whose size means something)."""
+        unravel = []
+
+        def trace():
+            example = init(jax.random.PRNGKey(0))
+            unravel.append(ravel_pytree(example)[1])
+            return example
+
+        example = jax.eval_shape(trace)
+        sizes = np.array([math.prod(example[k].shape) for k in sorted(example)], np.int32)  # ravel order: sorted keys
         segment = np.repeat(np.arange(len(sizes)), sizes)
-        rms = np.sqrt(np.bincount(segment, np.asarray(flat) ** 2) / sizes) if fixed else None
-        return cls(unravel=unravel, segment=segment, segment_size=sizes, fixed_scale=rms)
+        flat = np.asarray(ravel_pytree(init(jax.random.PRNGKey(0)))[0]) if fixed else None  # a founder's values
+        rms = np.sqrt(np.bincount(segment, flat ** 2) / sizes) if fixed else None
+        return cls(unravel=unravel[0], segment=segment, segment_size=sizes, fixed_scale=rms)
 
     def ravel(self, tree: dict):
         return ravel_pytree(tree)[0]

@@ -64,7 +64,7 @@ class GeneStrategy:
             cfg.improve, tuple(k for k in gp.KINDS if k not in learned))
         self.l_max, self.init_depth = l_max, init_depth
         # Drive genes (reward weights, an instinct) mutate at their founders' scale: their size means something.
-        self.layouts = {k: gp.GeneLayout.of(genes[k](jax.random.PRNGKey(0)), fixed=k == "drive") for k in gp.KINDS}
+        self.layouts = {k: gp.GeneLayout.of(genes[k], fixed=k == "drive") for k in gp.KINDS}
         self.init_fns = {k: (lambda key, k=k: self.layouts[k].ravel(genes[k](key))) for k in gp.KINDS}
         self.capacity = {"encoder": cfg.encoder_genes, "layer": cfg.layer_genes, "head": cfg.head_genes,
                          "drive": cfg.drive_genes}

@@ -176,10 +176,14 @@ class ContinuousWorld:
         self.achievement_names = self.spec.achievements
         self.action_names = tuple(a.name.lower() for a in importlib.import_module(self.spec.constants).Action)
         self.neighbour_kinds = NEIGHBOUR_KINDS
+        # Jitted: op by op, the generator dispatched hundreds of small programs, each compiled on first use
+        # (tiny preset: 23 s the first time, 0.6-2.8 s every time after; jitted 8 s once, 0.04 s after).
+        self.init = jax.jit(self._generate)
 
     # ------------------------------------------------------------------ init
 
-    def init(self, key) -> WorldState:
+    def _generate(self, key) -> WorldState:
+        """N fresh worlds (`init`, jitted)."""
         keys = jax.random.split(key, self.n)
         obs, env = jax.vmap(self.env.reset_env, in_axes=(0, None))(keys, self.params)
         env = strong_dtypes(env)

@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 
 import jax
 import numpy as np
 
-from evodevo.config import Config, ConfigError, RunConfig
+from evodevo.config import ConfigError
 from evodevo.world.checkpoint import format_bytes
 from evodevo.world.sim import Simulation
 
 
-@functools.lru_cache(maxsize=8)
-def _state_bytes(cfg: Config) -> int:
-    shapes = jax.eval_shape(Simulation(cfg).init)  # shapes only: nothing is allocated
-    return sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(shapes))
+def state_bytes(sim: Simulation) -> tuple[int, int]:
+    """(bytes of the SimState of `sim`, bytes per slot: all but the gene pool and the counters, which do
+    not grow with world.n_slots), from its shapes (`Simulation.template`): nothing is allocated."""
+    shapes = sim.template()
+    per_slot = sum(_bytes(x) for x in jax.tree.leaves(dataclasses.replace(shapes, pool=None))
+                   if x.ndim and x.shape[0] == sim.n)
+    return sum(_bytes(x) for x in jax.tree.leaves(shapes)), per_slot // sim.n
 
 
-def state_bytes(cfg: Config) -> tuple[int, int]:
-    """(bytes of the SimState of `cfg`, bytes per slot), from the shapes of 1 and 2 slots: the state
-    is linear in world.n_slots (the gene pool does not grow with it), and tracing the world
-    generation of a huge slot count would itself take long."""
-    one, two = (_state_bytes(dataclasses.replace(cfg, world=dataclasses.replace(cfg.world, n_slots=n),
-                                                 run=RunConfig(devices=1)))  # run.* does not shape the state
-                for n in (1, 2))
-    return one + (two - one) * (cfg.world.n_slots - 1), two - one
+def _bytes(x) -> int:
+    return math.prod(x.shape) * np.dtype(x.dtype).itemsize
 
 
 def available_memory() -> int | None:
@@ -52,10 +48,11 @@ def available_memory() -> int | None:
         return None
 
 
-def check_memory(cfg: Config) -> None:
+def check_memory(sim: Simulation) -> None:
     """Refuse a run whose state alone cannot fit in memory (else: an out-of-memory traceback
     after minutes of compiling)."""
-    need, per_slot = state_bytes(cfg)
+    cfg = sim.cfg
+    need, per_slot = state_bytes(sim)
     have = available_memory()
     if have is not None and need > have:
         raise ConfigError(

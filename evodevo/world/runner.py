@@ -110,8 +110,8 @@ class Runner:
                 f"or choose a new --run-dir"
             )
         # Everything that can refuse the run comes before the directory is made.
-        check_memory(cfg)
         sim = Simulation(cfg) if sim is None else sim  # tests share one compiled Simulation
+        check_memory(sim)
         state = sim.init(config_mod.hyperparams(cfg))
         recent = RecentLives(cfg.run.recent_lives, sim.world.achievement_names)
         with writing(run_dir):
@@ -142,8 +142,8 @@ class Runner:
         if bad:
             raise RunDirError(f"resume can only change run.* keys, not '{bad[0]}'; start a new run to change the rest")
         cfg = config_mod.from_dict(config_mod.apply_overrides(data, list(overrides)))
-        check_memory(cfg)  # e.g. a GPU-sized run resumed on a laptop
         sim = Simulation(cfg)
+        check_memory(sim)  # e.g. a GPU-sized run resumed on a laptop
         ckpt = Checkpoints(run_dir / CHECKPOINTS, cfg.run.keep_checkpoints)
         template = sim.template()
         # Restored onto the devices of this resume, which may differ from the run's start.

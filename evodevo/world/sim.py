@@ -118,14 +118,15 @@ class Simulation:
     # ------------------------------------------------------------------ state
 
     def init(self, hp: Hyper | None = None) -> SimState:
-        hp = self.hp if hp is None else hp
+        return self.place(self._fresh(self.hp if hp is None else hp))
+
+    def _fresh(self, hp: Hyper) -> SimState:
         key = jax.random.PRNGKey(self.cfg.seed)
         key, k_world, k_agents = jax.random.split(key, 3)
-        # World generation runs op by op: jitting Craftax's generator costs 20-120 s of compile.
         world = self.world.init(k_world)
         agents, pool, genomes = self.founders(hp, k_agents)
         n = self.n
-        return self.place(SimState(
+        return SimState(
             step=jnp.int32(0), key=key, world=world, agents=agents, pool=pool, genomes=genomes,
             action=jnp.full(n, -1, jnp.int32), fresh=jnp.ones(n, bool), carry=self._empty_carry(hp, agents, world),
             slots=Slots(
@@ -134,7 +135,7 @@ class Simulation:
             ),
             next_agent_id=jnp.int32(n), births=jnp.int32(0),
             deaths=jnp.zeros(len(Cause), jnp.int32),
-        ))
+        )
 
     def shardings(self, state: SimState):
         """Where each leaf of a state lives: per-slot arrays split over the devices, the gene pool
@@ -148,17 +149,17 @@ class Simulation:
         return state if self.mesh is None else hosts.put(state, self.shardings(state))
 
     def template(self) -> SimState:
-        """Shapes and dtypes of a fresh state (a checkpoint is restored into them), from one init per Simulation."""
+        """Shapes and dtypes of a fresh state (checkpoints restore into them), traced once: nothing allocated."""
         if "state" not in self._shapes:
-            self._shapes["state"] = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), self.init())
+            self._shapes["state"] = jax.eval_shape(lambda: self._fresh(self.hp))
         return self._shapes["state"]
 
     def _empty_carry(self, hp: Hyper, agents, world: WorldState):
         """Zeros shaped like the kind's carried act (`fresh` slots never read it; traced once per Simulation)."""
         if "carry" not in self._shapes:
-            senses = self.senses(None, world, 0, jnp.full(self.n, -1, jnp.int32))
-            self._shapes["carry"] = jax.eval_shape(lambda a: self.kind.carry(
-                self.kind.act(hp.agents, a, world.obs, senses, jax.random.PRNGKey(0))[2]), agents)
+            self._shapes["carry"] = jax.eval_shape(lambda a, w: self.kind.carry(self.kind.act(
+                hp.agents, a, w.obs, self.senses(None, w, 0, jnp.full(self.n, -1, jnp.int32)), jax.random.PRNGKey(0)
+            )[2]), agents, world)
         return jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), self._shapes["carry"])
 
     def _founders(self, hp: Hyper, key):
