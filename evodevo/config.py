@@ -93,6 +93,8 @@ class AgentsConfig:
     max_update: float = _f(0.05, "bound on the L2 norm of one update of an agent's trainable vector", _pos, "> 0")
     grad_clip: float = _f(1.0, "gradient L2 norm clip before Adam", _pos, "> 0")
     gamma: float = _f(0.99, "discount of the intrinsic return", lambda x: 0.0 <= x < 1.0, "in [0, 1)")
+    center_reward: bool = _f(False, "subtract from each reward the agent's average reward so far in its life (reward "
+                             "centering, Naik et al. 2024): a reward below zero on average no longer makes dying pay")
     lam: float = _f(0.0, "lambda of the actor-critic's eligibility traces, TD(lambda); 0: TD(0) without a trace "
                     "(static: a trace costs a second backward pass)", _unit, "in [0, 1]", static=True)
     entropy: float = _f(0.01, "entropy bonus of the policy", _nonneg, ">= 0")
@@ -145,9 +147,7 @@ class AgentsConfig:
     plateau_window: int = _f(50, "develop=plateau: steps between checks of the forward-loss average", _pos, "> 0")
     plateau_tol: float = _f(0.02, "develop=plateau: a check that improved the loss average by less than this "
                             "share stalls", _unit, "in [0, 1]")
-    dev_gate_lr: float = _f(10.0, "learning-rate multiplier on the gate alphas of layers inserted during life", _pos,
-                            "> 0")
-
+    dev_gate_lr: float = _f(10.0, "learning-rate multiplier on the gate alphas of layers inserted during life", _pos, "> 0")
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,24 @@ def test_reward_scale_hand_computed():
     np.testing.assert_allclose(float(rs.scale(1.0)), 2.0, rtol=1e-6)
 
 
+def test_centered_reward_hand_computed():
+    """agents.center_reward: each reward less the mean of the life's rewards so far, before the return's scale."""
+    rs = RewardScale.zeros()
+    rs = rs.update(-1.0, 0.0, 0.5, center=True)  # mean -1: centered 0, u = 0
+    rs = rs.update(-3.0, 0.0, 0.5, center=True)  # mean -2: centered -1, u = -1
+    rs = rs.update(-2.0, 1.0, 0.5, center=True)  # terminal, mean -2: centered 0, u = 0
+    # returns 0, -1, 0: mean -1/3, sample variance (1/9 + 4/9 + 1/9) / 2 = 1/3
+    np.testing.assert_allclose(float(rs.rate.mean), -2.0)
+    np.testing.assert_allclose(float(rs.stats.var), 1.0 / 3.0, rtol=1e-6)
+    np.testing.assert_allclose(float(rs.scale(-3.0, center=True)), -np.sqrt(3.0), rtol=1e-6)
+    np.testing.assert_allclose(float(rs.scale(-3.0)), -3.0 * np.sqrt(3.0), rtol=1e-6)  # off: the raw reward
+    # A constant reward, however far below zero, centers to nothing: living no longer costs what dying saves.
+    flat = RewardScale.zeros()
+    for _ in range(4):
+        flat = flat.update(-5.0, 0.0, 0.99, center=True)
+    assert float(flat.scale(-5.0, center=True)) == 0.0 and float(flat.ret) == 0.0
+
+
 def test_drive_reduction_hand_computed():
     """r_drive = D(h_t) - D(h_t+1), D = sum_i w_i (1 - h_i)^2 over health, food, drink, energy."""
     from evodevo.agents.drives import drive, drive_reduction

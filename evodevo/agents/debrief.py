@@ -58,16 +58,16 @@ def expectation(phi, pred):
     return jax.lax.stop_gradient(phi + pred)
 
 
-def outcome(expected, phi, body, body_next, w, scale: RewardScale, newborn, threat=None, young=None):
+def outcome(expected, phi, body, body_next, w, scale: RewardScale, newborn, threat=None, young=None, center=False):
     """[N, D + SCALARS] the outcome of the last step (see the module doc) for every slot: `expected`
     [N, D] its `expectation`, `phi` [N, D] phi0 of this observation, `body`/`body_next` [N, BODY]
     the body then and now, `w` [N, DRIVES] the reward's weights, `scale` the agents' reward scale,
     `newborn` [N] (no last step: zeros), `threat` [N] a hostile mob in view now (`Senses.threat`), `young` [N]
-    the agent still young (agents.play_age)."""
+    the agent still young (agents.play_age), `center` the reward centered (agents.center_reward)."""
     err = phi - expected
     curiosity = jnp.mean(err ** 2, -1)
     reward, _ = drives.reward(w, curiosity, body, body_next, jnp.zeros_like(curiosity), threat, young)
-    r_s = jax.vmap(RewardScale.scale)(scale, reward)
+    r_s = scale.scale(reward, center)  # elementwise over slots
     o = jnp.concatenate([err, body_next - body, curiosity[:, None], r_s[:, None]], -1)
     return jax.lax.stop_gradient(jnp.where(newborn[:, None], 0.0, o))
 

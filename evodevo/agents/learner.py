@@ -8,8 +8,8 @@ Per step and agent (all vmapped over slots, one update per agent per step):
   learn  after the world step: value of s_{t+1} (no gradient), intrinsic reward
          r_t = error of the latent next-state prediction (target: the inherited
          encoder's latent of the raw s_{t+1}, fixed during life; predicted as a change
-         from the same latent of s_t) (+ optional RND novelty), scaled by the running
-         std of the intrinsic return; one optax step (clip, Adam, faster developmental
+         from the same latent of s_t) (+ optional RND novelty), less the life's average (agents.center_reward),
+         scaled by the running std of the intrinsic return; one optax step (clip, Adam, faster developmental
          gates, a bound on the update's norm) on actor-critic TD(0) + forward-model +
          inverse-dynamics + reward + place (the step's displacement) losses. Non-finite
          losses or weights mark the agent `broken` (the simulation kills it).
@@ -236,8 +236,8 @@ class Learner:
         phi_now = jax.vmap(self._target_latent)(agents, obs)
         here = place.estimate(self.cfg.place_input, agents.place_est, agents.place_step, senses.pos, senses.prev_action)
         outcome = debrief.outcome(agents.expected, phi_now, agents.body, senses.body, self.drive_weights(hp, agents),
-                                  agents.reward_scale, senses.prev_action < 0, senses.threat, senses.age < hp.play_age
-                                  ) if self.cfg.debrief else None
+                                  agents.reward_scale, senses.prev_action < 0, senses.threat, senses.age < hp.play_age,
+                                  self.cfg.center_reward) if self.cfg.debrief else None
 
         def batched(theta):
             return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, here,
@@ -310,8 +310,8 @@ class Learner:
         curiosity = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd
         w = self.drive_weights(hp, agents)
         reward, r_drive = drives.reward(w, curiosity, carried["body"], senses.body, term, senses.threat, senses.age < hp.play_age)
-        scale = jax.vmap(RewardScale.update, in_axes=(0, 0, 0, None))(agents.reward_scale, reward, term, hp.gamma)
-        r_s = jax.vmap(RewardScale.scale)(scale, reward)
+        scale = agents.reward_scale.update(reward, term, hp.gamma, self.cfg.center_reward)  # elementwise over slots
+        r_s = scale.scale(reward, self.cfg.center_reward)
         target_v = r_s + hp.gamma * (1.0 - term) * v1
         delta = target_v - jax.lax.stop_gradient(out["value"])
         disp = place.displacement(carried["pos"], pending["pos"])

@@ -34,18 +34,21 @@ def normalize(stats: Welford, x, clip: float, eps: float = 1e-8):
 
 @struct.dataclass
 class RewardScale:
-    """Scales rewards by the running std of the discounted return (stream-x ScaleReward)."""
+    """Scales rewards by the running std of the discounted return (stream-x ScaleReward); with `center`,
+    first subtracts the running average reward (reward centering, Naik et al. 2024)."""
 
-    ret: jnp.ndarray  # running discounted return u
+    ret: jnp.ndarray  # running discounted return u (of the centered reward with `center`)
     stats: Welford
+    rate: Welford  # the raw rewards seen so far: their mean is the average reward
 
     @classmethod
     def zeros(cls) -> "RewardScale":
-        return cls(ret=jnp.zeros(()), stats=Welford.zeros())
+        return cls(ret=jnp.zeros(()), stats=Welford.zeros(), rate=Welford.zeros())
 
-    def update(self, r, terminal, gamma: float) -> "RewardScale":
-        ret = gamma * self.ret * (1.0 - terminal) + r
-        return RewardScale(ret=ret, stats=self.stats.update(ret))
+    def update(self, r, terminal, gamma: float, center: bool = False) -> "RewardScale":
+        rate = self.rate.update(r)
+        ret = gamma * self.ret * (1.0 - terminal) + (r - rate.mean if center else r)
+        return RewardScale(ret=ret, stats=self.stats.update(ret), rate=rate)
 
-    def scale(self, r, eps: float = 1e-8):
-        return r / jnp.sqrt(self.stats.var + eps)
+    def scale(self, r, center: bool = False, eps: float = 1e-8):
+        return (r - self.rate.mean if center else r) / jnp.sqrt(self.stats.var + eps)
