@@ -7,6 +7,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 
 def flat_positions(tree):
@@ -16,6 +17,19 @@ def flat_positions(tree):
     sizes = [math.prod(x.shape) for x in leaves]
     start = np.cumsum([0, *sizes])
     return treedef.unflatten([np.arange(a, a + n).reshape(x.shape) for x, a, n in zip(leaves, start, sizes)])
+
+
+def traced_layout(make):
+    """(shapes of `make()`'s pytree, the unravel of its `ravel_pytree`), traced only: nothing is computed
+    (a layout from real random founders cost hundreds of small compiles per process)."""
+    unravel = []
+
+    def trace():
+        tree = make()
+        unravel.append(ravel_pytree(tree)[1])  # static: built from shapes and dtypes alone
+        return tree
+
+    return jax.eval_shape(trace), unravel[0]
 
 
 def _expand(mask, x):

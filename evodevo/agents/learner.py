@@ -79,18 +79,16 @@ class Learner:
                            len(world.neighbour_kinds), cfg.seek)
         self.dm = tf.Dims.make(cfg, world)
         self.learned_memory = cfg.memory == "learned" and self.dm.m > 0  # a write that learns (`memory`)
-        unravel = {}
-        def layout():  # traced only (eval_shape): the layouts of genes and trainable vector, no founder computed
-            key = jax.random.PRNGKey(0)
-            examples = {k: f(key) for k, f in self.genes().items()}
-            unravel.update({k: ravel_pytree(x)[1] for k, x in examples.items()})
+        key, genes = jax.random.PRNGKey(0), self.genes()
+        self.unravel_gene = {k: treeutil.traced_layout(lambda f=f: f(key))[1] for k, f in genes.items()}
+
+        def example():  # the trainable vector of an agent of founder genes (traced only)
+            examples = {k: f(key) for k, f in genes.items()}
             layers = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.dm.l_max,) + x.shape), examples["layer"])
-            example = self._trainable_init(key, dict(examples, layer=layers), jnp.zeros((self.dm.l_max, 2)))
-            unravel["trainable"] = ravel_pytree(example)[1]
-            return example
-        positions = treeutil.flat_positions(jax.eval_shape(layout))  # each weight's index in the flat vector
-        self.unravel = unravel.pop("trainable")
-        self.unravel_gene = unravel
+            return self._trainable_init(key, dict(examples, layer=layers), jnp.zeros((self.dm.l_max, 2)))
+
+        shapes, self.unravel = treeutil.traced_layout(example)
+        positions = treeutil.flat_positions(shapes)  # each weight's index in the flat vector
         self.n_params = sum(x.size for x in jax.tree.leaves(positions))
         self.gate_index = positions["gates"].astype(np.int32)  # [L, 2]
         self.memory_index = memory.coordinates(cfg.learn, positions) if self.learned_memory else None

@@ -26,6 +26,8 @@ import numpy as np
 from flax import struct
 from jax.flatten_util import ravel_pytree
 
+from evodevo import treeutil
+
 KINDS = ("encoder", "layer", "head", "drive")
 UNITS = ("encoder", "head", "drive")  # kinds of which a genome carries exactly one gene (the layers: a list)
 ROLES = ("early", "mid", "late")
@@ -46,19 +48,14 @@ class GeneLayout:
     def of(cls, init: Callable, fixed: bool = False) -> "GeneLayout":
         """The layout of the genes `init(key)` makes (traced only, unless `fixed`). `fixed`: mutations scale
         with a founder's RMS per tensor, not with the gene's own (for a few weights whose size means something)."""
-        unravel = []
-
-        def trace():
-            example = init(jax.random.PRNGKey(0))
-            unravel.append(ravel_pytree(example)[1])
-            return example
-
-        example = jax.eval_shape(trace)
+        example, unravel = treeutil.traced_layout(lambda: init(jax.random.PRNGKey(0)))
         sizes = np.array([math.prod(example[k].shape) for k in sorted(example)], np.int32)  # ravel order: sorted keys
         segment = np.repeat(np.arange(len(sizes)), sizes)
-        flat = np.asarray(ravel_pytree(init(jax.random.PRNGKey(0)))[0]) if fixed else None  # a founder's values
-        rms = np.sqrt(np.bincount(segment, flat ** 2) / sizes) if fixed else None
-        return cls(unravel=unravel[0], segment=segment, segment_size=sizes, fixed_scale=rms)
+        rms = None
+        if fixed:  # from a founder's values
+            flat = np.asarray(ravel_pytree(init(jax.random.PRNGKey(0)))[0])
+            rms = np.sqrt(np.bincount(segment, flat ** 2) / sizes)
+        return cls(unravel=unravel, segment=segment, segment_size=sizes, fixed_scale=rms)
 
     def ravel(self, tree: dict):
         return ravel_pytree(tree)[0]
