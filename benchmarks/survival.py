@@ -235,6 +235,9 @@ NOW = {
     # positive in 93-97% of deaths (+3.3 return-stds, value -3.5), so learning reinforces what led to death.
     # Reward centering subtracts the life's average reward, so living costs nothing that dying would save
     "default_centered": ["agents.center_reward=true"],
+    # learning within life, none of it written back into the genes (they move by an ES over birth mutations):
+    # is it the Lamarckian write-back of what the learners learned, not the learning, that costs lifespan?
+    "default_darwinian": ["genepool.improve=darwinian"],
     # seed 4's 4 founder drive genes carried reflexes against what pays and evolution never turned them: 4x the room
     "default_drive_genes_32": [*SPAWN, "genepool.drive_genes=32"],
     # a taxis: the reflex gains a row, per kind a bias of the moves toward the nearest one in view (water

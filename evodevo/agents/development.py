@@ -73,7 +73,7 @@ def insert_gated_layer(learner, agent, p, gene, key):
     opt = optax.tree_utils.tree_map_params(optimizer(), lambda m: shift(m, zero_layer), agent.opt)
     empty = jnp.zeros(agent.cache_k.shape[1:], agent.cache_k.dtype)
     return agent.replace(
-        base=base, theta=theta, opt=opt, trace=shift(agent.trace, zero_layer),
+        base=base, theta=theta, opt=opt, trace=None if agent.trace is None else shift(agent.trace, zero_layer),
         active=insert_at(agent.active, p, True), developmental=insert_at(agent.developmental, p, True),
         cache_k=insert_at(agent.cache_k, p, empty), cache_v=insert_at(agent.cache_v, p, empty),
     )

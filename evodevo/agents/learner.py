@@ -57,7 +57,7 @@ class AgentState:
     place_step: jax.Array  # [2] float32 the displacement the place head predicted there for the chosen action
     body: jax.Array  # [BODY] the body as sensed at the last act (for its change and the drive reward)
     expected: Any  # [D] phi0 of the next observation as the last act expected it (agents.debrief; None otherwise)
-    trace: jax.Array  # [P] eligibility trace of the actor-critic (agents.lam > 0; zeros otherwise)
+    trace: Any  # [P] eligibility trace of the actor-critic (agents.lam > 0; None otherwise)
     reward: jax.Array  # [] last raw intrinsic reward (for the viewer)
     loss_first: jax.Array  # [] mean forward loss over the first plateau_window steps of life
     loss_ema: jax.Array  # [] running average of the forward loss (development, learning progress)
@@ -156,7 +156,7 @@ class Learner:
             place_est=jnp.zeros(2), place_step=jnp.zeros(2),  # the first act senses where it was born
             body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
             expected=jnp.zeros(dm.d) if self.cfg.debrief else None,
-            trace=jnp.zeros_like(theta),
+            trace=jnp.zeros_like(theta) if self.cfg.lam > 0.0 else None,
             loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf, jnp.float32),
         )
 
@@ -344,10 +344,9 @@ class Learner:
             metrics["place_drift"] = place.distance(agents.place_est, senses.pos)
         return grad, jnp.where(jnp.isfinite(v1), loss + aux, jnp.nan), metrics, scale, reward, trace
 
-    def coordinate_scale(self, hp: AgentsConfig, developmental):
-        """[P] learning-rate multipliers: dev_gate_lr on the gates of developmental layers."""
-        gate = jnp.where(developmental[:, None], hp.dev_gate_lr, 1.0)
-        return jnp.ones(self.n_params).at[self.gate_index].set(gate)
+    def gate_lr(self, hp: AgentsConfig, developmental):
+        """[L, 2] learning-rate multipliers of the gates (`gate_index`): dev_gate_lr for developmental layers."""
+        return jnp.broadcast_to(jnp.where(developmental[:, None], hp.dev_gate_lr, 1.0), self.gate_index.shape)
 
     def learn(self, hp: AgentsConfig, agents: AgentState, carried: dict, pending, senses: Senses, terminal, valid):
         """One update per agent from transition t (see `_gradient`), after this step's act. Slots
@@ -361,16 +360,16 @@ class Learner:
         tx = optimizer(hp.grad_clip, hp.lr, hp.max_update)
 
         def update(theta, opt, g, developmental):
-            step, opt = tx.update(g, opt, theta, coordinate_scale=self.coordinate_scale(hp, developmental))
+            step, opt = tx.update(g, opt, theta, coordinates=self.gate_index, factors=self.gate_lr(hp, developmental))
             return optax.apply_updates(theta, step), opt
 
         theta, opt = jax.vmap(update)(agents.theta, agents.opt, grad, agents.developmental)
-        # (a slot without a transition keeps its weights: only they must be finite)
-        broken = (valid & (~jnp.isfinite(loss) | ~jnp.isfinite(theta).all(-1))) | ~jnp.isfinite(agents.theta).all(-1)
         learned = dict(theta=theta, opt=opt, reward_scale=scale, reward=reward, trace=trace,
                        **development.track_loss(self.cfg.plateau_window, agents, metrics["loss_forward"], senses.age))
         before = {k: getattr(agents, k) for k in learned}  # only what learning changes (not the inherited weights)
-        agents = agents.replace(**treeutil.select(valid & ~broken, learned, before))
+        agents = agents.replace(**treeutil.select(valid & jnp.isfinite(loss), learned, before))
+        # the weights it keeps (a slot without a transition: its old ones) checked once, in one pass
+        broken = (valid & ~jnp.isfinite(loss)) | ~jnp.isfinite(agents.theta).all(-1)
         metrics = dict(metrics, intrinsic_reward=reward, gate_open=jnp.abs(jnp.tanh(self.gates(agents))).sum(
             axis=(1, 2)) / jnp.maximum(2 * agents.active.sum(-1), 1))
         metrics = {k: jnp.where(valid & ~broken, x, jnp.nan).astype(jnp.float32) for k, x in metrics.items()}
