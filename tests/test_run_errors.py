@@ -224,7 +224,10 @@ def test_state_estimate_is_the_size_of_a_real_state(sim, state):
     assert need == sum(x.nbytes for x in jax.tree.leaves(state))
     assert jax.tree.structure(sim.template()) == jax.tree.structure(state)
     pool = sum(x.nbytes for x in jax.tree.leaves(state.pool))
-    assert 0 < per_slot * sim.n < need - pool  # the pool and the counters do not grow with the slots
+    counters = sum(x.nbytes for x in jax.tree.leaves((state.step, state.key, state.next_agent_id, state.births,
+                                                      state.deaths)))  # deaths: as long as 11 slots would be
+    # the pool and the counters do not grow with the slots; the rest does, but for the carried act's scalars
+    assert 0 <= need - pool - counters - per_slot * sim.n < 1024
 
 
 def test_impossible_size_is_refused_before_anything_is_made(tmp_path, capsys, monkeypatch, shared_simulations):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 
@@ -15,11 +14,12 @@ from evodevo.world.sim import Simulation
 
 
 def state_bytes(sim: Simulation) -> tuple[int, int]:
-    """(bytes of the SimState of `sim`, bytes per slot: all but the gene pool and the counters, which do
-    not grow with world.n_slots), from its shapes (`Simulation.template`): nothing is allocated."""
+    """(bytes of the SimState of `sim`, bytes per slot: the slot-indexed fields' arrays with a slot axis,
+    not the gene pool and the counters, which do not grow with world.n_slots, even where a counter's
+    length equals it), from its shapes (`Simulation.template`): nothing is allocated."""
     shapes = sim.template()
-    per_slot = sum(_bytes(x) for x in jax.tree.leaves(dataclasses.replace(shapes, pool=None))
-                   if x.ndim and x.shape[0] == sim.n)
+    slotted = [getattr(shapes, f) for f in ("world", "agents", "genomes", "slots", "action", "fresh", "carry")]
+    per_slot = sum(_bytes(x) for x in jax.tree.leaves(slotted) if x.ndim and x.shape[0] == sim.n)
     return sum(_bytes(x) for x in jax.tree.leaves(shapes)), per_slot // sim.n
 
 
