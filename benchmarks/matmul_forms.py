@@ -10,6 +10,7 @@ machine's load hits all alike), microseconds per matmul of all N agents for:
     per_agent            x @ W[n]: each agent's own copy (what the learner does)
     per_agent_backward   dy @ W[n]^T: the same weights in the backward pass (a transposed operand)
     pre_transposed       dy @ Wt[n] with Wt = W^T stored: what a stored transpose would cost
+    per_agent_bf16       x @ W[n] with W held in bfloat16, accumulated in float32 (agents.weights_dtype)
     ragged_dot           agents sorted by gene, one lax.ragged_dot over the pool's bank [G, D, D]
     gather               W = bank[gene[n]] gathered, then the per-agent batch
     all_genes            x @ every gene of the bank (one dense matmul), each agent's column picked
@@ -47,6 +48,8 @@ def forms(n: int, g: int, carried: int, seed: int = 0):
         "per_agent": (jax.jit(lambda x, ws: [jnp.einsum("nsi,nio->nso", x, w) for w in ws]), (x, own)),
         "per_agent_backward": (jax.jit(lambda y, ws: [jnp.einsum("nso,nio->nsi", y, w) for w in ws]), (x, own)),
         "pre_transposed": (jax.jit(lambda y, ws: [jnp.einsum("nso,noi->nsi", y, w) for w in ws]), (x, transposed)),
+        "per_agent_bf16": (jax.jit(lambda x, ws: [jnp.matmul(x.astype(jnp.bfloat16), w, preferred_element_type=jnp.float32)
+                                                  for w in ws]), (x, [w.astype(jnp.bfloat16) for w in own])),
         "ragged_dot": (jax.jit(lambda x, bs, sz: [jax.lax.ragged_dot(x.reshape(n * S, D), b, sz) for b in bs]),
                        (x, banks, sizes)),
         "gather": (jax.jit(lambda x, bs, gi: [jnp.einsum("nsi,nio->nso", x, b[gi]) for b in bs]), (x, banks, gene)),

@@ -87,6 +87,9 @@ class AgentsConfig:
     learn: str = _f("lowrank", "what learns during life: lowrank deltas on the genes, or full weights",
                     lambda x: x in ("lowrank", "full"), "lowrank or full")
     rank: int = _f(4, "rank of the within-life weight deltas (learn=lowrank)", _pos, "> 0")
+    weights_dtype: str = _f("float32", "learn=lowrank: the dtype an agent holds its inherited weights in during life, "
+                            "float32 or bfloat16 (half the bytes; products accumulate in float32)",
+                            lambda x: x in ("float32", "bfloat16"), "float32 or bfloat16")
     dense_policy: bool = _f(False, "learn=lowrank: the policy head's weight learns a full-rank delta (d_model x "
                             "actions) instead of a rank-r one, so the policy can move within a short life")
     lr: float = _f(1e-3, "Adam step size of the online update", _pos, "> 0")
@@ -277,19 +280,10 @@ def _is_section(tp) -> bool:
 
 
 def _coerce(key: str, value, tp):
-    """Check `value` against the field type `tp`; ints are accepted for floats."""
-    if tp is bool:
-        ok = isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif tp is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif tp is str:
-        ok = isinstance(value, str)
-    else:  # pragma: no cover - only the types above are used
-        raise TypeError(f"unsupported config type {tp} for {key}")
-    if not ok:
+    """Check `value` against the field type `tp` (bool, int, float or str); ints are accepted for floats."""
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, tp) or (tp is not bool and isinstance(value, bool)):
         raise ConfigError(f"config key '{key}': expected {tp.__name__}, got {value!r}")
     return value
 
@@ -332,6 +326,9 @@ def _cross_checks(cfg: Config) -> None:
     if a.instinct_do and not a.instinct:
         raise ConfigError(f"config key 'agents.instinct_do': {a.instinct_do} leans an instinct that is off "
                           "(set agents.instinct=true, or agents.instinct_do=0 with agents.instinct=false)")
+    if a.weights_dtype != "float32" and a.learn != "lowrank":
+        raise ConfigError(f"config key 'agents.weights_dtype': {a.weights_dtype} needs agents.learn=lowrank (with "
+                          "learn=full the weights are the trainable vector itself); set agents.weights_dtype=float32")
     if a.init_depth > a.l_max:
         raise ConfigError(f"config key 'agents.init_depth': {a.init_depth} exceeds agents.l_max={a.l_max}")
     if a.recall and not a.memory_tokens:

@@ -63,6 +63,34 @@ def test_gate_at_zero_and_inactive_slot_leave_output_unchanged(sim, state):
     np.testing.assert_array_equal(np.asarray(x_inactive), np.asarray(x_ref))
 
 
+def test_bfloat16_weights_are_held_half_size_and_act_alike(sim, state):
+    """agents.weights_dtype=bfloat16: a newborn holds its inherited matrices in bfloat16 (vectors and the
+    drive gene in float32), a grown layer too, and its forward pass stays close to float32's, not equal."""
+    from evodevo import config
+    from evodevo.agents.learner import Learner
+    from evodevo.treeutil import row
+
+    ag = Learner(tiny("agents.weights_dtype=bfloat16").agents, sim.world)
+    agent = one_agent(state)
+    genome = row(state.genomes, 0)
+    born = ag.newborn(sim.strategy.gather(state.pool, genome), genome.active, genome.gates, jax.random.PRNGKey(0))
+    grown = ag.insert_layer(born, 2, sim.strategy.gather(state.pool, genome)["layer"][0], jax.random.PRNGKey(1))
+    for a in (born, grown):
+        dtypes = {(x.ndim, x.dtype) for k, t in a.base.items() if k != "drive" for x in jax.tree.leaves(t)}
+        assert dtypes == {(1, jnp.dtype(jnp.float32)), (2, jnp.dtype(jnp.bfloat16))}, dtypes
+        assert {x.dtype for x in jax.tree.leaves(a.base["drive"])} == {jnp.dtype(jnp.float32)}
+    half = agent.replace(base=tf.hold(agent.base, "bfloat16"))
+    obs, act, pos = random_inputs(sim, jax.random.PRNGKey(1), 1)
+    x32 = forward_step(sim, agent, agent.theta, obs[0], act[0], 0, pos[0], agent.mem)[0]
+    x16 = ag.forward(agent.theta, half, obs[0], act[0], 0, pos[0], BODY, agent.mem,
+                     (agent.cache_k, agent.cache_v, agent.cache_step))[0]
+    assert x16.dtype == jnp.float32
+    err = float(jnp.abs(x16 - x32).max() / jnp.abs(x32).max())
+    assert 0 < err < 0.05, err
+    with pytest.raises(config.ConfigError, match="agents.weights_dtype"):
+        tiny("agents.weights_dtype=bfloat16", "agents.learn=full")
+
+
 def test_alpha_receives_gradient_at_zero(sim, state):
     ag = sim.kind
     agent = one_agent(state)

@@ -580,6 +580,7 @@ def test_gpu_preset_runs_a_chunk_on_the_cpu(background):
     assert r["capacities"] == [16, 256, 16, 32]
     assert r["updates"] == 1
     assert r["broken"] == 0  # learning stayed finite at the full model size
+    assert r["matrix_dtypes"] == ["bfloat16"]  # the preset holds its inherited weights in bfloat16
 
 
 # --------------------------------------------------------------------------- 7: resume / determinism

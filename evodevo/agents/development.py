@@ -54,7 +54,8 @@ def insert_gated_layer(learner, agent, p, gene, key):
     """Insert the layer gene `gene` (flat) at position `p` of one agent (no slot axis), gates closed."""
     layer = learner.unravel_gene["layer"](gene)
     stacked = tf.stack_layers(agent.base)
-    base = tf.unstack_layers(dict(stacked, layer=_insert_in_layers(stacked["layer"], p, layer)))
+    base = tf.hold(tf.unstack_layers(dict(stacked, layer=_insert_in_layers(stacked["layer"], p, layer))),
+                   learner.cfg.weights_dtype)
 
     def shift(flat, new_layer):
         """A trainable-shaped flat vector with a layer inserted at p (gates of the new layer: 0)."""

@@ -143,7 +143,7 @@ class Learner:
         """One agent (no slot axis): inherited genes (flat), active layer slots, gate alphas."""
         base = self.unflatten(genes)
         theta, _ = ravel_pytree(self._trainable_init(key, base, gates))
-        base = tf.unstack_layers(base)
+        base = tf.hold(tf.unstack_layers(base), self.cfg.weights_dtype)
         dm = self.dm
         c = dm.t * dm.s
         return AgentState(

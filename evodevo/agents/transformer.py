@@ -167,7 +167,8 @@ class Eff:
         self.base, self.delta = base, delta
 
     def mm(self, x, name):
-        y = x @ self.base[name]
+        w = self.base[name]  # float32, or bfloat16 (agents.weights_dtype): then accumulated in float32
+        y = x @ w if w.dtype == jnp.float32 else jnp.matmul(x.astype(w.dtype), w, preferred_element_type=jnp.float32)
         if self.delta is not None:
             d = self.delta[name]
             y = y + ((x @ d[0]) @ d[1] if isinstance(d, tuple) else x @ d)
@@ -179,6 +180,15 @@ class Eff:
             return w
         d = self.delta[name]
         return w + (d[0] @ d[1] if isinstance(d, tuple) else d)
+
+
+def hold(base: dict, dtype: str) -> dict:
+    """One agent's inherited genes as it holds them during life (`agents.weights_dtype`): matrices in
+    `dtype`, vectors and the drive gene (a few reward and reflex weights) in float32."""
+    if dtype == "float32":
+        return base
+    cast = lambda w: w.astype(dtype) if w.ndim >= 2 else w  # noqa: E731
+    return {k: v if k == "drive" else jax.tree.map(cast, v) for k, v in base.items()}
 
 
 def unstack_layers(base: dict) -> dict:
