@@ -141,6 +141,23 @@ def test_kv_cache_stepping_equals_full_recomputation(sim, state):
 # --------------------------------------------------------------------------- normalisers
 
 
+def test_developmental_gates_take_larger_steps(sim):
+    """The optimiser multiplies the update at the gates' coordinates by their factors, and the
+    learner's factors are dev_gate_lr for the layers grown in during life, 1 for inherited ones."""
+    from evodevo.agents.optim import optimizer
+
+    tx = optimizer(grad_clip=1.0, lr=1e-3, max_update=1.0)
+    theta = jnp.zeros(6)
+    step, _ = tx.update(jnp.full(6, 0.1), tx.init(theta), theta, coordinates=jnp.array([1, 4]),
+                        factors=jnp.array([10.0, 1.0]))
+    assert float(step[0]) < 0 and float(step[4]) == float(step[0])
+    np.testing.assert_allclose(step[1], 10 * step[0], rtol=1e-6)
+    factors = sim.kind.gate_lr(sim.hp.agents, jnp.arange(sim.kind.dm.l_max) == 1)
+    expected = np.ones((sim.kind.dm.l_max, 2))
+    expected[1] = sim.cfg.agents.dev_gate_lr
+    np.testing.assert_array_equal(np.asarray(factors), expected)
+
+
 def test_welford_and_normalize_hand_computed():
     s = Welford.zeros((2,))
     assert float(s.var[0]) == 1.0  # unscaled until two samples
