@@ -238,6 +238,9 @@ NOW = {
     # learning within life, none of it written back into the genes (they move by an ES over birth mutations):
     # is it the Lamarckian write-back of what the learners learned, not the learning, that costs lifespan?
     "default_darwinian": ["genepool.improve=darwinian"],
+    # centering stops the reward from paying for death; the innate prior stops the entropy bonus from pulling the
+    # policy away from the inherited reflex (each alone: a tie with no learning on seed 0). Both together
+    "default_centered_prior": ["agents.center_reward=true", "agents.innate_prior=true"],
     # seed 4's 4 founder drive genes carried reflexes against what pays and evolution never turned them: 4x the room
     "default_drive_genes_32": [*SPAWN, "genepool.drive_genes=32"],
     # a taxis: the reflex gains a row, per kind a bias of the moves toward the nearest one in view (water
