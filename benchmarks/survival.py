@@ -241,6 +241,9 @@ NOW = {
     # centering stops the reward from paying for death; the innate prior stops the entropy bonus from pulling the
     # policy away from the inherited reflex (each alone: a tie with no learning on seed 0). Both together
     "default_centered_prior": ["agents.center_reward=true", "agents.innate_prior=true"],
+    # ...and a blow that hurts: the homeostatic drive on health (a zombie's hit of 2 at full health -0.49, at
+    # half health -1.7), the one reward that pays for what keeps a body alive, step by step, before it dies
+    "default_hurt": ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10"],
     # seed 4's 4 founder drive genes carried reflexes against what pays and evolution never turned them: 4x the room
     "default_drive_genes_32": [*SPAWN, "genepool.drive_genes=32"],
     # a taxis: the reflex gains a row, per kind a bias of the moves toward the nearest one in view (water
