@@ -244,6 +244,10 @@ NOW = {
     # ...and a blow that hurts: the homeostatic drive on health (a zombie's hit of 2 at full health -0.49, at
     # half health -1.7), the one reward that pays for what keeps a body alive, step by step, before it dies
     "default_hurt": ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10"],
+    # within a life the default's policy moves little (benchmarks/within_life.py: TV 0.09-0.14 from the policy it
+    # was born with by age 100-300), held by both the step size and the update's bound: three times each
+    "default_hurt_fast": ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10",
+                          "agents.lr=0.003", "agents.max_update=0.15"],
     # seed 4's 4 founder drive genes carried reflexes against what pays and evolution never turned them: 4x the room
     "default_drive_genes_32": [*SPAWN, "genepool.drive_genes=32"],
     # a taxis: the reflex gains a row, per kind a bias of the moves toward the nearest one in view (water

@@ -1,0 +1,161 @@
+"""How far does one life's learning move an agent's policy? A diagnostic of issue #10, no goal.
+
+    python benchmarks/within_life.py --config configs/default.yaml
+
+The question behind it: lifetime learning ties or loses to its ablation (agents.lr ~0) in the
+survival benchmark. Either the learner cannot change what an agent does within a life of ~300
+steps, or it changes it and not toward living. With `learn: lowrank` a newborn's deltas have no
+effect (`transformer.init_delta`: B = 0), so an agent's policy with its deltas zeroed is the policy
+it was born with, given the same inputs. After `--warmup` steps, every recorded step asks each agent
+to act twice on the same observation and state: with its weights as learned so far and with its
+deltas zeroed (the gates keep their learned values: they are the developmental layers' openness, not
+the policy). Per age bin: the mean KL(pi || pi_born) and total-variation distance between the two
+policies, and P(DO) under each where the agent faces a hostile mob (the striking reflex that the
+survival runs showed learning wears down over generations).
+
+Arms (each one `--set` list away from the config):
+
+    default   the config as it is
+    fast      agents.lr x 10: a learner that moves more per step, unless the update's bound holds it back
+    off       agents.lr = 1e-9: a learner that does not move (a control that must show nothing)
+    loose     agents.max_update x 4 (0.2): the bound on one update's norm loosened
+    loose_fast  both: lr x 10 and max_update x 10
+
+Each arm's figures are saved to `--out`/<arm>.json; the picture (`--out`/within_life.png) draws every arm
+saved there. Ends with one JSON line {arm: {age bin: {kl, tv, samples, zombie_samples, p_do_zombie,
+p_do_zombie_born}}} of the arms run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax.flatten_util import ravel_pytree  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from evodevo import config  # noqa: E402
+from evodevo.config import hyperparams  # noqa: E402
+from evodevo.world.sim import Simulation  # noqa: E402
+
+ARMS = {"default": [], "fast": ["agents.lr=0.01"], "off": ["agents.lr=0.000000001"],
+        "loose": ["agents.max_update=0.2"], "loose_fast": ["agents.lr=0.01", "agents.max_update=0.5"]}
+BINS = (0, 25, 50, 100, 200, 300, 10**9)  # age bins, steps
+
+
+def born_theta(learner, theta):
+    """One agent's trainable vector with every delta's effect removed (B factors and full-rank deltas
+    zeroed), the gates kept: the policy it was born with."""
+    tr = learner.unravel(theta)
+    zero = jax.tree.map(lambda d: (d[0], jnp.zeros_like(d[1])) if isinstance(d, tuple) else jnp.zeros_like(d),
+                        tr["delta"], is_leaf=lambda x: isinstance(x, tuple))
+    return ravel_pytree(dict(tr, delta=zero))[0]
+
+
+def policy_pair(sim: Simulation):
+    """jitted (state, hp) -> (pi, pi_born) [N, A], age [N], faced kind [N, K]: each agent acting on the
+    current observation with its learned weights and with its deltas zeroed (the same key, cache, memory)."""
+    learner = sim.kind
+
+    def pair(state, hp):
+        senses = sim.senses(state, state.world, state.step, state.action)
+        key = jax.random.PRNGKey(0)
+        probs = []
+        for theta in (state.agents.theta, jax.vmap(lambda t: born_theta(learner, t))(state.agents.theta)):
+            _, _, pending = learner.act(hp.agents, state.agents.replace(theta=theta), state.world.obs, senses, key)
+            probs.append(jax.nn.softmax(pending["out"]["logits"], -1))
+        faced = senses.near[jnp.arange(sim.n), senses.facing]
+        return probs[0], probs[1], senses.age, faced
+
+    return jax.jit(pair)
+
+
+def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str) -> dict:
+    """One arm (its hyperparameters `hp` on the shared simulation): per age bin, how far the policy moved."""
+    do = sim.world.action_names.index("do")
+    hostile = sim.world.neighbour_kinds.index("hostile")
+    state = sim.init()
+    for _ in tqdm(range(warmup // sim.cfg.run.chunk_steps), desc=f"{label} warm-up", unit="chunk", dynamic_ncols=True):
+        state, _ = sim.run_chunk(state, hp=hp)
+    rows = []
+    for _ in tqdm(range(steps), desc=f"{label} recorded", unit="step", dynamic_ncols=True):
+        state, _ = sim.run_chunk(state, 1, hp)
+        pi, pi0, age, faced = jax.device_get(pair(state, hp))
+        kl = (pi * (np.log(pi + 1e-12) - np.log(pi0 + 1e-12))).sum(-1)
+        tv = 0.5 * np.abs(pi - pi0).sum(-1)
+        rows.append(np.stack([age, kl, tv, pi[:, do], pi0[:, do], faced[:, hostile] > 0], -1))
+    rows = np.concatenate(rows)
+    out = {}
+    for lo, hi in zip(BINS[:-1], BINS[1:]):
+        r = rows[(rows[:, 0] >= lo) & (rows[:, 0] < hi)]
+        z = r[r[:, 5] > 0]
+        out[f"{lo}-{hi if hi < 10**9 else ''}"] = {
+            "samples": int(len(r)), "kl": float(r[:, 1].mean()) if len(r) else float("nan"),
+            "tv": float(r[:, 2].mean()) if len(r) else float("nan"), "zombie_samples": int(len(z)),
+            "p_do_zombie": float(z[:, 3].mean()) if len(z) else float("nan"),
+            "p_do_zombie_born": float(z[:, 4].mean()) if len(z) else float("nan")}
+    return out
+
+
+def draw(results: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for arm, bins in results.items():
+        names = [b for b in bins if bins[b]["samples"]]
+        for ax, key in zip(axes, ("kl", "tv")):
+            # KL's floor: the `off` control's is ~1e-9 and round-off can make it negative (a log axis)
+            ax.plot(names, [max(bins[b][key], 1e-6) for b in names], "o-", label=arm)
+    axes[0].set(title="KL(policy now || at birth), same inputs (floor 1e-6)", xlabel="age (steps)", ylabel="nats",
+                yscale="log")
+    axes[1].set(title="total-variation distance", xlabel="age (steps)", ylabel="TV")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config", default=str(HERE.parent / "configs" / "default.yaml"))
+    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {list(ARMS)}")
+    p.add_argument("--steps", type=int, default=400, help="recorded steps per arm")
+    p.add_argument("--warmup", type=int, default=1000, help="steps before recording (whole chunks)")
+    p.add_argument("--out", default=str(HERE.parent / "runs" / "within_life"))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    args = p.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if any(a not in ARMS for a in arms):
+        p.error(f"unknown arm in {arms}; choose from {list(ARMS)}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = ["run.progress=false", "run.snapshot=false", "run.chunk_steps=50", *args.overrides]
+    sim = Simulation(config.load(args.config, base))  # the arms differ in step sizes only: one compile serves all
+    if sim.cfg.agents.learn != "lowrank":
+        p.error(f"needs agents.learn=lowrank (deltas that start with no effect), got {sim.cfg.agents.learn}")
+    pair, results = policy_pair(sim), {}
+    for arm in arms:
+        hp = hyperparams(config.load(args.config, [*base, *ARMS[arm]]))
+        results[arm] = record(sim, pair, hp, args.steps, args.warmup, arm)
+        out.joinpath(f"{arm}.json").write_text(json.dumps(results[arm]))
+        for b, v in results[arm].items():
+            print(f"{arm:>8} age {b:>8}: KL {v['kl']:.4f} TV {v['tv']:.4f} ({v['samples']} samples); "
+                  f"P(DO | facing a zombie) {v['p_do_zombie']:.2f} vs at birth {v['p_do_zombie_born']:.2f} "
+                  f"({v['zombie_samples']})")
+    saved = {a: json.loads(out.joinpath(f"{a}.json").read_text()) for a in ARMS if out.joinpath(f"{a}.json").exists()}
+    draw(saved, out / "within_life.png")
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
