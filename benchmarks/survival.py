@@ -246,6 +246,10 @@ NOW = {
     "default_hurt": ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10"],
     # within a life the default's policy moves little (benchmarks/within_life.py: TV 0.09-0.14 from the policy it
     # was born with by age 100-300), held by both the step size and the update's bound: three times each
+    # within_life.py: the health-drive learner's policy moves little within a life (TV 0.07), so is its gain the
+    # lamarckian write-back's? The same learning, none of it written back into the genes
+    "default_hurt_darwinian": ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10",
+                               "genepool.improve=darwinian"],
     "default_hurt_fast": ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10",
                           "agents.lr=0.003", "agents.max_update=0.15"],
     # seed 4's 4 founder drive genes carried reflexes against what pays and evolution never turned them: 4x the room
