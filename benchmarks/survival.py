@@ -225,6 +225,7 @@ ARMS = {
 BEFORE = ["agents.instinct=false", "agents.instinct_do=0", "agents.reflex=0", "agents.innate_prior=false",
           "genepool.home=0", "world.nest=spawn"]
 SPAWN = ["world.nest=spawn"]  # the birthplace before world.nest=drink became the default
+HURT = ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10"]  # default_hurt
 # Arms relative to the default as it is now (not pinned to BEFORE): the default, and the controls of its claim
 # that the population lives longer because of lifetime learning and of evolution
 NOW = {
@@ -243,15 +244,13 @@ NOW = {
     "default_centered_prior": ["agents.center_reward=true", "agents.innate_prior=true"],
     # ...and a blow that hurts: the homeostatic drive on health (a zombie's hit of 2 at full health -0.49, at
     # half health -1.7), the one reward that pays for what keeps a body alive, step by step, before it dies
-    "default_hurt": ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10"],
-    # within a life the default's policy moves little (benchmarks/within_life.py: TV 0.09-0.14 from the policy it
-    # was born with by age 100-300), held by both the step size and the update's bound: three times each
+    "default_hurt": HURT,
     # within_life.py: the health-drive learner's policy moves little within a life (TV 0.07), so is its gain the
     # lamarckian write-back's? The same learning, none of it written back into the genes
-    "default_hurt_darwinian": ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10",
-                               "genepool.improve=darwinian"],
-    "default_hurt_fast": ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10",
-                          "agents.lr=0.003", "agents.max_update=0.15"],
+    "default_hurt_darwinian": [*HURT, "genepool.improve=darwinian"],
+    # within a life the default's policy moves little (benchmarks/within_life.py: TV 0.09-0.14 from the policy it
+    # was born with by age 100-300), held by both the step size and the update's bound: three times each
+    "default_hurt_fast": [*HURT, "agents.lr=0.003", "agents.max_update=0.15"],
     # seed 4's 4 founder drive genes carried reflexes against what pays and evolution never turned them: 4x the room
     "default_drive_genes_32": [*SPAWN, "genepool.drive_genes=32"],
     # a taxis: the reflex gains a row, per kind a bias of the moves toward the nearest one in view (water
