@@ -248,6 +248,9 @@ NOW = {
     # within_life.py: the health-drive learner's policy moves little within a life (TV 0.07), so is its gain the
     # lamarckian write-back's? The same learning, none of it written back into the genes
     "default_hurt_darwinian": [*HURT, "genepool.improve=darwinian"],
+    # its control: the same arm with learning off. default_no_learning keeps the lamarckian mode, whose newborns
+    # carry their parents' genes unmutated; this one's carry mutated copies, as default_hurt_darwinian's do
+    "default_hurt_darwinian_no_learning": [*HURT, "genepool.improve=darwinian", "agents.lr=0.000000001"],
     # within a life the default's policy moves little (benchmarks/within_life.py: TV 0.09-0.14 from the policy it
     # was born with by age 100-300), held by both the step size and the update's bound: three times each
     "default_hurt_fast": [*HURT, "agents.lr=0.003", "agents.max_update=0.15"],
