@@ -5,22 +5,26 @@
 Arms (each one `--set` list away from the config):
 
     learned    agents.memory=learned        the memory's write path trained online
+    learned_input  + agents.memory_write=input  the write reads the step's observation token, not the memory
+                                            tokens' outputs (which start from the memory itself)
     frozen     agents.memory=frozen         memory tokens carried, nothing trains their write
     none       agents.memory_tokens=0       no memory (the probe's floor: it reads nothing; agents.recall=0)
     place_off  agents.place_input=false     the grid code from the agent's dead reckoning
 
-Each arm runs `--steps` steps of one-step chunks (the first `--warmup` unrecorded) and records,
-after every step and for every slot, the memory tokens and what the agent met: the steps since
-its last drink, the offset from it to the last water it saw, and the steps since a hostile mob
-last stood on a tile beside it (log(1 + steps) for the two counts: lives are long-tailed). The
+Each arm runs `--warmup` steps in whole chunks (the arm's cost in agent-steps/s is timed there),
+then records `--steps` steps one at a time: after every step and for every slot, the memory tokens
+and what the agent met: the steps since its last drink, the offset from it to the last water it
+saw, and the steps since a hostile mob last stood on a tile beside it (log(1 + steps) for the two
+counts: lives are long-tailed). The
 memory probe is a ridge regression from the memory tokens to each of those quantities, on samples
 where it was met more than `--horizon` steps ago (longer ago than the KV cache reaches), fitted on
-the lives with even agent ids and tested on the odd ones: its test R^2 (mean over the targets)
-says how much the memory holds that the cache cannot. The place error is the learn metric `place_error` (cells between
+the lives with even agent ids (the penalty chosen by cross-validation over them) and tested on the
+odd ones: its test R^2 (mean over the targets) says how much the memory holds that the cache cannot,
+and its standard error over a bootstrap of the test lives how far that can be told apart from noise. The place error is the learn metric `place_error` (cells between
 the predicted and the true next position), with the true position as an input and without.
 
-Ends with one JSON line holding `probe_r2` {learned, frozen, none}, `place_error` {input, learned}
-and the cost in agent-steps/s of each arm; exits 1 when the learned memory's R^2 is not above
+Ends with one JSON line holding `probe_r2` {learned, frozen, none}, `probe_diff` (learned less each
+other arm, with its standard error), `place_error` {input, learned} and the cost in agent-steps/s of each arm; exits 1 when the learned memory's R^2 is not above
 both others.
 """
 
@@ -30,6 +34,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,6 +49,7 @@ from evodevo.world.sim import Simulation  # noqa: E402
 
 ARMS = {
     "learned": ["agents.memory=learned"],
+    "learned_input": ["agents.memory=learned", "agents.memory_write=input"],
     "frozen": ["agents.memory=frozen"],
     "none": ["agents.memory_tokens=0", "agents.recall=0"],  # nothing to recall with
     "place_off": ["agents.place_input=false"],
@@ -91,33 +97,43 @@ class Sight:
 TARGETS = ("drink", "water", "hostile")
 
 
+CHUNK = 50  # steps per compiled chunk of the warm-up; the recording compiles chunks of one step
+
+
 def record(cfg, steps: int, warmup: int, horizon: int, label: str) -> dict:
-    """Run one arm in one-step chunks; return its probe samples (per target: sample rows, and the
-    target with the agent id as its last column) and learn metrics."""
+    """Run one arm: `warmup` steps in whole chunks (timed: the arm's cost), then `steps` recorded one
+    at a time; return its probe samples (per target: sample rows, and the target with the agent id as
+    its last column) and learn metrics."""
     sim = Simulation(cfg)
     state = sim.init()
     rows, cols, ch = sim.world.spec.map_obs_shape
     sight = Sight(sim.n, rows, cols, ch)
     hostile = sim.world.neighbour_kinds.index("hostile")
     beside = jax.jit(lambda ws: sim.world.neighbours(ws)[0][:, :, hostile].any(1))  # [N] a hostile beside
-    xs, place = [], []
-    samples = {name: ([], []) for name in TARGETS}
-    t_run, base = 0.0, 0  # base: samples recorded so far
-    for t in tqdm(range(steps), desc=label, unit="step", dynamic_ncols=True):
+    t_run, timed = 0.0, 0
+    for c in tqdm(range(warmup // CHUNK), desc=f"{label} warm-up", unit="chunk", dynamic_ncols=True):
         t0 = time.perf_counter()
         state, out = sim.run_chunk(state)
+        jax.block_until_ready(out)
+        if c > 0:  # the first call compiles
+            t_run, timed = t_run + time.perf_counter() - t0, timed + CHUNK
+    xs, ages, place = [], [], []
+    samples = {name: ([], []) for name in TARGETS}
+    base = 0  # samples recorded so far
+    for t in tqdm(range(steps), desc=label, unit="step", dynamic_ncols=True):
+        state, out = sim.run_chunk(state, length=1)
         host = jax.device_get({"mem": state.agents.mem, "obs": state.world.obs, "id": state.slots.agent_id,
+                               "age": state.step - state.slots.birth_step,
                                "pos": sim.world.position(state.world), "body": sim.world.body(state.world),
                                "hostile": beside(state.world),
                                "place": out["metrics"]["place_error"][0]})
-        if t > 0:
-            t_run += time.perf_counter() - t0
         ids, pos = np.asarray(host["id"]), np.asarray(host["pos"])
+        # the sight starts blind (a slot's first recorded life is seen from its first recorded step: its counts
+        # start at "never", and only what it meets while recorded enters a sample)
         sight.see(ids, np.asarray(host["obs"]), pos, np.asarray(host["body"]), np.asarray(host["hostile"]))
-        if t < warmup:
-            continue
         place.append(np.asarray(host["place"]))
         xs.append(np.asarray(host["mem"]).reshape(sim.n, -1))
+        ages.append(np.asarray(host["age"]))
         for name, count, value in (("drink", sight.since_drink, np.log1p(sight.since_drink)[:, None]),
                                    ("water", sight.since_water, sight.water - pos),
                                    ("hostile", sight.since_hostile, np.log1p(sight.since_hostile)[:, None])):
@@ -125,60 +141,107 @@ def record(cfg, steps: int, warmup: int, horizon: int, label: str) -> dict:
             samples[name][0].append(np.flatnonzero(keep) + base)
             samples[name][1].append(np.concatenate([value[keep], ids[keep, None]], -1))
         base += sim.n
-    return {"x": np.concatenate(xs), **{k: (np.concatenate(r), np.concatenate(y)) for k, (r, y) in samples.items()},
+    return {"x": np.concatenate(xs), "age": np.concatenate(ages), **{k: (np.concatenate(r), np.concatenate(y)) for k, (r, y) in samples.items()},
             "place_error": float(np.nanmean(np.concatenate(place))),
-            "agent_steps_per_s": (steps - 1) * sim.n / max(t_run, 1e-9)}
+            "agent_steps_per_s": timed * sim.n / t_run if timed else float("nan")}
 
 
 LAMBDAS = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)  # ridge penalties tried (samples of one life are alike: overfitting is easy)
+FOLDS = 5  # the penalty is chosen by cross-validation over the training lives, in this many groups of lives
+BOOT = 200  # bootstrap resamples of the test lives (the probe's standard error)
+
+
+def ridge_fit(x, y, lam: float):
+    """A ridge readout with an unpenalised bias: (mean, scale, weights, target mean) of the features
+    standardised on x. The bias is the training mean: penalising it (an earlier version) shrank the
+    readout toward 0, far from a target such as log(1 + steps) ~ 3.5, and scored R^2 of -2 to -17
+    where the features held nothing."""
+    mu, sd, y_mu = x.mean(0), x.std(0) + 1e-6, y.mean(0)
+    a = (x - mu) / sd
+    return mu, sd, np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ (y - y_mu)), y_mu
+
+
+def r2(pred, y, y_mu) -> float:
+    """R^2 (mean over the target's columns) against the training mean: a constant readout scores 0."""
+    return float(np.mean(1.0 - ((pred - y) ** 2).sum(0) / np.maximum(((y - y_mu) ** 2).sum(0), 1e-9)))
 
 
 def ridge_r2(x_train, y_train, x_test, y_test, lam: float = 1.0) -> float:
-    """Test R^2 (mean over the target's columns; against the training mean, so a constant readout
-    scores 0) of a ridge regression with an unpenalised bias; 0 without features, NaN without samples
-    to fit or test on."""
+    """Test R^2 of a ridge readout fitted on the training samples; 0 without features, NaN without
+    samples to fit or test on."""
     if len(y_train) < 2 or len(y_test) < 2:
         return float("nan")
     if x_train.shape[1] == 0:
         return 0.0
-    mu, sd, y_mu = x_train.mean(0), x_train.std(0) + 1e-6, y_train.mean(0)
-    a, b = (x_train - mu) / sd, (x_test - mu) / sd
-    # the bias is the training mean: penalising it (an earlier version) shrank the readout toward 0, far
-    # from a target such as log(1 + steps) ~ 3.5, and scored R^2 of -2 to -17 where the features hold nothing
-    w = np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ (y_train - y_mu))
-    resid = ((b @ w + y_mu - y_test) ** 2).sum(0)
-    total = ((y_test - y_mu) ** 2).sum(0)
-    return float(np.mean(1.0 - resid / np.maximum(total, 1e-9)))
+    mu, sd, w, y_mu = ridge_fit(x_train, y_train, lam)
+    return r2((x_test - mu) / sd @ w + y_mu, y_test, y_mu)
 
 
-def probe(rec: dict) -> dict:
-    """Per target: test R^2 of the memory probe, fitted on lives with even agent ids (the penalty
-    chosen by a two-fold split of those lives), tested on the odd ones."""
+def age_code(age) -> np.ndarray:
+    """Features of the agent's age alone: what its sense of time gives every step, memory or none. The
+    counts the probe asks for grow with age (steps since a drink is age less the age at the drink), and a
+    memory that sums its inputs grows with age too (the frozen memory's stream: a running sum of the
+    layers' updates), so a memory must beat what age alone tells to hold anything of the past."""
+    a = np.asarray(age, np.float64)[:, None]
+    return np.concatenate([a / 100.0, np.log1p(a), np.sqrt(a) / 10.0, (a / 100.0) ** 2], -1)
+
+
+def probe(rec: dict, seed: int = 0, features: str = "x") -> dict:
+    """Per target: test R^2 of the memory probe (of age alone with `features` "age"), fitted on the lives with even agent ids (the penalty
+    chosen by FOLDS-fold cross-validation over those lives), tested on the odd ones, with its
+    standard error over a bootstrap of the test lives (`r2_boot`: the resampled R^2, which the
+    comparison between arms pairs by resample index)."""
+    rng = np.random.default_rng(seed)
     out = {}
     for name in TARGETS:
         rows, y = rec[name]
         target, ids = y[:, :-1], y[:, -1].astype(int)
-        train, fold = ids % 2 == 0, (ids // 2) % 2 == 0
-        x = rec["x"][rows]
+        train = ids % 2 == 0
+        x = rec["x"][rows] if features == "x" else age_code(rec["age"][rows])
+        fold = (ids // 2) % FOLDS
 
         def cv(lam):
-            a, b = train & fold, train & ~fold
-            return np.nanmean([ridge_r2(x[a], target[a], x[b], target[b], lam),
-                               ridge_r2(x[b], target[b], x[a], target[a], lam)])
+            return np.nanmean([ridge_r2(x[train & (fold != f)], target[train & (fold != f)],
+                                        x[train & (fold == f)], target[train & (fold == f)], lam) for f in range(FOLDS)])
 
-        lam = max(LAMBDAS, key=lambda v: np.nan_to_num(cv(v), nan=-np.inf))
-        out[name] = {"r2": round(ridge_r2(x[train], target[train], x[~train], target[~train], lam), 4),
-                     "samples": int(len(rows)), "lives": int(len(np.unique(ids))), "lambda": lam}
+        with warnings.catch_warnings():  # a fold without samples of a rare target scores NaN, left out
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lam = max(LAMBDAS, key=lambda v: np.nan_to_num(cv(v), nan=-np.inf))
+        test_lives = np.unique(ids[~train])
+        boot = np.full(BOOT, np.nan)
+        if x.shape[1] == 0 or len(test_lives) < 2 or train.sum() < 2:
+            score = ridge_r2(x[train], target[train], x[~train], target[~train], lam)
+            boot[:] = score
+        else:
+            mu, sd, w, y_mu = ridge_fit(x[train], target[train], lam)
+            pred = (x - mu) / sd @ w + y_mu
+            score = r2(pred[~train], target[~train], y_mu)
+            by_life = {i: np.flatnonzero(ids == i) for i in test_lives}
+            for b in range(BOOT):  # the same resample indices for every arm (same seed): paired
+                pick = np.concatenate([by_life[i] for i in rng.choice(test_lives, len(test_lives))])
+                boot[b] = r2(pred[pick], target[pick], y_mu)
+        out[name] = {"r2": round(score, 4), "se": round(float(np.nanstd(boot)), 4), "samples": int(len(rows)),
+                     "lives": int(len(np.unique(ids))), "test_lives": int(len(test_lives)), "lambda": lam,
+                     "r2_boot": boot}
     out["mean"] = round(float(np.nanmean([out[k]["r2"] for k in TARGETS])), 4)
     return out
+
+
+def compare(probes: dict) -> dict:
+    """The learned memory's mean R^2 less each other arm's, with the standard error of the difference
+    (the arms' test lives are different lives: the two standard errors added in quadrature)."""
+    se = {a: float(np.nanstd(np.nanmean([p[k]["r2_boot"] for k in TARGETS], 0))) for a, p in probes.items()}
+    return {f"learned-{a}": {"diff": round(probes["learned"]["mean"] - probes[a]["mean"], 4),
+                             "se": round(float(np.hypot(se["learned"], se[a])), 4)}
+            for a in probes if a != "learned" and "learned" in probes}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(HERE.parent / "configs" / "default.yaml"))
     p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {list(ARMS)}")
-    p.add_argument("--steps", type=int, default=1500, help="steps per arm (one-step chunks)")
-    p.add_argument("--warmup", type=int, default=500, help="first steps not recorded")
+    p.add_argument("--steps", type=int, default=1000, help="steps recorded per arm, after the warm-up")
+    p.add_argument("--warmup", type=int, default=2000, help=f"steps before recording (whole chunks of {CHUNK})")
     p.add_argument("--horizon", type=int, default=None, help="probe only what was seen longer ago (default: agents.context)")
     p.add_argument("--out", default=str(HERE.parent / "runs" / "cognition"))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
@@ -186,28 +249,32 @@ def main(argv=None) -> int:
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if any(a not in ARMS for a in arms):
         p.error(f"unknown arm in {arms}; choose from {list(ARMS)}")
-    if args.warmup >= args.steps:
-        p.error(f"--warmup ({args.warmup}) must be below --steps ({args.steps})")
+    if args.steps < 2 or args.warmup < 0:
+        p.error(f"--steps ({args.steps}) must be at least 2 and --warmup ({args.warmup}) not negative")
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    results = {}
+    results, probes = {}, {}
     for arm in arms:
-        # chunks of one step: a shorter step count in a longer chunk still runs the chunk's length
-        cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", "run.chunk_steps=1",
+        cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", f"run.chunk_steps={CHUNK}",
                                         *args.overrides, *ARMS[arm]])
         horizon = cfg.agents.context if args.horizon is None else args.horizon
         rec = record(cfg, args.steps, args.warmup, horizon, arm)
-        results[arm] = {"probe": probe(rec), "place_error": round(rec["place_error"], 4),
+        probes[arm] = probe(rec)
+        shown = {k: ({f: v for f, v in p.items() if f != "r2_boot"} if isinstance(p, dict) else p)
+                 for k, p in probes[arm].items()}
+        floor = probe(rec, features="age")
+        shown["age_floor"] = {k: floor[k]["r2"] for k in (*TARGETS, "mean")}
+        results[arm] = {"probe": shown, "place_error": round(rec["place_error"], 4),
                         "agent_steps_per_s": round(rec["agent_steps_per_s"], 1), "horizon": horizon}
-        print(f"{arm:>10}: probe R^2 {results[arm]['probe']}, place error {results[arm]['place_error']}, "
-              f"{results[arm]['agent_steps_per_s']:,.0f} agent-steps/s")
+        print(f"{arm:>10}: probe R^2 {shown}, place error {results[arm]['place_error']}, "
+              f"{results[arm]['agent_steps_per_s']:,.0f} agent-steps/s (warm-up chunks)")
         (Path(args.out) / f"{arm}.json").write_text(json.dumps(results[arm]))
         # the probe's samples, to fit other readouts offline: x, and per target its rows and values (+ agent id)
-        np.savez_compressed(Path(args.out) / f"{arm}.npz", x=rec["x"].astype(np.float32),
+        np.savez_compressed(Path(args.out) / f"{arm}.npz", x=rec["x"].astype(np.float32), age=rec["age"],
                             **{f"{k}_{part}": v for k in TARGETS for part, v in zip(("rows", "y"), rec[k])})
     r2 = {a: results[a]["probe"]["mean"] for a in ("learned", "frozen", "none") if a in results}
     place = {"input": results.get("frozen", results.get("learned", {})).get("place_error"),
              "learned": results.get("place_off", {}).get("place_error")}
-    summary = {"probe_r2": r2, "place_error": place,
+    summary = {"probe_r2": r2, "probe_diff": compare({a: probes[a] for a in r2}), "place_error": place,
                "agent_steps_per_s": {a: r["agent_steps_per_s"] for a, r in results.items()}, "arms": results}
     print(json.dumps(summary))
     others = [v for k, v in r2.items() if k != "learned"]

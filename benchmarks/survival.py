@@ -36,6 +36,11 @@ arms named default_* below the controls were measured with the birthplace at the
     default_curious_fear  default_curious + agents.drive_fear=-0.3   curious while no hostile mob is in view
     default_play       default + agents.drive_play=0.2   curious while young (age < agents.play_age, 100), averse after
     default_drive_genes_32  default + genepool.drive_genes=32   16 founder drive genes instead of 4
+    default_hurt  default + agents.center_reward=true agents.innate_prior=true agents.drive_health=10   a blow hurts
+    default_hurt_darwinian  default_hurt + genepool.improve=darwinian   none of the learning written back
+    default_hurt_darwinian_no_learning  default_hurt_darwinian + agents.lr=1e-9   its control (mutated newborns)
+    default_hurt_needs_darwinian  default_hurt_darwinian + agents.drive_food=10 agents.drive_drink=10
+    default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
     random_spawn  agents.kind=random world.nest=spawn   the baseline of the arms born at the spawn point; every
@@ -251,6 +256,9 @@ NOW = {
     # its control: the same arm with learning off. default_no_learning keeps the lamarckian mode, whose newborns
     # carry their parents' genes unmutated; this one's carry mutated copies, as default_hurt_darwinian's do
     "default_hurt_darwinian_no_learning": [*HURT, "genepool.improve=darwinian", "agents.lr=0.000000001"],
+    # default_hurt_darwinian loses to its control where starvation ends half the lives (seed 0): the drive
+    # pays for eating only once hunger has begun to take health. Food and drink weighed as health is
+    "default_hurt_needs_darwinian": [*HURT, "agents.drive_food=10", "agents.drive_drink=10", "genepool.improve=darwinian"],
     # within a life the default's policy moves little (benchmarks/within_life.py: TV 0.09-0.14 from the policy it
     # was born with by age 100-300), held by both the step size and the update's bound: three times each
     "default_hurt_fast": [*HURT, "agents.lr=0.003", "agents.max_update=0.15"],

@@ -87,7 +87,7 @@ def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str) -> di
         state, _ = sim.run_chunk(state, hp=hp)
     rows = []
     for _ in tqdm(range(steps), desc=f"{label} recorded", unit="step", dynamic_ncols=True):
-        state, _ = sim.run_chunk(state, 1, hp)
+        state, _ = sim.run_chunk(state, hp=hp, length=1)
         pi, pi0, age, faced = jax.device_get(pair(state, hp))
         kl = (pi * (np.log(pi + 1e-12) - np.log(pi0 + 1e-12))).sum(-1)
         tv = 0.5 * np.abs(pi - pi0).sum(-1)

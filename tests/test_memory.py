@@ -189,3 +189,34 @@ def test_recall_asks_the_memory_for_the_latent_of_k_steps_ago(learned_run):
     with pytest.raises(config.ConfigError) as e:
         tiny("agents.recall=4", "agents.memory_tokens=0")
     assert "agents.recall" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_input_write_reads_the_step_observation_token_not_the_memory(sim):
+    """agents.memory_write=input: the write reads the step's observation token as it enters the layers,
+    the same for every memory unit and whatever memory the step reads (the recurrence is then linear in
+    the memory, its RTRL exact); the default (outputs) reads the memory tokens' outputs, which start from
+    the memory itself. Eager, one agent: no compile."""
+    from evodevo.agents import transformer as tf
+    from evodevo.agents.learner import Learner
+
+    obs = jax.random.normal(jax.random.PRNGKey(1), (sim.world.obs_dim,))
+    body = jnp.full(10, 0.5)
+    written = {}
+    for mode in ("input", "outputs"):
+        ag = Learner(tiny("agents.memory=learned", f"agents.memory_write={mode}").agents, sim.world)
+        agent = jax.tree.map(lambda x: x[0], founders(ag, 1, jax.random.PRNGKey(5)))
+        cache = (agent.cache_k, agent.cache_v, agent.cache_step)
+        mems = (agent.mem, agent.mem + 1.0)
+        written[mode] = [np.asarray(ag.forward(agent.theta, agent, obs, 2, 3, jnp.array([5, 6]), body, m, cache)[4][2])
+                         for m in mems]
+        if mode == "input":
+            enc, *_ = ag.weights(agent.theta, agent.base)
+            token = tf.step_tokens(enc, tf.encode_obs(enc, obs, ag.dm), 2, 3, jnp.array([5, 6]), body, agent.mem, ag.dm)[0]
+            assert written[mode][0].shape == (ag.dm.m, ag.dm.d)
+            np.testing.assert_allclose(written[mode][0], np.broadcast_to(np.asarray(token), written[mode][0].shape),
+                                       rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(*written["input"])  # the memory read does not enter what is written
+    assert np.abs(written["outputs"][0] - written["outputs"][1]).max() > 1e-3  # ... as it does with outputs
+    with pytest.raises(config.ConfigError) as e:
+        tiny("agents.memory_write=input")  # the default memory (frozen) has no write to choose for
+    assert "agents.memory_write" in str(e.value) and "\n" not in str(e.value)

@@ -138,7 +138,7 @@ def test_debrief_input_is_the_last_steps_outcome_by_hand(debrief_run):
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
         logits = []
         for outcome in (jnp.asarray(o[i]), jnp.zeros(o.shape[1])):
-            x, *_, (_, head) = ag.forward(agent.theta, agent, c1["obs_n"][i], prev, 1, pos, intero, agent.mem, cache,
+            x, *_, (_, head, _) = ag.forward(agent.theta, agent, c1["obs_n"][i], prev, 1, pos, intero, agent.mem, cache,
                                           outcome)
             logits.append(np.asarray(tf.policy_value(head, tf.read_out(head, x[ag.dm.action_index]))[0]))
         np.testing.assert_allclose(logits[0], np.asarray(c1["out"]["logits"][i]), rtol=1e-4, atol=1e-5)

@@ -176,16 +176,19 @@ class Learner:
 
     def forward(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, mem_in, cache, outcome=None):
         """One step's tokens through the agent (`body`: its interoception vector, `outcome` the last
-        step's, agents.debrief). Returns (x [S, D], k_new, v_new, phi, (enc, head))."""
+        step's, agents.debrief). Returns (x [S, D], k_new, v_new, phi, (enc, head, written)), `written`
+        [M, D] what the memory's write reads (agents.memory_write): the memory tokens' outputs, or the
+        step's observation token as it enters the layers."""
         enc, layers, head, gates = self.weights(theta, agent.base)
         phi = tf.encode_obs(enc, obs_n, self.dm)
         if self.learned_memory:  # its derivative with respect to the write's weights: the carried sensitivities
             mem_in = memory.read(enc["mem_w"], enc["mem_nu"], mem_in, agent.mem_sens)
         told = None if outcome is None else debrief.embed(enc, outcome)
-        x = tf.step_tokens(enc, phi, prev_action, age, pos, body, mem_in, self.dm, told)
+        x_in = tf.step_tokens(enc, phi, prev_action, age, pos, body, mem_in, self.dm, told)
         q_step = jnp.full((self.dm.s,), age, jnp.int32)
-        x, k_new, v_new = tf.run_layers(x, layers, gates, agent.active, *cache, q_step, self.dm)
-        return x, k_new, v_new, phi, (enc, head)
+        x, k_new, v_new = tf.run_layers(x_in, layers, gates, agent.active, *cache, q_step, self.dm)
+        written = x[1 + self.dm.k:] if self.cfg.memory_write == "outputs" else jnp.broadcast_to(x_in[0], (self.dm.m, self.dm.d))
+        return x, k_new, v_new, phi, (enc, head, written)
 
     def write_cache(self, agent: AgentState, k_new, v_new, age):
         """Store this step's keys/values in the ring buffer slot of step `age`."""
@@ -208,8 +211,8 @@ class Learner:
     def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now, outcome, beside):
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
         intero = tf.interoception(body, agent.body)
-        x, k_new, v_new, phi, (enc, head) = self.forward(theta, agent, obs_n, prev_action, age, pos, intero,
-                                                         agent.mem, cache, outcome)
+        x, k_new, v_new, phi, (enc, head, written) = self.forward(theta, agent, obs_n, prev_action, age, pos,
+                                                                  intero, agent.mem, cache, outcome)
         h = tf.read_out(head, x[self.dm.action_index])
         logits, value = tf.policy_value(head, h)
         out = {}
@@ -223,7 +226,7 @@ class Learner:
             out["token"] = h
         if self.cfg.recall:
             out |= memory.recall(enc, x[1 + self.dm.k:], agent.past, age, self.cfg.recall)
-        mem_out, sens = memory.next_memory(self.learned_memory, enc, agent.mem, agent.mem_sens, x[1 + self.dm.k:])
+        mem_out, sens = memory.next_memory(self.learned_memory, enc, agent.mem, agent.mem_sens, written)
         aux = (action, jax.lax.stop_gradient(k_new), jax.lax.stop_gradient(v_new), mem_out, sens)
         return out, aux
 

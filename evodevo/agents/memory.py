@@ -4,9 +4,16 @@ diagonal recurrence and cheap; Zucchet et al. 2023, "Online learning of long-ran
 
 The write, after the layers of act t (i indexes the memory tokens, j and k the stream's dimensions):
 
-    x_t = LN(h_t)                                   h_t: the memory tokens' outputs, stop-gradient
+    x_t = LN(h_t)                                   h_t: what the write reads (agents.memory_write), stop-gradient
     u_t = x_t W                                     W [D, D] the write's weights
     m_t = lambda * m_{t-1} + (1 - lambda) * u_t     lambda = sigmoid(nu), nu [M, D]: one rate per unit
+
+What the write reads, `agents.memory_write`: `outputs`, the memory tokens' outputs after the layers,
+which see the whole step but whose stream starts from m_{t-1} + mem_emb (so the write partly rewrites
+the memory it came from, a dependence the sensitivities leave out); or `input`, the step's observation
+token as it enters the layers (the observation's latent with the last action, time, place and body),
+the same for every unit: a linear recurrence on what the agent senses, as in a state-space layer,
+whose sensitivities are then exact.
 
 m_t (+ mem_emb) is the memory input of act t+1, read before its action is chosen: every token of
 the step attends to the memory tokens (`transformer.Dims.read_memory`), whose outputs h_{t+1}, the
@@ -30,8 +37,8 @@ act t+1), the one pullback of the heads' cotangents through act t gives the writ
 dL_t/dm_{t-1} . (E_{t-1}, n_{t-1}) beside every other weight's. Act t+1 has by then moved the
 agent's own sensitivities on to (E_{t+1}, n_{t+1}); those are never paired with act t.
 
-What is approximated: h_t is taken as given (stop-gradient): its dependence on W and nu through the
-memory the layers read at earlier steps is dropped, as is every other weight's gradient through
+What is approximated (with memory_write=outputs): h_t is taken as given (stop-gradient): its dependence
+on W and nu through the memory the layers read at earlier steps is dropped, as is every other weight's gradient through
 the memory across steps (as through the KV cache). The recurrence itself is exact; its
 sensitivities accumulate under the weights of the steps they were computed at (online RTRL).
 The write's weights are part of the encoder gene, which holds the memory embeddings too, learned as

@@ -408,12 +408,13 @@ class Simulation:
             state = jax.lax.with_sharding_constraint(state, self.shardings(state))
         return state, out
 
-    def run_chunk(self, state: SimState, n: int | None = None, hp: Hyper | None = None):
-        """Advance `n` (<= chunk_steps) steps with hyperparameters `hp` (default: this config's).
-        Returns (state, per-step outputs [chunk_steps, ...]). The input state is donated: do not
-        use it afterwards."""
-        length = self.cfg.run.chunk_steps
+    def run_chunk(self, state: SimState, n: int | None = None, hp: Hyper | None = None, length: int | None = None):
+        """Advance `n` (<= length) steps with hyperparameters `hp` (default: this config's) in a compiled
+        chunk of `length` steps (default run.chunk_steps; each length compiles once: a probe of every step
+        runs length 1, as a long chunk's skipped steps still copy the state). Returns (state, per-step
+        outputs [length, ...]). The input state is donated: do not use it afterwards."""
+        length = self.cfg.run.chunk_steps if length is None else length
         n = length if n is None else n
         if not 0 <= n <= length:
-            raise ValueError(f"run_chunk: n={n} must be within [0, run.chunk_steps={length}]")
+            raise ValueError(f"run_chunk: n={n} must be within [0, length={length}]")
         return self._chunk(state, self.hp if hp is None else hp, length, jnp.int32(n))
