@@ -258,19 +258,19 @@ def main(argv=None) -> int:
                                         *args.overrides, *ARMS[arm]])
         horizon = cfg.agents.context if args.horizon is None else args.horizon
         rec = record(cfg, args.steps, args.warmup, horizon, arm)
+        # the probe's samples, to fit other readouts offline: x, and per target its rows and values (+ agent id)
+        np.savez_compressed(Path(args.out) / f"{arm}.npz", x=rec["x"].astype(np.float32), age=rec["age"],
+                            **{f"{k}_{part}": v for k in TARGETS for part, v in zip(("rows", "y"), rec[k])})
         probes[arm] = probe(rec)
         shown = {k: ({f: v for f, v in p.items() if f != "r2_boot"} if isinstance(p, dict) else p)
                  for k, p in probes[arm].items()}
         floor = probe(rec, features="age")
-        shown["age_floor"] = {k: floor[k]["r2"] for k in (*TARGETS, "mean")}
+        shown["age_floor"] = {**{k: floor[k]["r2"] for k in TARGETS}, "mean": floor["mean"]}
         results[arm] = {"probe": shown, "place_error": round(rec["place_error"], 4),
                         "agent_steps_per_s": round(rec["agent_steps_per_s"], 1), "horizon": horizon}
         print(f"{arm:>10}: probe R^2 {shown}, place error {results[arm]['place_error']}, "
               f"{results[arm]['agent_steps_per_s']:,.0f} agent-steps/s (warm-up chunks)")
         (Path(args.out) / f"{arm}.json").write_text(json.dumps(results[arm]))
-        # the probe's samples, to fit other readouts offline: x, and per target its rows and values (+ agent id)
-        np.savez_compressed(Path(args.out) / f"{arm}.npz", x=rec["x"].astype(np.float32), age=rec["age"],
-                            **{f"{k}_{part}": v for k in TARGETS for part, v in zip(("rows", "y"), rec[k])})
     r2 = {a: results[a]["probe"]["mean"] for a in ("learned", "frozen", "none") if a in results}
     place = {"input": results.get("frozen", results.get("learned", {})).get("place_error"),
              "learned": results.get("place_off", {}).get("place_error")}
