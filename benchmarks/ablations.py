@@ -175,7 +175,11 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
 
 # The value each config key had when it was added, where its default has changed since: a result saved
 # before the key existed ran with that value, not with today's default.
-ADDED_AS = {"world": {"nest": "spawn"}}
+ADDED_AS = {"world": {"nest": "spawn"},
+            # the default since 2026-12-02 (a blow that hurts, none of the learning written back); results saved
+            # before a key existed ran with it off
+            "agents": {"center_reward": False, "innate_prior": False, "drive_health": 0.0},
+            "genepool": {"improve": "lamarckian"}}
 
 
 def same_key(saved: dict, key: dict) -> bool:

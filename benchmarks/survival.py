@@ -6,11 +6,14 @@
     python benchmarks/survival.py --arms think_k1,think_k2,think_k2_debrief,memory_none,memory_learned --seeds 0 --agent-steps 500000
 
 Arms (each one `--set` list away from the default config as it was before the striking temperament,
-ecological inheritance and the reflex became the default: `BEFORE`; `default` is the default as it is; the
-arms named default_* below the controls were measured with the birthplace at the spawn point, `SPAWN`):
+ecological inheritance and the reflex became the default: `BEFORE`; `default` is the default as it is
+(since 2026-12-02 default_hurt_darwinian's settings); the arms named default_* were measured on the default
+before that, `default_averse` (`OLD_DEFAULT`), and those below the controls with the birthplace at the
+spawn point, `SPAWN`):
 
     default       (nothing)                             the default config: everything on by default
-    default_no_learning   default + agents.lr=1e-9       lifetime learning off (the control of learning)
+    default_averse  the default until 2026-12-02         surprise hurts, no health drive, learning written back
+    default_no_learning   default_averse + agents.lr=1e-9   lifetime learning off (the control of learning)
     default_no_evolution  default + genepool.evolve=false  no selection (the control of evolution)
     default_centered      default + agents.center_reward=true  the reward less the life's average reward so far
                                                          (reward centering): dying no longer ends a negative return
@@ -231,10 +234,14 @@ BEFORE = ["agents.instinct=false", "agents.instinct_do=0", "agents.reflex=0", "a
           "genepool.home=0", "world.nest=spawn"]
 SPAWN = ["world.nest=spawn"]  # the birthplace before world.nest=drink became the default
 HURT = ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10"]  # default_hurt
+# The default until 2026-12-02, before it took default_hurt_darwinian's settings: every arm below was measured on
+# it (NOW: the arms relative to it; the others also with BEFORE), except those in CURRENT
+OLD_DEFAULT = ["agents.center_reward=false", "agents.innate_prior=false", "agents.drive_health=0",
+               "genepool.improve=lamarckian"]
 # Arms relative to the default as it is now (not pinned to BEFORE): the default, and the controls of its claim
 # that the population lives longer because of lifetime learning and of evolution
 NOW = {
-    "default": [],
+    "default_averse": [],  # the default until 2026-12-02: surprise hurts (curiosity -0.1), learning written back
     "default_no_learning": ["agents.lr=0.000000001"],  # the learners' update steps ~0: instinct and reflex alone
     "default_no_evolution": ["genepool.evolve=false"],  # uniform genomes from the founders' frozen pool
     # the averse reward is below zero on every step and death ends the return: the fatal step's TD error is
@@ -303,11 +310,17 @@ NOW = {
     "default_spawn_no_evolution": [*SPAWN, "genepool.evolve=false"],
 }
 ARMS.update(NOW)
+# Arms relative to the default as it is (since 2026-12-02: default_hurt_darwinian's settings)
+CURRENT = {
+    "default": [],
+}
+ARMS.update(CURRENT)
 
 
 def before(arm: str) -> list[str]:
-    """The defaults an arm was measured on: BEFORE for the arms measured before they changed, else none."""
-    return [] if arm in NOW else BEFORE
+    """The defaults an arm was measured on, as `--set`s on today's: none for CURRENT, OLD_DEFAULT for NOW, and
+    BEFORE on top of it for the arms measured before that."""
+    return [] if arm in CURRENT else OLD_DEFAULT if arm in NOW else [*OLD_DEFAULT, *BEFORE]
 
 
 @functools.cache

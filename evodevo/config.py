@@ -74,10 +74,8 @@ class AgentsConfig:
     memory: str = _f("frozen", "how the memory is written: frozen (the memory tokens' outputs, untrained) or learned "
                      "(diagonal linear recurrent units, their write learned online by carried sensitivities)",
                      lambda x: x in MEMORY, f"one of {MEMORY}")
-    memory_write: str = _f("outputs", "what a learned memory writes: outputs (the memory tokens' outputs after the "
-                           "layers, whose stream starts from the memory itself) or input (the step's observation "
-                           "token as it enters the layers: a linear recurrence on what the agent senses, exact RTRL)",
-                           lambda x: x in MEMORY_WRITE, f"one of {MEMORY_WRITE}")
+    memory_write: str = _f("outputs", "what a learned memory writes: outputs (the memory tokens' outputs) or input (the "
+                           "step's observation token: exact RTRL)", lambda x: x in MEMORY_WRITE, f"one of {MEMORY_WRITE}")
     recall: int = _f(0, "a job for the memory: a head on the memory tokens' outputs predicts the latent of the "
                      "observation this many steps ago (longer ago than agents.context reaches); 0: none "
                      "(needs memory_tokens >= 1)", _nonneg, ">= 0", static=True)
@@ -101,7 +99,7 @@ class AgentsConfig:
     max_update: float = _f(0.05, "bound on the L2 norm of one update of an agent's trainable vector", _pos, "> 0")
     grad_clip: float = _f(1.0, "gradient L2 norm clip before Adam", _pos, "> 0")
     gamma: float = _f(0.99, "discount of the intrinsic return", lambda x: 0.0 <= x < 1.0, "in [0, 1)")
-    center_reward: bool = _f(False, "subtract from each reward the agent's average reward so far in its life (reward "
+    center_reward: bool = _f(True, "subtract from each reward the agent's average reward so far in its life (reward "
                              "centering, Naik et al. 2024): a reward below zero on average no longer makes dying pay")
     lam: float = _f(0.0, "lambda of the actor-critic's eligibility traces, TD(lambda); 0: TD(0) without a trace "
                     "(static: a trace costs a second backward pass)", _unit, "in [0, 1]", static=True)
@@ -109,26 +107,23 @@ class AgentsConfig:
     w_value: float = _f(0.5, "loss weight: value (TD)", _nonneg, ">= 0")
     w_forward: float = _f(1.0, "loss weight: latent next-state prediction", _nonneg, ">= 0")
     w_inverse: float = _f(0.5, "loss weight: inverse dynamics", _nonneg, ">= 0")
-    inverse_input: str = _f("layers", "what inverse dynamics reads: encoder (the encoder's latents of s_t and "
-                            "s_t+1) or layers (s_t's action token after the layers, its gradient through them, and "
-                            "the inherited encoder's latent of s_t+1)", lambda x: x in INVERSE_INPUTS,
-                            f"one of {INVERSE_INPUTS}")
+    inverse_input: str = _f("layers", "what inverse dynamics reads: encoder (the encoder's latents of s_t and s_t+1) "
+                            "or layers (s_t's action token after the layers, and the inherited encoder's latent of "
+                            "s_t+1)", lambda x: x in INVERSE_INPUTS, f"one of {INVERSE_INPUTS}")
     w_reward: float = _f(0.1, "loss weight: intrinsic reward prediction", _nonneg, ">= 0")
     w_position: float = _f(0.1, "loss weight: place head (the displacement of the next step)", _nonneg, ">= 0")
     drives: str = _f("config", "where the reward's weights come from: config (the drive_* values below) or evolved "
                      "(each agent's inherited drive gene)", lambda x: x in ("config", "evolved"), "config or evolved")
-    drive_curiosity: float = _f(-0.1, "reward weight of curiosity (the forward model's error, + RND where on); "
-                                "negative (default, the longest lives measured): surprise hurts")
-    drive_health: float = _f(0.0, "homeostatic drive weight of health: reward = D(h_t) - D(h_t+1), "
-                             "D = sum_i w_i (1 - h_i / 9)^2", _nonneg, ">= 0")
+    drive_curiosity: float = _f(-0.1, "reward weight of curiosity (the forward model's error, + RND where on); < 0: surprise hurts")
+    drive_health: float = _f(10.0, "homeostatic drive weight of health: reward = D(h_t) - D(h_t+1), D = sum_i w_i "
+                             "(1 - h_i / 9)^2 (10: a blow of 2 costs 0.5 at full health)", _nonneg, ">= 0")
     drive_food: float = _f(0.0, "homeostatic drive weight of food", _nonneg, ">= 0")
     drive_drink: float = _f(0.0, "homeostatic drive weight of drink", _nonneg, ">= 0")
     drive_energy: float = _f(0.0, "homeostatic drive weight of energy", _nonneg, ">= 0")
     drive_death: float = _f(0.0, "reward on the step a life ends (negative: dying hurts)")
     drive_forage: float = _f(0.0, "curiosity's weight per unit of forage need, 1 - min(food, drink): with "
                              "drive_curiosity < 0, a sated agent avoids surprise and a thirsty or hungry one seeks it")
-    drive_fear: float = _f(0.0, "curiosity's weight added while a hostile mob is in view (negative: fear, surprise "
-                           "near a zombie hurts)")
+    drive_fear: float = _f(0.0, "curiosity's weight added while a hostile mob is in view (negative: fear)")
     drive_play: float = _f(0.0, "curiosity's weight added while the agent is young, age < play_age (positive: a child "
                            "explores the birthplace that spawn_clear_radius keeps free of hostile mobs, an adult settles)")
     play_age: float = _f(100.0, "the age (steps) at which play ends (agents.drive_play)", _nonneg, ">= 0")
@@ -138,13 +133,13 @@ class AgentsConfig:
                             "walls its home in with plants), added to their random temperaments; 0: none", static=True)
     reflex: float = _f(2.0, "the drive gene also carries a reflex: per kind of tile beside the agent (a hostile mob, "
                        "a passive one, water, a ripe plant) a bias of the policy toward turning to it and one toward DO "
-                       "when facing it, inherited and evolved, never learned; founders' reflexes ~N(0, reflex^2), random "
-                       "temperaments; 0: none", _nonneg, ">= 0", static=True)
+                       "when facing it, evolved, never learned; founders ~N(0, reflex^2); 0: none", _nonneg, ">= 0",
+                       static=True)
     seek: bool = _f(False, "the reflex gains a taxis: per kind, a bias of the moves toward the nearest one in view "
                     "(two or more steps away; negative: away), inherited and evolved like the reflex", static=True)
     reflex_need: bool = _f(False, "the reflex's pulls toward each kind (turn, DO, taxis) scaled by the need of what it "
                            "gives: water by 1 - drink, a cow or ripe plant by 1 - food, a hostile mob by 1", static=True)
-    innate_prior: bool = _f(False, "the entropy bonus pulls the policy toward the agent's innate one (instinct and "
+    innate_prior: bool = _f(True, "the entropy bonus pulls the policy toward the agent's innate one (instinct and "
                             "reflex: a KL penalty) instead of toward uniform, which unlearns an instinct", static=True)
     rnd: bool = _f(False, "add a random-network-distillation novelty term to the intrinsic reward")
     w_rnd: float = _f(0.5, "weight of the RND term in the intrinsic reward and its loss", _nonneg, ">= 0")
@@ -169,7 +164,7 @@ class GenePoolConfig:
                           "for splits)", lambda x: 0.0 < x <= 1.0, "in (0, 1]", static=True)
     evolve: bool = _f(True, "selection, splits, discards, frequencies and gene improvement (false: uniform "
                       "genomes, frozen pool)")
-    improve: str = _f("lamarckian", "how genes move between generations: lamarckian, darwinian or frozen",
+    improve: str = _f("darwinian", "how genes move between generations: lamarckian, darwinian or frozen",
                       lambda x: x in IMPROVE, f"one of {IMPROVE}")
     fitness: str = _f("survival", "lifetime fitness: survival, progress (survival + learning progress), "
                       "achievements (comparison only)", lambda x: x in FITNESS, f"one of {FITNESS}")
@@ -340,8 +335,8 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(f"config key 'agents.recall': {a.recall} asks the memory tokens to recall, and there are "
                           "none (agents.memory_tokens=0); set agents.memory_tokens >= 1 or agents.recall=0")
     if a.memory_write != "outputs" and a.memory != "learned":
-        raise ConfigError(f"config key 'agents.memory_write': {a.memory_write} chooses what a learned write reads, "
-                          f"and agents.memory={a.memory}; set agents.memory=learned or agents.memory_write=outputs")
+        raise ConfigError(f"config key 'agents.memory_write': {a.memory_write} needs agents.memory=learned (it is "
+                          f"{a.memory}); set agents.memory=learned or agents.memory_write=outputs")
     for key in ("seek", "reflex_need"):  # parts of the reflex
         if getattr(a, key) and a.reflex <= 0:
             raise ConfigError(f"config key 'agents.{key}': true is part of the reflex, which is off (agents.reflex=0); "

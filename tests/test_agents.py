@@ -99,7 +99,7 @@ def test_alpha_receives_gradient_at_zero(sim, state):
     theta0 = jax.flatten_util.ravel_pytree(dict(tr, gates=jnp.zeros_like(tr["gates"])))[0]
 
     def value(theta):
-        x, *_ , (enc, head) = forward_step(sim, agent, theta, obs[0], act[0], 0, pos[0], agent.mem)
+        x, *_, (enc, head, _) = forward_step(sim, agent, theta, obs[0], act[0], 0, pos[0], agent.mem)
         return tf.policy_value(head, tf.read_out(head, x[ag.dm.action_index]))[1]
 
     g = ag.unravel(jax.grad(value)(theta0))["gates"]
@@ -249,7 +249,8 @@ def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
     np.testing.assert_array_equal(w, np.asarray(genes["w"]))
     assert w.shape == (sim.n, len(DRIVES)) and 0 < np.abs(w).max() < 1.0  # small and random, not hand-set
     fixed = np.asarray(sim.kind.drive_weights(sim.hp.agents, state.agents))
-    np.testing.assert_allclose(fixed, np.tile([-0.1] + [0] * (len(DRIVES) - 1), (sim.n, 1)))  # the default: averse
+    # the default: averse to surprise, a blow hurts
+    np.testing.assert_allclose(fixed, np.tile([-0.1, 10.0] + [0] * (len(DRIVES) - 2), (sim.n, 1)))
     # drives are not learned: a life hands back no change of its drive gene
     change = evolved.kind.learned_change(row_of(agents, 0))
     assert float(jnp.abs(change["drive"]).max()) == 0 and float(jnp.abs(change["layer"]).max()) == 0

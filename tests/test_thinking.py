@@ -92,8 +92,8 @@ def test_gradient_reaches_the_debrief_embedding(debrief_run):
 def test_debrief_input_is_the_last_steps_outcome_by_hand(debrief_run):
     """Act t+1's debrief input, by hand from act t (carried: its prediction, latent and body) and
     act t+1's observation: the forward model's error vector, the body's change, curiosity and the
-    reward scaled by the running return scale; its curiosity and unscaled reward are transition t's
-    as learn computes them. The embedding of act 1's outcome, by hand from the effective weights
+    reward (less its running mean, with agents.center_reward) scaled by the running return scale;
+    its curiosity and unscaled reward are transition t's as learn computes them. The embedding of act 1's outcome, by hand from the effective weights
     (inherited + delta), is what the first thinking token's input gains; and act 1's logits are
     those of a forward pass from exactly that input (not from a zero debrief)."""
     cfg, ag, runs = debrief_run
@@ -111,7 +111,9 @@ def test_debrief_input_is_the_last_steps_outcome_by_hand(debrief_run):
         reward = a.drive_curiosity * curiosity + drive(body) - drive(body_next)
         count, m2 = np.asarray(before.reward_scale.stats.count), np.asarray(before.reward_scale.stats.m2)
         var = np.where(count >= 2, m2 / np.maximum(count - 1, 1), 1.0)
-        hand = np.concatenate([err, body_next - body, curiosity[:, None], (reward / np.sqrt(var + 1e-8))[:, None]], -1)
+        mean = np.asarray(before.reward_scale.rate.mean) if a.center_reward else 0.0  # centering (default on)
+        hand = np.concatenate([err, body_next - body, curiosity[:, None], ((reward - mean) / np.sqrt(var + 1e-8))[:, None]],
+                              -1)
         np.testing.assert_allclose(runs[t]["outcome"], hand, rtol=1e-4, atol=1e-6)
         assert np.abs(body_next - body).min() > 0 and (np.abs(err).max(-1) > 0).all()  # the test could fail
         np.testing.assert_allclose(curiosity, runs[t]["metrics"]["curiosity"], rtol=1e-4)
