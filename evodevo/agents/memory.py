@@ -38,8 +38,8 @@ dL_t/dm_{t-1} . (E_{t-1}, n_{t-1}) beside every other weight's. Act t+1 has by t
 agent's own sensitivities on to (E_{t+1}, n_{t+1}); those are never paired with act t.
 
 What is approximated (with memory_write=outputs): h_t is taken as given (stop-gradient): its dependence
-on W and nu through the memory the layers read at earlier steps is dropped, as is every other weight's gradient through
-the memory across steps (as through the KV cache). The recurrence itself is exact; its
+on W and nu through the memory the layers read at earlier steps is dropped, as is every other weight's
+gradient through the memory across steps (as through the KV cache). The recurrence itself is exact; its
 sensitivities accumulate under the weights of the steps they were computed at (online RTRL).
 The write's weights are part of the encoder gene, which holds the memory embeddings too, learned as
 its delta like every other tensor (a rank-r delta on W with learn=lowrank). Not a per-life vector
@@ -100,8 +100,9 @@ def step(w, nu, m, sens: Sensitivity, h):
 
 def next_memory(learned: bool, enc: tf.Eff, m, sens, h):
     """(memory, sensitivities) that act t hands to act t+1 from the memory tokens' outputs h_t: with
-    a learned write, `step` under the agent's effective write weights; frozen, h_t itself (today's
-    untrained recurrent state). State, not outputs: no gradient flows through it."""
+    a learned write, `step` under the agent's effective write weights; frozen, h_t itself (an untrained
+    recurrent state, and a running sum: h_t starts from h_{t-1} + mem_emb, so it grows with age and a
+    readout finds the age in it; benchmarks/cognition.py). State, not outputs: no gradient flows through it."""
     if not learned:
         return jax.lax.stop_gradient(h), sens
     w, nu = jax.lax.stop_gradient((enc["mem_w"], enc["mem_nu"]))
