@@ -20,12 +20,14 @@ memory probe is a ridge regression from the memory tokens to each of those quant
 where it was met more than `--horizon` steps ago (longer ago than the KV cache reaches), fitted on
 the lives with even agent ids (the penalty chosen by cross-validation over them) and tested on the
 odd ones: its test R^2 (mean over the targets) says how much the memory holds that the cache cannot,
-and its standard error over a bootstrap of the test lives how far that can be told apart from noise. The place error is the learn metric `place_error` (cells between
-the predicted and the true next position), with the true position as an input and without.
+and its standard error over a bootstrap of the test lives how far that can be told apart from noise.
+Beside it, the age floor: the same probe from the agent's age alone. The place error is the learn
+metric `place_error` (cells between the predicted and the true next position), with the true
+position as an input and without.
 
 Ends with one JSON line holding `probe_r2` {learned, frozen, none}, `probe_diff` (learned less each
-other arm, with its standard error), `place_error` {input, learned} and the cost in agent-steps/s of each arm; exits 1 when the learned memory's R^2 is not above
-both others.
+other arm, with its standard error), `place_error` {input, learned} and the cost in agent-steps/s of
+each arm; exits 1 when the learned memory's R^2 is not above both others.
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ def record(cfg, steps: int, warmup: int, horizon: int, label: str) -> dict:
             samples[name][0].append(np.flatnonzero(keep) + base)
             samples[name][1].append(np.concatenate([value[keep], ids[keep, None]], -1))
         base += sim.n
-    return {"x": np.concatenate(xs), "age": np.concatenate(ages), **{k: (np.concatenate(r), np.concatenate(y)) for k, (r, y) in samples.items()},
+    return {"x": np.concatenate(xs), "age": np.concatenate(ages),
+            **{k: (np.concatenate(r), np.concatenate(y)) for k, (r, y) in samples.items()},
             "place_error": float(np.nanmean(np.concatenate(place))),
             "agent_steps_per_s": timed * sim.n / t_run if timed else float("nan")}
 
@@ -187,10 +190,10 @@ def age_code(age) -> np.ndarray:
 
 
 def probe(rec: dict, seed: int = 0, features: str = "x") -> dict:
-    """Per target: test R^2 of the memory probe (of age alone with `features` "age"), fitted on the lives with even agent ids (the penalty
-    chosen by FOLDS-fold cross-validation over those lives), tested on the odd ones, with its
-    standard error over a bootstrap of the test lives (`r2_boot`: the resampled R^2, which the
-    comparison between arms pairs by resample index)."""
+    """Per target: test R^2 of the memory probe (of age alone with `features` "age"), fitted on the
+    lives with even agent ids (the penalty chosen by FOLDS-fold cross-validation over those lives),
+    tested on the odd ones, with its standard error over a bootstrap of the test lives (`r2_boot`:
+    the resampled R^2, which `compare` turns into the standard error of a difference)."""
     rng = np.random.default_rng(seed)
     out = {}
     for name in TARGETS:
@@ -217,7 +220,7 @@ def probe(rec: dict, seed: int = 0, features: str = "x") -> dict:
             pred = (x - mu) / sd @ w + y_mu
             score = r2(pred[~train], target[~train], y_mu)
             by_life = {i: np.flatnonzero(ids == i) for i in test_lives}
-            for b in range(BOOT):  # the same resample indices for every arm (same seed): paired
+            for b in range(BOOT):
                 pick = np.concatenate([by_life[i] for i in rng.choice(test_lives, len(test_lives))])
                 boot[b] = r2(pred[pick], target[pick], y_mu)
         out[name] = {"r2": round(score, 4), "se": round(float(np.nanstd(boot)), 4), "samples": int(len(rows)),

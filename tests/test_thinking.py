@@ -93,9 +93,10 @@ def test_debrief_input_is_the_last_steps_outcome_by_hand(debrief_run):
     """Act t+1's debrief input, by hand from act t (carried: its prediction, latent and body) and
     act t+1's observation: the forward model's error vector, the body's change, curiosity and the
     reward (less its running mean, with agents.center_reward) scaled by the running return scale;
-    its curiosity and unscaled reward are transition t's as learn computes them. The embedding of act 1's outcome, by hand from the effective weights
-    (inherited + delta), is what the first thinking token's input gains; and act 1's logits are
-    those of a forward pass from exactly that input (not from a zero debrief)."""
+    its curiosity and unscaled reward are transition t's as learn computes them. The embedding of act
+    1's outcome, by hand from the effective weights (inherited + delta), is what the first thinking
+    token's input gains; and act 1's logits are those of a forward pass from exactly that input (not
+    from a zero debrief)."""
     cfg, ag, runs = debrief_run
     a = cfg.agents
     w_need = np.array([a.drive_health, a.drive_food, a.drive_drink, a.drive_energy])

@@ -99,10 +99,12 @@ def step(w, nu, m, sens: Sensitivity, h):
 
 
 def next_memory(learned: bool, enc: tf.Eff, m, sens, h):
-    """(memory, sensitivities) that act t hands to act t+1 from the memory tokens' outputs h_t: with
-    a learned write, `step` under the agent's effective write weights; frozen, h_t itself (an untrained
-    recurrent state, and a running sum: h_t starts from h_{t-1} + mem_emb, so it grows with age and a
-    readout finds the age in it; benchmarks/cognition.py). State, not outputs: no gradient flows through it."""
+    """(memory, sensitivities) that act t hands to act t+1 from h_t, what the write reads (the memory
+    tokens' outputs, or with a learned write and memory_write=input the step's observation token): with
+    a learned write, `step` under the agent's effective write weights; frozen, the memory tokens' outputs
+    themselves (an untrained recurrent state, and a running sum: h_t starts from h_{t-1} + mem_emb, so
+    it grows with age and a readout finds the age in it; benchmarks/cognition.py). State, not outputs:
+    no gradient flows through it."""
     if not learned:
         return jax.lax.stop_gradient(h), sens
     w, nu = jax.lax.stop_gradient((enc["mem_w"], enc["mem_nu"]))
