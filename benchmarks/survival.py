@@ -43,6 +43,7 @@ spawn point, `SPAWN`):
     default_hurt_darwinian  default_hurt + genepool.improve=darwinian   none of the learning written back
     default_hurt_darwinian_no_learning  default_hurt_darwinian + agents.lr=1e-9   its control (mutated newborns)
     default_hurt_needs_darwinian  default_hurt_darwinian + agents.drive_food=10 agents.drive_drink=10
+    default_hurt_needs_darwinian_no_learning  the same + agents.lr=1e-9   its control
     default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
@@ -266,6 +267,8 @@ NOW = {
     # default_hurt_darwinian loses to its control where starvation ends half the lives (seed 0): the drive
     # pays for eating only once hunger has begun to take health. Food and drink weighed as health is
     "default_hurt_needs_darwinian": [*HURT, "agents.drive_food=10", "agents.drive_drink=10", "genepool.improve=darwinian"],
+    "default_hurt_needs_darwinian_no_learning": [*HURT, "agents.drive_food=10", "agents.drive_drink=10",
+                                                 "genepool.improve=darwinian", "agents.lr=0.000000001"],
     # within a life the default's policy moves little (benchmarks/within_life.py: TV 0.09-0.14 from the policy it
     # was born with by age 100-300), held by both the step size and the update's bound: three times each
     "default_hurt_fast": [*HURT, "agents.lr=0.003", "agents.max_update=0.15"],
