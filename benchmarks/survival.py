@@ -44,6 +44,7 @@ spawn point, `SPAWN`):
     default_hurt_darwinian_no_learning  default_hurt_darwinian + agents.lr=1e-9   its control (mutated newborns)
     default_hurt_needs_darwinian  default_hurt_darwinian + agents.drive_food=10 agents.drive_drink=10
     default_hurt_needs_darwinian_no_learning  the same + agents.lr=1e-9   its control
+    default_control  default + agents.control_share=0.5   half the newborns learn nothing: the control in the same run
     default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
@@ -132,6 +133,8 @@ sys.path.insert(0, str(HERE))
 
 import ablations  # noqa: E402
 from ablations import config  # noqa: E402
+
+from evodevo.agents.kind import in_control  # noqa: E402
 
 HOMEOSTATIC = ["agents.drive_curiosity=1.0", "agents.drive_health=4", "agents.drive_food=4", "agents.drive_drink=4", "agents.drive_energy=4",
                "agents.drive_death=-1"]
@@ -316,6 +319,11 @@ ARMS.update(NOW)
 # Arms relative to the default as it is (since 2026-12-02: default_hurt_darwinian's settings)
 CURRENT = {
     "default": [],
+    # learning and its control in one run: half the newborns, by a hash of their agent id, learn nothing
+    # (agents.control_share). Both halves draw their genes from one pool in one era, in the same worlds, so what
+    # separates them is lifetime learning alone, not the path evolution took (the separate control runs of
+    # default_hurt_darwinian differ in that too: -6% / +30% / -4%)
+    "default_control": ["agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 
@@ -358,7 +366,26 @@ def report(r: dict, last: int) -> dict:
             "drives_end": r["series"][-1].get("drives") if r["series"] else None,
             "instinct_end": r["series"][-1].get("instinct") or None if r["series"] else None,
             "reflex_end": r["series"][-1].get("reflex") or None if r["series"] else None,
-            "lifespan_by_fifth": ablations.by_fifth(r), **ablations.late_world(r, last)}
+            "lifespan_by_fifth": ablations.by_fifth(r), **ablations.late_world(r, last), **in_run_control(r, late)}
+
+
+def in_run_control(r: dict, late: list) -> dict:
+    """With agents.control_share > 0 (a share of newborns, by a hash of the agent id, learns nothing), the late lives
+    of the learners against the control's in the same run (one gene pool, one era, the same worlds): each group's
+    lives, mean lifespan and Crafter score, and the difference of mean lifespans with its standard error."""
+    share = next((float(x.split("=")[1]) for x in r.get("set", []) if x.startswith("agents.control_share=")), 0.0)
+    if not share:
+        return {}
+    control = in_control(np.array([x["agent_id"] for x in late]), share)
+    groups = {"learners": [x for x, c in zip(late, control) if not c], "control": [x for x, c in zip(late, control) if c]}
+    out = {g: {k: round(x, 3) for k, x in ablations.summarise(v, r["names"]).items() if k != "rates"}
+           for g, v in groups.items()}
+    spans = {g: np.array([x["lifespan"] for x in v], float) for g, v in groups.items()}
+    se = np.sqrt(sum(x.var(ddof=1) / len(x) for x in spans.values()))
+    return {"in_run_control": dict(out, learning_over_control=round(out["learners"]["mean_lifespan"] /
+                                                                     out["control"]["mean_lifespan"], 3),
+                                   difference=round(float(spans["learners"].mean() - spans["control"].mean()), 1),
+                                   standard_error=round(float(se), 1))}
 
 
 def frontier(results: dict, path: Path, goal: float) -> None:

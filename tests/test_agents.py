@@ -453,6 +453,25 @@ def test_changed_float_hyperparameter_does_not_recompile(sim, state):
     assert config.compile_key(tiny("genepool.init_fill=1.0")) != config.compile_key(tiny())
 
 
+def test_control_share_picks_lives_that_learn_nothing_beside_learners(sim, state):
+    """agents.control_share (traced: the compiled chunk runs it): the lives the agent-id hash picks keep their
+    founders' weights bit for bit while the others learn, in one run; the hash is the same in numpy and jax."""
+    from evodevo import config
+    from evodevo.agents.kind import in_control
+
+    ids = np.arange(1000)
+    np.testing.assert_array_equal(in_control(ids, 0.3), np.asarray(in_control(jnp.asarray(ids), 0.3)))
+    assert 0.27 < in_control(ids, 0.3).mean() < 0.33 and not in_control(ids, 0.0).any()
+    s, _ = sim.run_chunk(jax.tree.map(jnp.copy, state), 2, hp=config.hyperparams(tiny("agents.control_share=0.5")))
+    founders = np.asarray(state.slots.agent_id)
+    assert (np.asarray(s.slots.agent_id) == founders).all()  # no death or birth in two steps
+    control = in_control(founders, 0.5)
+    assert control.any() and not control.all()
+    moved = [not np.array_equal(np.asarray(s.agents.theta[i]), np.asarray(state.agents.theta[i]))
+             for i in range(len(founders))]
+    assert moved == list(~control)
+
+
 def test_carried_vjp_is_the_act_steps_own(sim, state):
     """Learning lags acting by one step: the gradient of transition t comes from the act on s_t,
     carried in the state as arrays (the inherited weights excepted: the agents hold those) and

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from evodevo.config import AgentsConfig
@@ -35,6 +37,14 @@ class Senses:
     seen: jax.Array | None = None
     need: jax.Array | None = None
     threat: jax.Array | None = None  # [N] 1 where a hostile mob is in view (fear, agents.drive_fear); None: 0
+
+
+def in_control(agent_id, share):
+    """Whether each life is in the in-run control of lifetime learning (agents.control_share): it learns nothing.
+    Chosen by a multiplicative hash of the agent id (Knuth's), whose fractions spread evenly over consecutive
+    ids, so the controls are born beside the learners, in the same worlds and from the same pool. jax or numpy."""
+    xp = jnp if isinstance(agent_id, jax.Array) else np
+    return (xp.asarray(agent_id).astype(xp.uint32) * xp.uint32(2654435761)).astype(xp.float32) / 2.0**32 < share
 
 
 BODY = ("health", "food", "drink", "energy", "asleep")

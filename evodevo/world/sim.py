@@ -17,9 +17,8 @@ whose forward pass gives the bootstrap V(s_{t+1}) that a second pass computed be
 gradient comes from the act on s_t (its VJP carried in the state, `SimState.carry`). So an action
 is chosen by weights one update old, and a newborn's first step is a rest (NOOP): it first acts
 on the observation after it. A kind without genes (random agents) has no pool: tell, ask, born
-and grow are skipped. Float
-hyperparameters (`config.Hyper`) are a traced argument of the jitted chunk: changing one does not
-recompile it. The PRNG key is carried in the state and split once per step, so a run does not
+and grow are skipped. Float hyperparameters (`config.Hyper`) are a traced argument of the jitted
+chunk: changing one does not recompile it. The PRNG key is carried in the state and split once per step, so a run does not
 depend on how its steps are grouped into chunks; a shorter chunk masks its tail steps instead
 of compiling a second shape.
 """
@@ -34,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from evodevo.agents.kind import DRIVES, REFLEXES, AgentKind, Senses
+from evodevo.agents.kind import DRIVES, REFLEXES, AgentKind, Senses, in_control
 from evodevo.agents.learner import AgentState, Learner
 from evodevo.agents.random_agent import RandomAgents, RandomState
 from evodevo.config import Config, Hyper, hyperparams
@@ -199,8 +198,9 @@ class Simulation:
             cause = jnp.where((cause == Cause.alive) & (age >= self.cfg.world.max_age), Cause.old_age, cause)
         senses = self.senses(state, world, step, state.action)
         actions, agents, pending = self.kind.act(hp.agents, state.agents, world.obs, senses, k_act)
-        agents, broken, metrics = self.kind.learn(hp.agents, agents, state.carry, pending, senses,
-                                                  cause != Cause.alive, ~state.fresh)
+        learns = ~state.fresh & ~in_control(state.slots.agent_id, hp.agents.control_share)  # a control keeps its state
+        agents, broken, metrics = self.kind.learn(hp.agents, agents, state.carry, pending, senses, cause != Cause.alive,
+                                                  learns)
         cause = jnp.where(broken, Cause.broken, cause).astype(jnp.int32)
         died = cause != Cause.alive
 
