@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from evodevo import config
+from evodevo.agents.kind import in_control
 from evodevo.metrics import crafter_score
 from evodevo.world.craftax_world import achievement_names
 from evodevo.world.runfiles import CONFIG, LIFETIMES, REPORT, TB, LifetimeLog, RunDirError, write_png, writing
@@ -53,6 +54,7 @@ class Run:
     lives: Lives
     scalars: dict  # TensorBoard tag -> (steps, values) for the tags under SCALAR_PREFIXES
     tb_note: str  # why there are no scalars, or ""
+    control: np.ndarray  # [n] bool: the life was in the in-run control of learning (agents.control_share)
 
     @property
     def end(self) -> int:
@@ -85,7 +87,9 @@ def load(run_dir) -> Run:
         raise RunDirError(f"'{path / LIFETIMES}' holds a life without a valid {e}; "
                           f"it was not written by `evodevo run`") from None
     scalars, note = read_scalars(path / TB)
-    return Run(path, env, names, lives, scalars, note)
+    share = float(((data.get("agents") or {}) if isinstance(data, dict) else {}).get("control_share", 0.0))
+    control = in_control(np.array([int(life.get("agent_id", 0)) for life in records]), share)
+    return Run(path, env, names, lives, scalars, note, control)
 
 
 def _lives(records: list[dict], names) -> Lives:
@@ -141,11 +145,13 @@ def stats(lives: Lives, names) -> dict:
     }
 
 
-def split(run: Run, parts: int) -> tuple[np.ndarray, list[dict]]:
-    """Cut [0, end] into `parts` equal spans of death step: the edges and each span's stats."""
+def split(run: Run, parts: int, among=None) -> tuple[np.ndarray, list[dict]]:
+    """Cut [0, end] into `parts` equal spans of death step: the edges and each span's stats (of the lives
+    `among`, a mask; default all)."""
     edges = np.linspace(0, run.end, parts + 1)
     which = np.digitize(run.lives.death, edges[1:-1], right=True)  # span i holds (edges[i], edges[i+1]]
-    return edges, [stats(run.lives.where(which == i), run.names) for i in range(parts)]
+    among = np.ones(len(run.lives), bool) if among is None else among
+    return edges, [stats(run.lives.where((which == i) & among), run.names) for i in range(parts)]
 
 
 def n_bins(n_lives: int) -> int:
@@ -175,6 +181,12 @@ def table(run: Run) -> str:
         top = f"{cause} {100 * k / s['lives']:.0f}%"
         rows.append(f"{span:<17} {s['lives']:>7,} {s['lifespan']:>9.1f} {s['crafter']:>8.2f}  "
                     f"{top:<17} {_pct(s['asleep']):>6}")
+    if run.control.any():  # the in-run control of learning: the last fifth, learners against the control
+        learners, control = (split(run, 5, m)[1][-1] for m in (~run.control, run.control))
+        rows.append(f"last fifth, learners against the in-run control (agents.control_share): lifespan "
+                    f"{learners.get('lifespan', np.nan):.1f} against {control.get('lifespan', np.nan):.1f}, Crafter "
+                    f"{learners.get('crafter', np.nan):.2f} against {control.get('crafter', np.nan):.2f} "
+                    f"({learners['lives']:,} and {control['lives']:,} lives)")
     return "\n".join(rows)
 
 
@@ -197,6 +209,12 @@ def _lifespan_panel(ax, run: Run, centres, bins) -> None:
                alpha=float(np.clip(8 / np.sqrt(len(shown)), 0.08, 0.5)))
     ax.plot(centres, [b["lifespan"] for b in bins], color="#1b4f72", lw=2, marker="o", ms=3,
             label="mean per bin")
+    if run.control.any():  # learners and the in-run control of learning, each a mean per fifth
+        edges = np.linspace(0, run.end, 6)
+        for mask, colour, label in ((~run.control, "#16a085", "learners"), (run.control, "#d35400", "control")):
+            fifths = split(run, 5, mask)[1]
+            ax.plot((edges[:-1] + edges[1:]) / 2, [f.get("lifespan", np.nan) for f in fifths], color=colour, lw=2,
+                    marker="s", ms=5, label=f"{label}, mean per fifth (agents.control_share)")
     top = float(lives.lifespan.max()) * 1.05 + 1
     ax.plot([0, top], [0, top], ls=":", color="#555555", lw=1, label="upper bound (born at step 0)")
     ax.set_ylim(0, top)

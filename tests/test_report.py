@@ -38,9 +38,10 @@ def synthetic_lives(n: int = 400, seed: int = 0) -> list[dict]:
     return lives
 
 
-def make_run(root: Path, lives: list[dict], drives: bool = True) -> Path:
+def make_run(root: Path, lives: list[dict], drives: bool = True, control_share: float = 0.0) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "config.yaml").write_text(f"seed: 0\nworld:\n  env: {ENV}\n  n_slots: 16\n")
+    (root / "config.yaml").write_text(f"seed: 0\nworld:\n  env: {ENV}\n  n_slots: 16\n"
+                                      f"agents:\n  control_share: {control_share}\n")
     (root / "lifetimes.jsonl").write_text("".join(json.dumps(life) + "\n" for life in lives))
     if drives:
         from tensorboardX import SummaryWriter
@@ -161,3 +162,23 @@ def test_an_unwritable_picture_is_one_line(run, tmp_path, capsys):
     assert main(["report", str(run), "--out", str(out)]) == 74
     err = capsys.readouterr().err
     assert err.startswith(f"evodevo: error: cannot write {out}") and err.count("\n") == 1, err
+
+
+def test_the_in_run_control_of_learning_is_drawn_and_told_apart(tmp_path, capsys):
+    """agents.control_share: the lives its hash picks (here made 30 steps shorter) are the control; the table says
+    the learners' and the control's lifespans in the last fifth, and the picture draws both."""
+    from evodevo.agents.kind import in_control
+
+    lives = synthetic_lives()
+    for life in lives:
+        if in_control(np.array([life["agent_id"]]), 0.5)[0]:
+            life["lifespan"] = max(life["lifespan"] - 30, 1)
+    run = make_run(tmp_path / "run", lives, drives=False, control_share=0.5)
+    assert main(["report", str(run)]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if "in-run control" in x]
+    assert len(line) == 1, "one line, only with a control"
+    learners, control = (float(x) for x in re.search(r"lifespan ([\d.]+) against ([\d.]+)", line[0]).groups())
+    assert learners - control > 20
+    check_png(run / "report.png")
+    assert main(["report", str(make_run(tmp_path / "plain", synthetic_lives(), drives=False))]) == 0
+    assert "in-run control" not in capsys.readouterr().out
