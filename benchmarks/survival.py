@@ -46,6 +46,7 @@ spawn point, `SPAWN`):
     default_hurt_needs_darwinian_no_learning  the same + agents.lr=1e-9   its control
     default_control  default + agents.control_share=0.5   half the newborns learn nothing: the control in the same run
     default_fast_control  default_control + agents.lr=0.003 agents.max_update=0.15   three times the step, in-run control
+    default_fast_nohurt_control  default_fast_control + agents.drive_health=0   the same without the health drive
     default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
@@ -328,6 +329,10 @@ CURRENT = {
     # learning three times faster (default_hurt_fast lived 267.5 / 196.8 in runs of its own) against its in-run
     # control: does learning that moves the policy more cost lifespan, or was that the run's path too?
     "default_fast_control": ["agents.lr=0.003", "agents.max_update=0.15", "agents.control_share=0.5"],
+    # ...its learners die more by zombies than its controls: is it the health drive (a blow that hurts teaching
+    # them to stop striking back)? The same without it (the reward: curiosity -0.1, centered)
+    "default_fast_nohurt_control": ["agents.lr=0.003", "agents.max_update=0.15", "agents.drive_health=0",
+                                    "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 
