@@ -382,7 +382,7 @@ def in_run_control(r: dict, late: list) -> dict:
     """With agents.control_share > 0 (a share of newborns, by a hash of the agent id, learns nothing), the late lives
     of the learners against the control's in the same run (one gene pool, one era, the same worlds): each group's
     lives, mean lifespan and Crafter score, and the difference of mean lifespans with its standard error."""
-    share = next((float(x.split("=")[1]) for x in r.get("set", []) if x.startswith("agents.control_share=")), 0.0)
+    share = r["key"]["config"]["agents"].get("control_share", 0.0)  # the config the run ran with, --set included
     if not share:
         return {}
     control = in_control(np.array([x["agent_id"] for x in late]), share)

@@ -94,9 +94,8 @@ class AgentsConfig:
     dense_policy: bool = _f(False, "learn=lowrank: the policy head's weight learns a full-rank delta (d_model x "
                             "actions) instead of a rank-r one, so the policy can move within a short life")
     lr: float = _f(1e-3, "Adam step size of the online update", _pos, "> 0")
-    control_share: float = _f(0.0, "share of newborns (by a hash of the agent id) that learn nothing in life: an "
-                              "in-run control of lifetime learning, in the learners' gene pool, era and worlds", _unit,
-                              "in [0, 1]")
+    control_share: float = _f(0.0, "share of newborns (by a hash of the agent id) that learn nothing in life: an in-run "
+                              "control of lifetime learning, in the learners' gene pool, era and worlds", _unit, "in [0, 1]")
     max_update: float = _f(0.05, "bound on the L2 norm of one update of an agent's trainable vector", _pos, "> 0")
     grad_clip: float = _f(1.0, "gradient L2 norm clip before Adam", _pos, "> 0")
     gamma: float = _f(0.99, "discount of the intrinsic return", lambda x: 0.0 <= x < 1.0, "in [0, 1)")
@@ -330,6 +329,8 @@ def _cross_checks(cfg: Config) -> None:
     if a.weights_dtype != "float32" and a.learn != "lowrank":
         raise ConfigError(f"config key 'agents.weights_dtype': {a.weights_dtype} needs agents.learn=lowrank (with "
                           "learn=full the weights are the trainable vector itself); set agents.weights_dtype=float32")
+    if a.init_depth > a.l_max:
+        raise ConfigError(f"config key 'agents.init_depth': {a.init_depth} exceeds agents.l_max={a.l_max}")
     if a.recall and not a.memory_tokens:
         raise ConfigError(f"config key 'agents.recall': {a.recall} asks the memory tokens to recall, and there are "
                           "none (agents.memory_tokens=0); set agents.memory_tokens >= 1 or agents.recall=0")
@@ -340,10 +341,9 @@ def _cross_checks(cfg: Config) -> None:
         if getattr(a, key) and a.reflex <= 0:
             raise ConfigError(f"config key 'agents.{key}': true is part of the reflex, which is off (agents.reflex=0); "
                               f"set agents.reflex > 0 or agents.{key}=false")
-    for key, value, name, most in (("agents.init_depth", a.init_depth, "agents.l_max", a.l_max),
-                                   ("run.birth_batch", cfg.run.birth_batch, "world.n_slots", cfg.world.n_slots)):
-        if value > most:
-            raise ConfigError(f"config key '{key}': {value} exceeds {name}={most}")
+    if cfg.run.birth_batch > cfg.world.n_slots:
+        raise ConfigError(f"config key 'run.birth_batch': {cfg.run.birth_batch} exceeds world.n_slots="
+                          f"{cfg.world.n_slots} (0: automatic)")
 
 
 def from_dict(data: dict) -> Config:

@@ -87,8 +87,9 @@ def load(run_dir) -> Run:
         raise RunDirError(f"'{path / LIFETIMES}' holds a life without a valid {e}; "
                           f"it was not written by `evodevo run`") from None
     scalars, note = read_scalars(path / TB)
-    share = float(((data.get("agents") or {}) if isinstance(data, dict) else {}).get("control_share", 0.0))
-    control = in_control(np.array([int(life.get("agent_id", 0)) for life in records]), share)
+    agents = (data.get("agents") if isinstance(data, dict) else None) or {}
+    control = in_control(np.array([int(life.get("agent_id", 0)) for life in records]),
+                         float(agents.get("control_share", 0.0)))
     return Run(path, env, names, lives, scalars, note, control)
 
 
@@ -210,9 +211,8 @@ def _lifespan_panel(ax, run: Run, centres, bins) -> None:
     ax.plot(centres, [b["lifespan"] for b in bins], color="#1b4f72", lw=2, marker="o", ms=3,
             label="mean per bin")
     if run.control.any():  # learners and the in-run control of learning, each a mean per fifth
-        edges = np.linspace(0, run.end, 6)
         for mask, colour, label in ((~run.control, "#16a085", "learners"), (run.control, "#d35400", "control")):
-            fifths = split(run, 5, mask)[1]
+            edges, fifths = split(run, 5, mask)
             ax.plot((edges[:-1] + edges[1:]) / 2, [f.get("lifespan", np.nan) for f in fifths], color=colour, lw=2,
                     marker="s", ms=5, label=f"{label}, mean per fifth (agents.control_share)")
     top = float(lives.lifespan.max()) * 1.05 + 1

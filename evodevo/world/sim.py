@@ -18,9 +18,9 @@ gradient comes from the act on s_t (its VJP carried in the state, `SimState.carr
 is chosen by weights one update old, and a newborn's first step is a rest (NOOP): it first acts
 on the observation after it. A kind without genes (random agents) has no pool: tell, ask, born
 and grow are skipped. Float hyperparameters (`config.Hyper`) are a traced argument of the jitted
-chunk: changing one does not recompile it. The PRNG key is carried in the state and split once per step, so a run does not
-depend on how its steps are grouped into chunks; a shorter chunk masks its tail steps instead
-of compiling a second shape.
+chunk: changing one does not recompile it. The PRNG key is carried in the state and split once per
+step, so a run does not depend on how its steps are grouped into chunks; a shorter chunk masks its
+tail steps instead of compiling a second shape.
 """
 
 from __future__ import annotations
