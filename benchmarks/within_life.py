@@ -10,7 +10,7 @@ it was born with, given the same inputs. After `--warmup` steps, every recorded 
 to act twice on the same observation and state: with its weights as learned so far and with its
 deltas zeroed (the gates keep their learned values: they are the developmental layers' openness, not
 the policy). Per age bin: the mean KL(pi || pi_born) and total-variation distance between the two
-policies, and P(DO) under each where the agent faces a hostile mob (the striking reflex that the
+policies, P(DO) under each over all states, and P(DO) under each where the agent faces a hostile mob (the striking reflex that the
 survival runs showed learning wears down over generations).
 
 Arms (each one `--set` list away from the config):
@@ -20,9 +20,15 @@ Arms (each one `--set` list away from the config):
     off       agents.lr = 1e-9: a learner that does not move (a control that must show nothing)
     loose     agents.max_update x 4 (0.2): the bound on one update's norm loosened
     loose_fast  both: lr x 10 and max_update x 10
+    fast3     lr and max_update x 3, the survival arm default_fast_control's learner (it lost to its in-run control)
+    fast3_nohurt   fast3 without the health drive (agents.drive_health=0)
+    fast3_silent   fast3 with a reward of zero (no health drive, no curiosity): what the objectives other than
+                   the reward (value, forward model, inverse dynamics, place, entropy) move on their own
+    fast3_reward   fast3 with the reward and no auxiliary objectives (forward, inverse, place weights 0): what
+                   the reward moves on its own
 
 Each arm's figures are saved to `--out`/<arm>.json; the picture (`--out`/within_life.png) draws every arm
-saved there. Ends with one JSON line {arm: {age bin: {kl, tv, samples, zombie_samples, p_do_zombie,
+saved there. Ends with one JSON line {arm: {age bin: {kl, tv, samples, zombie_samples, p_do, p_do_born, p_do_zombie,
 p_do_zombie_born}}} of the arms run.
 """
 
@@ -48,6 +54,10 @@ from evodevo.world.sim import Simulation  # noqa: E402
 
 ARMS = {"default": [], "fast": ["agents.lr=0.01"], "off": ["agents.lr=0.000000001"],
         "loose": ["agents.max_update=0.2"], "loose_fast": ["agents.lr=0.01", "agents.max_update=0.5"]}
+FAST3 = ["agents.lr=0.003", "agents.max_update=0.15"]
+ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"],
+         "fast3_silent": [*FAST3, "agents.drive_health=0", "agents.drive_curiosity=0"],
+         "fast3_reward": [*FAST3, "agents.w_forward=0", "agents.w_inverse=0", "agents.w_position=0"]}
 BINS = (0, 25, 50, 100, 200, 300, 10**9)  # age bins, steps
 
 
@@ -100,6 +110,8 @@ def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str) -> di
         out[f"{lo}-{hi if hi < 10**9 else ''}"] = {
             "samples": int(len(r)), "kl": float(r[:, 1].mean()) if len(r) else float("nan"),
             "tv": float(r[:, 2].mean()) if len(r) else float("nan"), "zombie_samples": int(len(z)),
+            "p_do": float(r[:, 3].mean()) if len(r) else float("nan"),
+            "p_do_born": float(r[:, 4].mean()) if len(r) else float("nan"),
             "p_do_zombie": float(z[:, 3].mean()) if len(z) else float("nan"),
             "p_do_zombie_born": float(z[:, 4].mean()) if len(z) else float("nan")}
     return out
@@ -149,7 +161,7 @@ def main(argv=None) -> int:
         out.joinpath(f"{arm}.json").write_text(json.dumps(results[arm]))
         for b, v in results[arm].items():
             print(f"{arm:>8} age {b:>8}: KL {v['kl']:.4f} TV {v['tv']:.4f} ({v['samples']} samples); "
-                  f"P(DO | facing a zombie) {v['p_do_zombie']:.2f} vs at birth {v['p_do_zombie_born']:.2f} "
+                  f"P(DO) {v['p_do']:.3f} vs at birth {v['p_do_born']:.3f}; P(DO | facing a zombie) {v['p_do_zombie']:.2f} vs at birth {v['p_do_zombie_born']:.2f} "
                   f"({v['zombie_samples']})")
     saved = {a: json.loads(out.joinpath(f"{a}.json").read_text()) for a in ARMS if out.joinpath(f"{a}.json").exists()}
     draw(saved, out / "within_life.png")
