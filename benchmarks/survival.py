@@ -47,6 +47,10 @@ spawn point, `SPAWN`):
     default_control  default + agents.control_share=0.5   half the newborns learn nothing: the control in the same run
     default_fast_control  default_control + agents.lr=0.003 agents.max_update=0.15   three times the step, in-run control
     default_fast_nohurt_control  default_fast_control + agents.drive_health=0   the same without the health drive
+    default_fast_homeostatic_control  default_fast_control + agents.drive_curiosity=0 agents.drive_food=10
+                                                         agents.drive_drink=10   a reward over the body alone
+    default_fast_silent_control  default_fast_control + agents.drive_curiosity=0 agents.drive_health=0   a reward
+                                                         of zero: what learning costs with nothing to learn
     default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
@@ -333,6 +337,14 @@ CURRENT = {
     # them to stop striking back)? The same without it (the reward: curiosity -0.1, centered)
     "default_fast_nohurt_control": ["agents.lr=0.003", "agents.max_update=0.15", "agents.drive_health=0",
                                     "agents.control_share=0.5"],
+    # within a life (within_life.py, arm fast3_nohurt) the surprise-averse reward teaches standing still and
+    # striking (P(DO) 0.64 -> 0.92 at ages 100-200: a strike at nothing is the least surprising act), and with a
+    # reward of zero (fast3_silent) the policy still moves most of the way: a reward over the body alone, and
+    # the must-fail control of a reward of zero, each against its in-run control
+    "default_fast_homeostatic_control": ["agents.lr=0.003", "agents.max_update=0.15", "agents.drive_curiosity=0",
+                                         "agents.drive_food=10", "agents.drive_drink=10", "agents.control_share=0.5"],
+    "default_fast_silent_control": ["agents.lr=0.003", "agents.max_update=0.15", "agents.drive_curiosity=0",
+                                    "agents.drive_health=0", "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 
