@@ -24,6 +24,12 @@ Arms (each one `--set` list away from the config):
     fast3_nohurt   fast3 without the health drive (agents.drive_health=0)
     fast3_silent   fast3 with a reward of zero (no health drive, no curiosity): what the objectives other than
                    the reward (value, forward model, inverse dynamics, place, entropy) move on their own
+    fast3_silent_noaux   fast3_silent without the auxiliary objectives: the actor-critic's own movement
+    fast3_bare     fast3_silent_noaux without the entropy bonus (agents.entropy=0; by default it pulls toward the
+                   innate policy): only the critic's TD error moves the actor
+    obgd      the actor-critic steps by ObGD (agents.obgd_step=1, needs agents.lam > 0: pass --set agents.lam=0.8),
+              the other objectives by Adam as in `default`: a step sized by the TD error
+    obgd_bare obgd with fast3_bare's zeros (no reward, no other objective, no entropy bonus): must barely move
     fast3_reward   fast3 with the reward and no auxiliary objectives (forward, inverse, place weights 0): what
                    the reward moves on its own
 
@@ -57,6 +63,13 @@ ARMS = {"default": [], "fast": ["agents.lr=0.01"], "off": ["agents.lr=0.00000000
 FAST3 = ["agents.lr=0.003", "agents.max_update=0.15"]
 ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"],
          "fast3_silent": [*FAST3, "agents.drive_health=0", "agents.drive_curiosity=0"],
+         "fast3_silent_noaux": [*FAST3, "agents.drive_health=0", "agents.drive_curiosity=0", "agents.w_forward=0",
+                                "agents.w_inverse=0", "agents.w_position=0"],
+         "fast3_bare": [*FAST3, "agents.drive_health=0", "agents.drive_curiosity=0", "agents.w_forward=0",
+                        "agents.w_inverse=0", "agents.w_position=0", "agents.entropy=0"],
+         "obgd": ["agents.obgd_step=1.0"],
+         "obgd_bare": ["agents.obgd_step=1.0", "agents.drive_health=0", "agents.drive_curiosity=0", "agents.w_forward=0",
+                       "agents.w_inverse=0", "agents.w_position=0", "agents.entropy=0"],
          "fast3_reward": [*FAST3, "agents.w_forward=0", "agents.w_inverse=0", "agents.w_position=0"]}
 BINS = (0, 25, 50, 100, 200, 300, 10**9)  # age bins, steps
 
@@ -122,15 +135,19 @@ def draw(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     for arm, bins in results.items():
         names = [b for b in bins if bins[b]["samples"]]
         for ax, key in zip(axes, ("kl", "tv")):
             # KL's floor: the `off` control's is ~1e-9 and round-off can make it negative (a log axis)
             ax.plot(names, [max(bins[b][key], 1e-6) for b in names], "o-", label=arm)
+        if all("p_do" in bins[b] for b in names):  # (files saved before P(DO) was recorded have none)
+            axes[2].plot(names, [bins[b]["p_do"] - bins[b]["p_do_born"] for b in names], "o-", label=arm)
     axes[0].set(title="KL(policy now || at birth), same inputs (floor 1e-6)", xlabel="age (steps)", ylabel="nats",
                 yscale="log")
     axes[1].set(title="total-variation distance", xlabel="age (steps)", ylabel="TV")
+    axes[2].axhline(0.0, color="grey", lw=0.8)
+    axes[2].set(title="P(DO) now minus at birth, all states", xlabel="age (steps)", ylabel="probability")
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -8,6 +8,7 @@ overrides a preset. Unknown keys, wrong types and impossible values raise
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -67,8 +68,7 @@ class AgentsConfig:
     debrief: bool = _f(False, "the first thinking token's input holds the last step's outcome (the forward model's "
                        "error vector, the body's change, curiosity, the reward), embedded by encoder-gene weights, "
                        "so the thinking tokens after it read it before acting (needs think_tokens >= 1)")
-    memory_tokens: int = _f(1, "M memory tokens carried from step to step, read before the action is chosen", _nonneg,
-                            ">= 0")
+    memory_tokens: int = _f(1, "M memory tokens carried from step to step, read before the action is chosen", _nonneg, ">= 0")
     memory: str = _f("frozen", "how the memory is written: frozen (the memory tokens' outputs, untrained) or learned "
                      "(diagonal linear recurrent units, their write learned online by carried sensitivities)",
                      lambda x: x in MEMORY, f"one of {MEMORY}")
@@ -91,8 +91,7 @@ class AgentsConfig:
     weights_dtype: str = _f("float32", "learn=lowrank: the dtype an agent holds its inherited weights in during life, "
                             "float32 or bfloat16 (half the bytes; products accumulate in float32)",
                             lambda x: x in ("float32", "bfloat16"), "float32 or bfloat16")
-    dense_policy: bool = _f(False, "learn=lowrank: the policy head's weight learns a full-rank delta (d_model x "
-                            "actions) instead of a rank-r one, so the policy can move within a short life")
+    dense_policy: bool = _f(False, "learn=lowrank: the policy head's weight learns a full-rank delta, not a rank-r one")
     lr: float = _f(1e-3, "Adam step size of the online update", _pos, "> 0")
     control_share: float = _f(0.0, "share of newborns (by a hash of the agent id) that learn nothing in life: an in-run "
                               "control of lifetime learning, in the learners' gene pool, era and worlds", _unit, "in [0, 1]")
@@ -103,6 +102,8 @@ class AgentsConfig:
                              "centering, Naik et al. 2024): a reward below zero on average no longer makes dying pay")
     lam: float = _f(0.0, "lambda of the actor-critic's eligibility traces, TD(lambda); 0: TD(0) without a trace "
                     "(static: a trace costs a second backward pass)", _unit, "in [0, 1]", static=True)
+    obgd_step: float = _f(0.0, "step size of the actor-critic's own overshoot-bounded update along its eligibility trace "
+                          "(ObGD, stream-x; needs lam > 0); 0: its gradient goes through Adam with the others", _nonneg, ">= 0")
     entropy: float = _f(0.01, "entropy bonus of the policy", _nonneg, ">= 0")
     w_value: float = _f(0.5, "loss weight: value (TD)", _nonneg, ">= 0")
     w_forward: float = _f(1.0, "loss weight: latent next-state prediction", _nonneg, ">= 0")
@@ -329,6 +330,9 @@ def _cross_checks(cfg: Config) -> None:
     if a.weights_dtype != "float32" and a.learn != "lowrank":
         raise ConfigError(f"config key 'agents.weights_dtype': {a.weights_dtype} needs agents.learn=lowrank (with "
                           "learn=full the weights are the trainable vector itself); set agents.weights_dtype=float32")
+    if a.obgd_step and not a.lam:
+        raise ConfigError(f"config key 'agents.obgd_step': {a.obgd_step} steps along an eligibility trace, and there is "
+                          "none (agents.lam=0); set agents.lam > 0 or agents.obgd_step=0")
     if a.init_depth > a.l_max:
         raise ConfigError(f"config key 'agents.init_depth': {a.init_depth} exceeds agents.l_max={a.l_max}")
     if a.recall and not a.memory_tokens:
@@ -372,7 +376,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    data = _deep_copy(data)
+    data = copy.deepcopy(data or {})
     for text in overrides:
         path, value = parse_override(text)
         node = data
@@ -382,10 +386,6 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
                 raise ConfigError(f"--set '{text}': '{part}' is not a section")
         node[path[-1]] = value
     return data
-
-
-def _deep_copy(d):
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in (d or {}).items()}
 
 
 def read_yaml(path: str | Path) -> dict:

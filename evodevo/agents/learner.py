@@ -10,7 +10,8 @@ Per step and agent (all vmapped over slots, one update per agent per step):
          encoder's latent of the raw s_{t+1}, fixed during life; predicted as a change
          from the same latent of s_t) (+ optional RND novelty), less the life's average (agents.center_reward),
          scaled by the running std of the intrinsic return; one optax step (clip, Adam, faster developmental
-         gates, a bound on the update's norm) on actor-critic TD(0) + forward-model +
+         gates, a bound on the update's norm; with agents.obgd_step the actor-critic's TD(lambda) steps
+         apart, by ObGD) on actor-critic TD(0) + forward-model +
          inverse-dynamics + reward + place (the step's displacement) losses. Non-finite
          losses or weights mark the agent `broken` (the simulation kills it).
 The trainable vector of an agent is flat ([P] per slot): low-rank deltas on the inherited
@@ -34,7 +35,7 @@ from evodevo.agents import debrief, development, drives, inverse, memory, place
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import BODY, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, normalize
-from evodevo.agents.optim import optimizer
+from evodevo.agents.optim import obgd, optimizer
 from evodevo.config import AgentsConfig, statics
 
 
@@ -99,8 +100,6 @@ class Learner:
             self.rnd_target = {"w1": np.asarray(tf._dense(k1, world.obs_dim, 64)),
                                "w2": np.asarray(tf._dense(k2, 64, self.dm.rnd_dim))}
 
-    # ------------------------------------------------------------------ genes and newborns
-
     def genes(self) -> dict:
         genes = {k: (lambda key, f=f: f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
         if self.learned_memory:  # the write's weights belong to the encoder gene: inherited, evolved, learned
@@ -160,8 +159,6 @@ class Learner:
             loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf, jnp.float32),
         )
 
-    # ------------------------------------------------------------------ the function
-
     def weights(self, theta, base):
         """(encoder, layers, head, gates) effective weights of one agent: `layers` one `tf.Eff` per slot."""
         tr = self.unravel(theta)
@@ -205,8 +202,6 @@ class Learner:
         prediction error (the curiosity signal) is stationary: it falls where the agent has
         learned how the world goes."""
         return tf.encode_obs(tf.Eff(agent.base["encoder"], None), obs, self.dm)
-
-    # ------------------------------------------------------------------ act
 
     def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now, outcome, beside):
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
@@ -272,8 +267,6 @@ class Learner:
         base, residuals = jax.tree.leaves(agents.base), iter(carried["residuals"])
         return jax.tree.unflatten(treedef, [base[i] if i >= 0 else next(residuals) for i in pending["plan"]])
 
-    # ------------------------------------------------------------------ learn
-
     def _head_loss(self, hp: AgentsConfig, out, d_phi, action, target_v, delta, r_s, disp):
         """Loss as a function of the act-step outputs (its gradient is the VJP cotangent). With
         eligibility traces (lam > 0) the actor-critic terms are left out: they go through the trace."""
@@ -299,7 +292,7 @@ class Learner:
     def _gradient(self, hp: AgentsConfig, agents: AgentState, carried: dict, pending, senses: Senses, terminal):
         """The gradient of transition t (s_t from `carried`, the last step's act; s_{t+1} from
         `pending`, this step's act, whose value is the bootstrap). Returns (gradient [N, P], per-slot
-        losses [N] (non-finite where V(s_{t+1}) is), metrics, new reward scale, raw reward, trace)."""
+        losses [N] (non-finite where V(s_{t+1}) is), metrics, new reward scale, raw reward, trace, ObGD step)."""
         term = terminal.astype(jnp.float32)
         action, out = carried["action"], carried["out"]
         v1, phi1 = jax.lax.stop_gradient((pending["out"]["value"], pending["phi_now"]))
@@ -329,11 +322,13 @@ class Learner:
             cot = cot | {"token": g_token}
         pullback = self._pullback(carried, pending, agents)
         (g_out,) = pullback(cot)
-        trace = agents.trace
+        trace, ascent = agents.trace, None
         if self.cfg.lam > 0.0:  # actor-critic TD(lambda): e <- gamma lambda e + grad(w_v V + log pi); step -delta e
             (g_trace,) = pullback(self._trace_increment(hp, out, action))
             trace = decay_trace(agents.trace, g_trace, hp.gamma, self.cfg.lam)
-            g_out = g_out - delta[:, None] * trace
+            # through Adam with the other objectives, or (agents.obgd_step > 0) a step of its own sized by delta
+            g_out = g_out - jnp.where(hp.obgd_step > 0.0, 0.0, 1.0) * delta[:, None] * trace
+            ascent = obgd(hp.obgd_step, delta, trace)
             loss = jnp.where(jnp.isfinite(trace).all(-1) & jnp.isfinite(delta), loss, jnp.nan)
         grad = g_out + g_aux
         metrics = {"td_error": delta, "loss_inverse": inv_ce, "value": out["value"], "curiosity": curiosity,
@@ -343,9 +338,10 @@ class Learner:
                    "grad_norm_inverse": jnp.linalg.norm(g_aux, axis=-1),
                    "grad_clipped": (jnp.linalg.norm(grad, axis=-1) > hp.grad_clip).astype(jnp.float32)}
         metrics |= {"rnd_error": rnd_err} if self.cfg.rnd else {}
+        metrics |= {"obgd_norm": jnp.linalg.norm(ascent, axis=-1)} if ascent is not None else {}
         if not self.cfg.place_input:  # how far dead reckoning has carried the agent's sense of place
             metrics["place_drift"] = place.distance(agents.place_est, senses.pos)
-        return grad, jnp.where(jnp.isfinite(v1), loss + aux, jnp.nan), metrics, scale, reward, trace
+        return grad, jnp.where(jnp.isfinite(v1), loss + aux, jnp.nan), metrics, scale, reward, trace, ascent
 
     def gate_lr(self, hp: AgentsConfig, developmental):
         """[L, 2] learning-rate multipliers of the gates (`gate_index`): dev_gate_lr for developmental layers."""
@@ -355,7 +351,7 @@ class Learner:
         """One update per agent from transition t (see `_gradient`), after this step's act. Slots
         without a transition (`valid` False: newborns, agents that grew a layer since) keep their
         state; an agent whose weights are not finite is `broken` whatever its transition."""
-        grad, loss, metrics, scale, reward, trace = self._gradient(hp, agents, carried, pending, senses, terminal)
+        grad, loss, metrics, scale, reward, trace, ascent = self._gradient(hp, agents, carried, pending, senses, terminal)
         if self.learned_memory:  # the learned write's share of the gradient
             metrics["grad_norm_memory"] = jnp.linalg.norm(grad[:, self.memory_index], axis=-1)
         if self.cfg.debrief:  # the debrief embedding's share
@@ -367,6 +363,7 @@ class Learner:
             return optax.apply_updates(theta, step), opt
 
         theta, opt = jax.vmap(update)(agents.theta, agents.opt, grad, agents.developmental)
+        theta = theta if ascent is None else theta + ascent  # (zero unless agents.obgd_step > 0)
         learned = dict(theta=theta, opt=opt, reward_scale=scale, reward=reward, trace=trace,
                        **development.track_loss(self.cfg.plateau_window, agents, metrics["loss_forward"], senses.age))
         before = {k: getattr(agents, k) for k in learned}  # only what learning changes (not the inherited weights)
@@ -387,8 +384,6 @@ class Learner:
     def drive_weights(self, hp: AgentsConfig, agents: AgentState):  # [N, len(DRIVES)] (`drives.weights`)
         return drives.weights(self.cfg.drives == "evolved", hp, agents.base["drive"]["w"])
 
-    # ------------------------------------------------------------------ what a life hands on
-
     def gates(self, agents: AgentState):
         """[N, L, 2] current gate alphas."""
         return agents.theta[:, self.gate_index]
@@ -406,8 +401,6 @@ class Learner:
     def life_end(self, agents: AgentState) -> LifeEnd:
         progress = jnp.clip((agents.loss_first - agents.loss_ema) / (agents.loss_first + 1e-8), -1.0, 1.0)
         return LifeEnd(gates=self.gates(agents), progress=progress)
-
-    # ------------------------------------------------------------------ development
 
     def wants_layer(self, hp: AgentsConfig, agents: AgentState, ages):
         grow, loss_ref = development.triggers(self.cfg, hp, agents, ages)

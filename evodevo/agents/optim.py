@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import optax
 
 
@@ -26,3 +27,15 @@ def optimizer(grad_clip=1.0, lr=1.0, max_update=1.0) -> optax.GradientTransforma
         scale_coordinates(),
         optax.clip_by_global_norm(max_update),
     )
+
+
+OBGD_KAPPA = 2.0  # stream-x's overshoot bound (2 for the value, 3 for the policy; one vector learns both here)
+
+
+def obgd(step_size, delta, trace):
+    """stream-x's overshoot-bounded step (Elsayed et al. 2024) along an eligibility trace: `step_size * delta * e`,
+    shrunk where `step_size * kappa * max(|delta|, 1) * ||e||_1 > 1`, so that one step cannot overshoot the TD
+    target. Its size follows the TD error: a critic with nothing to learn moves the actor little (Adam's steps are
+    the same size whatever the error). delta [...], trace [..., P] -> the ascent step [..., P]."""
+    m = step_size * OBGD_KAPPA * jnp.maximum(jnp.abs(delta), 1.0) * jnp.abs(trace).sum(-1)
+    return (step_size / jnp.maximum(m, 1.0) * delta)[..., None] * trace
