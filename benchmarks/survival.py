@@ -51,6 +51,8 @@ spawn point, `SPAWN`):
                                                          agents.drive_drink=10   a reward over the body alone
     default_fast_silent_control  default_fast_control + agents.drive_curiosity=0 agents.drive_health=0   a reward
                                                          of zero: what learning costs with nothing to learn
+    default_obgd_control  default_control + agents.lam=0.8 agents.obgd_step=1   the actor-critic steps by ObGD
+                                                         (sized by its TD error), the other objectives by Adam
     default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
@@ -345,6 +347,9 @@ CURRENT = {
                                          "agents.drive_food=10", "agents.drive_drink=10", "agents.control_share=0.5"],
     "default_fast_silent_control": ["agents.lr=0.003", "agents.max_update=0.15", "agents.drive_curiosity=0",
                                     "agents.drive_health=0", "agents.control_share=0.5"],
+    # with a reward of zero and no other objective, Adam's fixed-size steps still move the policy as far as the
+    # reward does (within_life.py fast3_bare): the critic's noise. ObGD steps by the TD error, bounded
+    "default_obgd_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 
