@@ -289,6 +289,14 @@ class Learner:
         logp_grad = jax.nn.one_hot(action, out["logits"].shape[-1]) - jax.nn.softmax(out["logits"])
         return jax.tree.map(jnp.zeros_like, out) | {"logits": logp_grad, "value": jnp.full_like(out["value"], hp.w_value)}
 
+    def _traced_step(self, hp: AgentsConfig, agents: AgentState, out, action, pullback, delta):
+        """TD(lambda): e <- gamma lambda e + grad(w_v V + log pi). Returns the new trace, the actor-critic's
+        gradient for Adam (-delta e; zero with agents.obgd_step > 0) and ObGD's step (zero without it)."""
+        (g_trace,) = pullback(self._trace_increment(hp, out, action))
+        trace = decay_trace(agents.trace, g_trace, hp.gamma, self.cfg.lam)
+        g_adam = -jnp.where(hp.obgd_step > 0.0, 0.0, 1.0) * delta[:, None] * trace
+        return trace, g_adam, obgd(hp.obgd_step, delta, trace)
+
     def _gradient(self, hp: AgentsConfig, agents: AgentState, carried: dict, pending, senses: Senses, terminal):
         """The gradient of transition t (s_t from `carried`, the last step's act; s_{t+1} from
         `pending`, this step's act, whose value is the bootstrap). Returns (gradient [N, P], per-slot
@@ -323,12 +331,9 @@ class Learner:
         pullback = self._pullback(carried, pending, agents)
         (g_out,) = pullback(cot)
         trace, ascent = agents.trace, None
-        if self.cfg.lam > 0.0:  # actor-critic TD(lambda): e <- gamma lambda e + grad(w_v V + log pi); step -delta e
-            (g_trace,) = pullback(self._trace_increment(hp, out, action))
-            trace = decay_trace(agents.trace, g_trace, hp.gamma, self.cfg.lam)
-            # through Adam with the other objectives, or (agents.obgd_step > 0) a step of its own sized by delta
-            g_out = g_out - jnp.where(hp.obgd_step > 0.0, 0.0, 1.0) * delta[:, None] * trace
-            ascent = obgd(hp.obgd_step, delta, trace)
+        if self.cfg.lam > 0.0:  # actor-critic TD(lambda), through Adam or by ObGD
+            trace, g_actor_critic, ascent = self._traced_step(hp, agents, out, action, pullback, delta)
+            g_out = g_out + g_actor_critic
             loss = jnp.where(jnp.isfinite(trace).all(-1) & jnp.isfinite(delta), loss, jnp.nan)
         grad = g_out + g_aux
         metrics = {"td_error": delta, "loss_inverse": inv_ce, "value": out["value"], "curiosity": curiosity,
