@@ -398,20 +398,29 @@ def report(r: dict, last: int) -> dict:
 def in_run_control(r: dict, late: list) -> dict:
     """With agents.control_share > 0 (a share of newborns, by a hash of the agent id, learns nothing), the late lives
     of the learners against the control's in the same run (one gene pool, one era, the same worlds): each group's
-    lives, mean lifespan and Crafter score, and the difference of mean lifespans with its standard error."""
+    lives, mean lifespan and Crafter score, the difference of mean lifespans with its standard error, and the same
+    difference over the lives that end in the last 80% of the run (`last_80`: four times the lives, half the error)."""
     share = r["key"]["config"]["agents"].get("control_share", 0.0)  # the config the run ran with, --set included
     if not share:
         return {}
-    control = in_control(np.array([x["agent_id"] for x in late]), share)
-    groups = {"learners": [x for x, c in zip(late, control) if not c], "control": [x for x, c in zip(late, control) if c]}
+
+    def split(lives):
+        control = in_control(np.array([x["agent_id"] for x in lives]), share)
+        return {"learners": [x for x, c in zip(lives, control) if not c], "control": [x for x, c in zip(lives, control) if c]}
+
+    def difference(groups):
+        spans = {g: np.array([x["lifespan"] for x in v], float) for g, v in groups.items()}
+        se = np.sqrt(sum(x.var(ddof=1) / len(x) for x in spans.values()))
+        return {"difference": round(float(spans["learners"].mean() - spans["control"].mean()), 1),
+                "standard_error": round(float(se), 1)}
+
+    groups = split(late)
     out = {g: {k: round(x, 3) for k, x in ablations.summarise(v, r["names"]).items() if k != "rates"}
            for g, v in groups.items()}
-    spans = {g: np.array([x["lifespan"] for x in v], float) for g, v in groups.items()}
-    se = np.sqrt(sum(x.var(ddof=1) / len(x) for x in spans.values()))
+    last_80 = split([x for x in r["lives"] if x["death_step"] >= r["steps"] / 5])
     return {"in_run_control": dict(out, learning_over_control=round(out["learners"]["mean_lifespan"] /
                                                                      out["control"]["mean_lifespan"], 3),
-                                   difference=round(float(spans["learners"].mean() - spans["control"].mean()), 1),
-                                   standard_error=round(float(se), 1))}
+                                   **difference(groups), last_80=difference(last_80))}
 
 
 def frontier(results: dict, path: Path, goal: float) -> None:
