@@ -245,6 +245,7 @@ ARMS = {
 BEFORE = ["agents.instinct=false", "agents.instinct_do=0", "agents.reflex=0", "agents.innate_prior=false",
           "genepool.home=0", "world.nest=spawn"]
 SPAWN = ["world.nest=spawn"]  # the birthplace before world.nest=drink became the default
+FAST = ["agents.lr=0.003", "agents.max_update=0.15"]  # three times the step and its bound (default_fast_control)
 HURT = ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10"]  # default_hurt
 # The default until 2026-12-02, before it took default_hurt_darwinian's settings: every arm below was measured on
 # it (NOW: the arms relative to it; the others also with BEFORE), except those in CURRENT
@@ -334,19 +335,18 @@ CURRENT = {
     "default_control": ["agents.control_share=0.5"],
     # learning three times faster (default_hurt_fast lived 267.5 / 196.8 in runs of its own) against its in-run
     # control: does learning that moves the policy more cost lifespan, or was that the run's path too?
-    "default_fast_control": ["agents.lr=0.003", "agents.max_update=0.15", "agents.control_share=0.5"],
+    "default_fast_control": [*FAST, "agents.control_share=0.5"],
     # ...its learners die more by zombies than its controls: is it the health drive (a blow that hurts teaching
     # them to stop striking back)? The same without it (the reward: curiosity -0.1, centered)
-    "default_fast_nohurt_control": ["agents.lr=0.003", "agents.max_update=0.15", "agents.drive_health=0",
-                                    "agents.control_share=0.5"],
+    "default_fast_nohurt_control": [*FAST, "agents.drive_health=0", "agents.control_share=0.5"],
     # within a life (within_life.py, arm fast3_nohurt) the surprise-averse reward teaches standing still and
     # striking (P(DO) 0.64 -> 0.92 at ages 100-200: a strike at nothing is the least surprising act), and with a
     # reward of zero (fast3_silent) the policy still moves most of the way: a reward over the body alone, and
     # the must-fail control of a reward of zero, each against its in-run control
-    "default_fast_homeostatic_control": ["agents.lr=0.003", "agents.max_update=0.15", "agents.drive_curiosity=0",
-                                         "agents.drive_food=10", "agents.drive_drink=10", "agents.control_share=0.5"],
-    "default_fast_silent_control": ["agents.lr=0.003", "agents.max_update=0.15", "agents.drive_curiosity=0",
-                                    "agents.drive_health=0", "agents.control_share=0.5"],
+    "default_fast_homeostatic_control": [*FAST, "agents.drive_curiosity=0", "agents.drive_food=10",
+                                         "agents.drive_drink=10", "agents.control_share=0.5"],
+    "default_fast_silent_control": [*FAST, "agents.drive_curiosity=0", "agents.drive_health=0",
+                                    "agents.control_share=0.5"],
     # with a reward of zero and no other objective, Adam's fixed-size steps still move the policy as far as the
     # reward does (within_life.py fast3_bare): the critic's noise. ObGD steps by the TD error, bounded
     "default_obgd_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "agents.control_share=0.5"],

@@ -61,16 +61,13 @@ from evodevo.world.sim import Simulation  # noqa: E402
 ARMS = {"default": [], "fast": ["agents.lr=0.01"], "off": ["agents.lr=0.000000001"],
         "loose": ["agents.max_update=0.2"], "loose_fast": ["agents.lr=0.01", "agents.max_update=0.5"]}
 FAST3 = ["agents.lr=0.003", "agents.max_update=0.15"]
-ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"],
-         "fast3_silent": [*FAST3, "agents.drive_health=0", "agents.drive_curiosity=0"],
-         "fast3_silent_noaux": [*FAST3, "agents.drive_health=0", "agents.drive_curiosity=0", "agents.w_forward=0",
-                                "agents.w_inverse=0", "agents.w_position=0"],
-         "fast3_bare": [*FAST3, "agents.drive_health=0", "agents.drive_curiosity=0", "agents.w_forward=0",
-                        "agents.w_inverse=0", "agents.w_position=0", "agents.entropy=0"],
-         "obgd": ["agents.obgd_step=1.0"],
-         "obgd_bare": ["agents.obgd_step=1.0", "agents.drive_health=0", "agents.drive_curiosity=0", "agents.w_forward=0",
-                       "agents.w_inverse=0", "agents.w_position=0", "agents.entropy=0"],
-         "fast3_reward": [*FAST3, "agents.w_forward=0", "agents.w_inverse=0", "agents.w_position=0"]}
+SILENT = ["agents.drive_health=0", "agents.drive_curiosity=0"]  # a reward of zero
+NO_AUX = ["agents.w_forward=0", "agents.w_inverse=0", "agents.w_position=0"]  # no objective but the actor-critic's
+BARE = [*SILENT, *NO_AUX, "agents.entropy=0"]  # nothing but the critic's TD error moves the actor
+ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fast3_silent": [*FAST3, *SILENT],
+         "fast3_silent_noaux": [*FAST3, *SILENT, *NO_AUX], "fast3_bare": [*FAST3, *BARE],
+         "obgd": ["agents.obgd_step=1.0"], "obgd_bare": ["agents.obgd_step=1.0", *BARE],
+         "fast3_reward": [*FAST3, *NO_AUX]}
 BINS = (0, 25, 50, 100, 200, 300, 10**9)  # age bins, steps
 
 
@@ -178,7 +175,8 @@ def main(argv=None) -> int:
         out.joinpath(f"{arm}.json").write_text(json.dumps(results[arm]))
         for b, v in results[arm].items():
             print(f"{arm:>8} age {b:>8}: KL {v['kl']:.4f} TV {v['tv']:.4f} ({v['samples']} samples); "
-                  f"P(DO) {v['p_do']:.3f} vs at birth {v['p_do_born']:.3f}; P(DO | facing a zombie) {v['p_do_zombie']:.2f} vs at birth {v['p_do_zombie_born']:.2f} "
+                  f"P(DO) {v['p_do']:.3f} vs at birth {v['p_do_born']:.3f}; "
+                  f"P(DO | facing a zombie) {v['p_do_zombie']:.2f} vs at birth {v['p_do_zombie_born']:.2f} "
                   f"({v['zombie_samples']})")
     saved = {a: json.loads(out.joinpath(f"{a}.json").read_text()) for a in ARMS if out.joinpath(f"{a}.json").exists()}
     draw(saved, out / "within_life.png")
