@@ -30,6 +30,8 @@ Arms (each one `--set` list away from the config):
     obgd      the actor-critic steps by ObGD (agents.obgd_step=1, needs agents.lam > 0: pass --set agents.lam=0.8),
               the other objectives by Adam as in `default`: a step sized by the TD error
     obgd_bare obgd with fast3_bare's zeros (no reward, no other objective, no entropy bonus): must barely move
+    obgd_kappa05, obgd_kappa01 (and _bare)   obgd with agents.obgd_kappa 0.5 and 0.1 (default 2): a step bound 4 and 20
+              times looser, so a large TD error moves the policy further
     fast3_reward   fast3 with the reward and no auxiliary objectives (forward, inverse, place weights 0): what
                    the reward moves on its own
 
@@ -67,7 +69,9 @@ BARE = [*SILENT, *NO_AUX, "agents.entropy=0"]  # nothing but the critic's TD err
 ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fast3_silent": [*FAST3, *SILENT],
          "fast3_silent_noaux": [*FAST3, *SILENT, *NO_AUX], "fast3_bare": [*FAST3, *BARE],
          "obgd": ["agents.obgd_step=1.0"], "obgd_bare": ["agents.obgd_step=1.0", *BARE],
-         "fast3_reward": [*FAST3, *NO_AUX]}
+         "fast3_reward": [*FAST3, *NO_AUX],
+         **{f"obgd_kappa0{k}{bare}": ["agents.obgd_step=1.0", f"agents.obgd_kappa=0.{k}", *rest]
+            for k in ("5", "1") for bare, rest in (("", []), ("_bare", BARE))}}
 BINS = (0, 25, 50, 100, 200, 300, 10**9)  # age bins, steps
 
 

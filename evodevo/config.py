@@ -104,6 +104,8 @@ class AgentsConfig:
                     "(static: a trace costs a second backward pass)", _unit, "in [0, 1]", static=True)
     obgd_step: float = _f(0.0, "step size of the actor-critic's own overshoot-bounded update along its eligibility trace "
                           "(ObGD, stream-x; needs lam > 0); 0: its gradient goes through Adam with the others", _nonneg, ">= 0")
+    obgd_kappa: float = _f(2.0, "ObGD's overshoot bound: a step's L1 norm is at most 1 / obgd_kappa (stream-x: 2 for a value, "
+                           "3 for a policy; smaller moves the policy further)", _pos, "> 0")
     entropy: float = _f(0.01, "entropy bonus of the policy", _nonneg, ">= 0")
     w_value: float = _f(0.5, "loss weight: value (TD)", _nonneg, ">= 0")
     w_forward: float = _f(1.0, "loss weight: latent next-state prediction", _nonneg, ">= 0")
@@ -181,16 +183,13 @@ class GenePoolConfig:
     sigma_drive: float = _f(0.5, "initial mutation scale of a drive gene (a few reward weights that learning never "
                             "moves, so evolution explores them in larger steps)", _nonneg, ">= 0")
     sigma_tau: float = _f(0.2, "log-normal self-adaptation rate of the mutation scale", _nonneg, ">= 0")
-    es_lr: float = _f(1.0, "step of a gene toward its carriers' fitness-weighted perturbations per pool update", _nonneg,
-                      ">= 0")
+    es_lr: float = _f(1.0, "step of a gene toward its carriers' fitness-weighted perturbations", _nonneg, ">= 0")
     freq_eta: float = _f(1.0, "replicator step: x <- x exp(eta (f - f_bar) / s), s the fitness spread between lives",
                          _nonneg, ">= 0")
-    freq_mix: float = _f(0.01, "share of the uniform distribution mixed into the gene frequencies (diffusion)", _unit,
-                         "in [0, 1]")
+    freq_mix: float = _f(0.01, "share of uniform mixed into the gene frequencies (diffusion)", _unit, "in [0, 1]")
     tournament: int = _f(3, "tournament size of parent selection", _pos, "> 0")
     recent_dead: int = _f(64, "recently dead lives that stay candidates for parenthood", _pos, "> 0")
-    immigrants: float = _f(0.05, "share of newborns whose genome is drawn fresh from the pool by frequency", _unit,
-                           "in [0, 1]")
+    immigrants: float = _f(0.05, "share of newborns drawn fresh from the pool by frequency", _unit, "in [0, 1]")
     crossover: float = _f(0.5, "probability of one-point crossover of the two parents' layer lists", _unit, "in [0, 1]")
     home: float = _f(1.0, "ecological inheritance: the probability that a world whose last life was at least as fit "
                      "as the recent mean goes to that life's own child (its first parent; the second by tournament); "

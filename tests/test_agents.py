@@ -550,28 +550,28 @@ def test_zero_thinking_and_memory_tokens_and_full_weight_learning_run(bare):
 def test_obgd_steps_the_actor_critic_apart_by_its_own_bound(bare):
     """agents.obgd_step > 0 (with a trace): the actor-critic's TD(lambda) step leaves Adam for ObGD's, whose
     norm is at most 1 / kappa; at 0 there is no such step and the update is Adam's alone."""
-    from evodevo.agents.optim import OBGD_KAPPA
-
     report, x = bare
+    kappa = tiny().agents.obgd_kappa
     r = report["0.8/obgd"]
     assert not r["broken"] and not r["moved_on_first_step"]
     assert not np.allclose(x["0.8/obgd/theta1"], x["0.8/theta1"], rtol=1e-4, atol=1e-6)
     assert np.isfinite(x["0.8/obgd/theta2"]).all()
     assert (x["0.8/obgd_norm"] == 0).all()
-    assert (x["0.8/obgd/obgd_norm"] > 0).all() and (x["0.8/obgd/obgd_norm"] <= 1 / OBGD_KAPPA + 1e-6).all()
+    assert (x["0.8/obgd/obgd_norm"] > 0).all() and (x["0.8/obgd/obgd_norm"] <= 1 / kappa + 1e-6).all()
 
 
-def test_obgd_step_is_plain_below_its_bound_and_bounded_above_it():
-    from evodevo.agents.optim import OBGD_KAPPA, obgd
+@pytest.mark.parametrize("kappa", [2.0, 0.5])
+def test_obgd_step_is_plain_below_its_bound_and_bounded_above_it(kappa):
+    from evodevo.agents.optim import obgd
 
     e = jnp.array([[0.01, -0.02, 0.03], [1.0, -2.0, 3.0]])
     delta = jnp.array([0.5, -4.0])
-    step = np.asarray(obgd(1.0, delta, e))
-    np.testing.assert_allclose(step[0], 0.5 * np.asarray(e[0]), rtol=1e-6)  # 1 * 2 * 1 * 0.06 < 1: the plain step
+    step = np.asarray(obgd(1.0, delta, e, kappa))
+    np.testing.assert_allclose(step[0], 0.5 * np.asarray(e[0]), rtol=1e-6)  # 1 * kappa * 1 * 0.06 < 1: the plain step
     # above it the step shrinks until step_size * kappa * max(|delta|, 1) * ||e||_1 = 1: |step|_1 = 1 / kappa
-    np.testing.assert_allclose(np.abs(step[1]).sum(), 1 / OBGD_KAPPA, rtol=1e-6)
+    np.testing.assert_allclose(np.abs(step[1]).sum(), 1 / kappa, rtol=1e-6)
     assert np.sign(step[1]).tolist() == [-1.0, 1.0, -1.0]  # along delta * e
-    assert not np.asarray(obgd(0.0, delta, e)).any()
+    assert not np.asarray(obgd(0.0, delta, e, kappa)).any()
 
 
 def test_obgd_step_without_a_trace_is_refused():

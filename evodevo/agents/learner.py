@@ -295,7 +295,7 @@ class Learner:
         (g_trace,) = pullback(self._trace_increment(hp, out, action))
         trace = decay_trace(agents.trace, g_trace, hp.gamma, self.cfg.lam)
         g_adam = -jnp.where(hp.obgd_step > 0.0, 0.0, 1.0) * delta[:, None] * trace
-        return trace, g_adam, obgd(hp.obgd_step, delta, trace)
+        return trace, g_adam, obgd(hp.obgd_step, delta, trace, hp.obgd_kappa)
 
     def _gradient(self, hp: AgentsConfig, agents: AgentState, carried: dict, pending, senses: Senses, terminal):
         """The gradient of transition t (s_t from `carried`, the last step's act; s_{t+1} from

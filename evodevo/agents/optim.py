@@ -29,13 +29,11 @@ def optimizer(grad_clip=1.0, lr=1.0, max_update=1.0) -> optax.GradientTransforma
     )
 
 
-OBGD_KAPPA = 2.0  # stream-x's overshoot bound (2 for the value, 3 for the policy; one vector learns both here)
-
-
-def obgd(step_size, delta, trace):
+def obgd(step_size, delta, trace, kappa=2.0):
     """stream-x's overshoot-bounded step (Elsayed et al. 2024) along an eligibility trace: `step_size * delta * e`,
     shrunk where `step_size * kappa * max(|delta|, 1) * ||e||_1 > 1`, so that one step cannot overshoot the TD
-    target. Its size follows the TD error: a critic with nothing to learn moves the actor little (Adam's steps are
-    the same size whatever the error). delta [...], trace [..., P] -> the ascent step [..., P]."""
-    m = step_size * OBGD_KAPPA * jnp.maximum(jnp.abs(delta), 1.0) * jnp.abs(trace).sum(-1)
+    target and its L1 norm is at most 1 / kappa (stream-x: kappa 2 for a value, 3 for a policy; one vector learns
+    both here). Its size follows the TD error: a critic with nothing to learn moves the actor little (Adam's steps
+    are the same size whatever the error). delta [...], trace [..., P] -> the ascent step [..., P]."""
+    m = step_size * kappa * jnp.maximum(jnp.abs(delta), 1.0) * jnp.abs(trace).sum(-1)
     return (step_size / jnp.maximum(m, 1.0) * delta)[..., None] * trace
