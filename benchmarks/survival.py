@@ -53,6 +53,8 @@ spawn point, `SPAWN`):
                                                          of zero: what learning costs with nothing to learn
     default_obgd_control  default_control + agents.lam=0.8 agents.obgd_step=1   the actor-critic steps by ObGD
                                                          (sized by its TD error), the other objectives by Adam
+    default_obgd_lamarckian_control  default_obgd_control + genepool.improve=lamarckian   what the learners
+                                                         learned (their critics too) written back into the genes
     default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
@@ -350,6 +352,12 @@ CURRENT = {
     # with a reward of zero and no other objective, Adam's fixed-size steps still move the policy as far as the
     # reward does (within_life.py fast3_bare): the critic's noise. ObGD steps by the TD error, bounded
     "default_obgd_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "agents.control_share=0.5"],
+    # ...which learns nothing measurable. Under darwinian inheritance nothing a life learns is kept, the critic
+    # included: every newborn's value head is one that evolution never asked to predict anything, and the
+    # actor's first steps follow its errors. With the learning written back (lamarckian), a newborn inherits
+    # the critics its fitter forebears learned
+    "default_obgd_lamarckian_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "genepool.improve=lamarckian",
+                                        "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 
