@@ -37,7 +37,8 @@ Arms (each one `--set` list away from the config):
 
 Each arm's figures are saved to `--out`/<arm>.json; the picture (`--out`/within_life.png) draws every arm
 saved there. Ends with one JSON line {arm: {age bin: {kl, tv, samples, zombie_samples, p_do, p_do_born, p_do_zombie,
-p_do_zombie_born}}} of the arms run.
+p_do_zombie_born, td_abs}}} of the arms run (td_abs: the mean |TD error| of the transitions learned at that age,
+how far the critic is from its own target: under darwinian inheritance a newborn's critic was never trained).
 """
 
 from __future__ import annotations
@@ -111,11 +112,12 @@ def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str) -> di
         state, _ = sim.run_chunk(state, hp=hp)
     rows = []
     for _ in tqdm(range(steps), desc=f"{label} recorded", unit="step", dynamic_ncols=True):
-        state, _ = sim.run_chunk(state, hp=hp, length=1)
+        state, out = sim.run_chunk(state, hp=hp, length=1)
         pi, pi0, age, faced = jax.device_get(pair(state, hp))
         kl = (pi * (np.log(pi + 1e-12) - np.log(pi0 + 1e-12))).sum(-1)
         tv = 0.5 * np.abs(pi - pi0).sum(-1)
-        rows.append(np.stack([age, kl, tv, pi[:, do], pi0[:, do], faced[:, hostile] > 0], -1))
+        td = np.abs(np.asarray(out["metrics"]["td_error"][0]))  # the step's transition (NaN for a newborn)
+        rows.append(np.stack([age, kl, tv, pi[:, do], pi0[:, do], faced[:, hostile] > 0, td], -1))
     rows = np.concatenate(rows)
     out = {}
     for lo, hi in zip(BINS[:-1], BINS[1:]):
@@ -127,7 +129,8 @@ def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str) -> di
             "p_do": float(r[:, 3].mean()) if len(r) else float("nan"),
             "p_do_born": float(r[:, 4].mean()) if len(r) else float("nan"),
             "p_do_zombie": float(z[:, 3].mean()) if len(z) else float("nan"),
-            "p_do_zombie_born": float(z[:, 4].mean()) if len(z) else float("nan")}
+            "p_do_zombie_born": float(z[:, 4].mean()) if len(z) else float("nan"),
+            "td_abs": float(np.nanmean(r[:, 6])) if np.isfinite(r[:, 6]).any() else float("nan")}
     return out
 
 
@@ -136,7 +139,7 @@ def draw(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 3.8))
     for arm, bins in results.items():
         names = [b for b in bins if bins[b]["samples"]]
         for ax, key in zip(axes, ("kl", "tv")):
@@ -144,11 +147,15 @@ def draw(results: dict, path: Path) -> None:
             ax.plot(names, [max(bins[b][key], 1e-6) for b in names], "o-", label=arm)
         if all("p_do" in bins[b] for b in names):  # (files saved before P(DO) was recorded have none)
             axes[2].plot(names, [bins[b]["p_do"] - bins[b]["p_do_born"] for b in names], "o-", label=arm)
+        if all("td_abs" in bins[b] for b in names):  # (recorded since 2026-12-02's third session)
+            axes[3].plot(names, [bins[b]["td_abs"] for b in names], "o-", label=arm)
     axes[0].set(title="KL(policy now || at birth), same inputs (floor 1e-6)", xlabel="age (steps)", ylabel="nats",
                 yscale="log")
     axes[1].set(title="total-variation distance", xlabel="age (steps)", ylabel="TV")
     axes[2].axhline(0.0, color="grey", lw=0.8)
     axes[2].set(title="P(DO) now minus at birth, all states", xlabel="age (steps)", ylabel="probability")
+    axes[3].set(title="mean |TD error| (the critic's error, scaled reward units)", xlabel="age (steps)",
+                ylabel="|delta|")
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -181,7 +188,7 @@ def main(argv=None) -> int:
             print(f"{arm:>8} age {b:>8}: KL {v['kl']:.4f} TV {v['tv']:.4f} ({v['samples']} samples); "
                   f"P(DO) {v['p_do']:.3f} vs at birth {v['p_do_born']:.3f}; "
                   f"P(DO | facing a zombie) {v['p_do_zombie']:.2f} vs at birth {v['p_do_zombie_born']:.2f} "
-                  f"({v['zombie_samples']})")
+                  f"({v['zombie_samples']}); |TD error| {v['td_abs']:.3f}")
     saved = {a: json.loads(out.joinpath(f"{a}.json").read_text()) for a in ARMS if out.joinpath(f"{a}.json").exists()}
     draw(saved, out / "within_life.png")
     print(json.dumps(results))
