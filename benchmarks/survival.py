@@ -55,6 +55,8 @@ spawn point, `SPAWN`):
                                                          (sized by its TD error), the other objectives by Adam
     default_obgd_lamarckian_control  default_obgd_control + genepool.improve=lamarckian   what the learners
                                                          learned (their critics too) written back into the genes
+    default_obgd_homeostatic_control  default_obgd_control + agents.obgd_kappa=0.5 agents.drive_curiosity=0
+                                                         agents.drive_food=10 agents.drive_drink=10   the body alone
     default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
@@ -358,6 +360,11 @@ CURRENT = {
     # the critics its fitter forebears learned
     "default_obgd_lamarckian_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "genepool.improve=lamarckian",
                                         "agents.control_share=0.5"],
+    # ObGD learning from the body alone (curiosity's per-step error is noise to the actor: within_life.py's
+    # obgd_kappa01 moves as far with the reward as with none), its bound four times looser (obgd_kappa 0.5)
+    "default_obgd_homeostatic_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "agents.obgd_kappa=0.5",
+                                         "agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10",
+                                         "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 
