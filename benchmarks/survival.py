@@ -122,8 +122,9 @@ Each (arm, seed) runs as its own result file OUT/<arm>-s<seed>.json (reused unle
 set too long for one sitting can be run across several. Per arm and seed: lives, mean lifespan,
 Crafter score, achievements (% of lives) and causes of death of the lives that end in the last 20% of the run, the
 shelter and the commonest actions there, the mean lifespan by the fifth of the run a life began in, the quartiles of the last window's lifespans, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot),
-OUT/frontier.png (each arm's lifespan and Crafter score over random's: the trade-off between them) and
-OUT/homes.png (lifespan, room and water in reach over the run),
+OUT/frontier.png (each arm's lifespan and Crafter score over random's: the trade-off between them),
+OUT/homes.png (lifespan, room and water in reach over the run), OUT/in_run.png (the arms with an in-run control:
+learners less controls over the last 80%, with a 95% interval),
 ends with one JSON line (every arm's lifespan over random's, per seed), and exits 1 when the
 --goal-arm's (the default config's) mean lifespan is below --goal (1.5) times random's on any seed
 run here.
@@ -478,6 +479,30 @@ def frontier(results: dict, path: Path, goal: float) -> None:
     plt.close(fig)
 
 
+def in_run(results: dict, path: Path) -> None:
+    """Every arm and seed with an in-run control as a row: its learners' mean lifespan less its controls', over the
+    lives ending in the last 80% of the run, with a 95% interval (1.96 standard errors). Right of zero, learning pays."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted((r["in_run_control"]["last_80"]["difference"], r["in_run_control"]["last_80"]["standard_error"], name)
+                  for name, r in results.items() if "in_run_control" in r)
+    if not rows:
+        return
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.32 * len(rows)))
+    y = np.arange(len(rows))
+    ax.errorbar([d for d, _, _ in rows], y, xerr=[1.96 * e for _, e, _ in rows], fmt="o", color="tab:blue", capsize=3)
+    ax.axvline(0.0, color="grey", lw=1)
+    ax.set_yticks(y, [n for _, _, n in rows], fontsize=8)
+    ax.set_xlabel("learners' mean lifespan less their controls' (steps), last 80% of the run, 95% interval")
+    ax.set_title("what lifetime learning adds against its in-run control", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def seeds_of(runs: dict) -> list:
     return sorted({seed for _, seed in runs})
 
@@ -553,6 +578,7 @@ def main(argv=None) -> int:
                    Path(args.out) / "survival.png", last)
     frontier(results, Path(args.out) / "frontier.png", args.goal)
     homes(runs, Path(args.out) / "homes.png")
+    in_run(results, Path(args.out) / "in_run.png")
     for name, r in results.items():
         print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
               f"Crafter score {r['crafter_score']:.3f} {r['achievements']}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}, quartiles {r['lifespan_quartiles']}"

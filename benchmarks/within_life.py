@@ -154,7 +154,7 @@ def draw(results: dict, path: Path) -> None:
     axes[1].set(title="total-variation distance", xlabel="age (steps)", ylabel="TV")
     axes[2].axhline(0.0, color="grey", lw=0.8)
     axes[2].set(title="P(DO) now minus at birth, all states", xlabel="age (steps)", ylabel="probability")
-    axes[3].set(title="mean |TD error| (the critic's error, scaled reward units)", xlabel="age (steps)",
+    axes[3].set(title="mean |TD error| (scaled reward units)", xlabel="age (steps)",
                 ylabel="|delta|")
     axes[0].legend()
     fig.tight_layout()
