@@ -32,6 +32,8 @@ Arms (each one `--set` list away from the config):
     obgd_bare obgd with fast3_bare's zeros (no reward, no other objective, no entropy bonus): must barely move
     obgd_kappa05, obgd_kappa01 (and _bare)   obgd with agents.obgd_kappa 0.5 and 0.1 (default 2): a step bound 4 and 20
               times looser, so a large TD error moves the policy further
+    obgd_homeostatic   obgd_kappa05 with the reward over the body alone (no curiosity; food and drink weighed
+              as health): the survival arm default_obgd_homeostatic_control's learner
     fast3_reward   fast3 with the reward and no auxiliary objectives (forward, inverse, place weights 0): what
                    the reward moves on its own
 
@@ -72,7 +74,9 @@ ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fas
          "obgd": ["agents.obgd_step=1.0"], "obgd_bare": ["agents.obgd_step=1.0", *BARE],
          "fast3_reward": [*FAST3, *NO_AUX],
          **{f"obgd_kappa0{k}{bare}": ["agents.obgd_step=1.0", f"agents.obgd_kappa=0.{k}", *rest]
-            for k in ("5", "1") for bare, rest in (("", []), ("_bare", BARE))}}
+            for k in ("5", "1") for bare, rest in (("", []), ("_bare", BARE))},
+         "obgd_homeostatic": ["agents.obgd_step=1.0", "agents.obgd_kappa=0.5", "agents.drive_curiosity=0",
+                              "agents.drive_food=10", "agents.drive_drink=10"]}
 BINS = (0, 25, 50, 100, 200, 300, 10**9)  # age bins, steps
 
 
