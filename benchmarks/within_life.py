@@ -34,6 +34,7 @@ Arms (each one `--set` list away from the config):
               times looser, so a large TD error moves the policy further
     obgd_homeostatic   obgd_kappa05 with the reward over the body alone (no curiosity; food and drink weighed
               as health): the survival arm default_obgd_homeostatic_control's learner
+    obgd_homeostatic_kappa2   the same at ObGD's own bound (kappa 2): below 1 a step can overshoot its TD target
     fast3_reward   fast3 with the reward and no auxiliary objectives (forward, inverse, place weights 0): what
                    the reward moves on its own
 
@@ -69,14 +70,15 @@ FAST3 = ["agents.lr=0.003", "agents.max_update=0.15"]
 SILENT = ["agents.drive_health=0", "agents.drive_curiosity=0"]  # a reward of zero
 NO_AUX = ["agents.w_forward=0", "agents.w_inverse=0", "agents.w_position=0"]  # no objective but the actor-critic's
 BARE = [*SILENT, *NO_AUX, "agents.entropy=0"]  # nothing but the critic's TD error moves the actor
+BODY_ONLY = ["agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10"]  # health, food, drink
 ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fast3_silent": [*FAST3, *SILENT],
          "fast3_silent_noaux": [*FAST3, *SILENT, *NO_AUX], "fast3_bare": [*FAST3, *BARE],
          "obgd": ["agents.obgd_step=1.0"], "obgd_bare": ["agents.obgd_step=1.0", *BARE],
          "fast3_reward": [*FAST3, *NO_AUX],
          **{f"obgd_kappa0{k}{bare}": ["agents.obgd_step=1.0", f"agents.obgd_kappa=0.{k}", *rest]
             for k in ("5", "1") for bare, rest in (("", []), ("_bare", BARE))},
-         "obgd_homeostatic": ["agents.obgd_step=1.0", "agents.obgd_kappa=0.5", "agents.drive_curiosity=0",
-                              "agents.drive_food=10", "agents.drive_drink=10"]}
+         "obgd_homeostatic": ["agents.obgd_step=1.0", "agents.obgd_kappa=0.5", *BODY_ONLY],
+         "obgd_homeostatic_kappa2": ["agents.obgd_step=1.0", *BODY_ONLY]}
 BINS = (0, 25, 50, 100, 200, 300, 10**9)  # age bins, steps
 
 
