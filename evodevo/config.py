@@ -105,7 +105,7 @@ class AgentsConfig:
     obgd_step: float = _f(0.0, "step size of the actor-critic's own overshoot-bounded update along its eligibility trace "
                           "(ObGD, stream-x; needs lam > 0); 0: its gradient goes through Adam with the others", _nonneg, ">= 0")
     obgd_kappa: float = _f(2.0, "ObGD's overshoot bound: a step's L1 norm is at most 1 / obgd_kappa (stream-x: 2 for a value, "
-                           "3 for a policy; smaller moves the policy further)", _pos, "> 0")
+                           "3 for a policy; below 1 a step can overshoot its TD target and the critic's error grows)", _pos, "> 0")
     entropy: float = _f(0.01, "entropy bonus of the policy", _nonneg, ">= 0")
     w_value: float = _f(0.5, "loss weight: value (TD)", _nonneg, ">= 0")
     w_forward: float = _f(1.0, "loss weight: latent next-state prediction", _nonneg, ">= 0")
