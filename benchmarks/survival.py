@@ -362,7 +362,9 @@ CURRENT = {
     "default_obgd_lamarckian_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "genepool.improve=lamarckian",
                                         "agents.control_share=0.5"],
     # ObGD learning from the body alone (curiosity's per-step error is noise to the actor: within_life.py's
-    # obgd_kappa01 moves as far with the reward as with none), its bound four times looser (obgd_kappa 0.5)
+    # obgd_kappa01 moves as far with the reward as with none), its bound four times looser (obgd_kappa 0.5). Measured
+    # unsound: below 1 ObGD's step can overshoot, and this learner's |TD error| grows with age to ~30 (within_life.py
+    # obgd_homeostatic); seeds 0-2: +10.4 / -2.8 / -6.6 against its controls
     "default_obgd_homeostatic_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "agents.obgd_kappa=0.5",
                                          "agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10",
                                          "agents.control_share=0.5"],
