@@ -57,6 +57,7 @@ spawn point, `SPAWN`):
                                                          learned (their critics too) written back into the genes
     default_obgd_homeostatic_control  default_obgd_control + agents.obgd_kappa=0.5 agents.drive_curiosity=0
                                                          agents.drive_food=10 agents.drive_drink=10   the body alone
+    default_obgd_homeostatic_kappa2_control  the same at kappa 2 (ObGD's own bound; not run yet)
     default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
@@ -368,6 +369,10 @@ CURRENT = {
     "default_obgd_homeostatic_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "agents.obgd_kappa=0.5",
                                          "agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10",
                                          "agents.control_share=0.5"],
+    # the same reward at ObGD's own bound (kappa 2), whose critic stays sound (within_life obgd_homeostatic_kappa2)
+    "default_obgd_homeostatic_kappa2_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "agents.drive_curiosity=0",
+                                                "agents.drive_food=10", "agents.drive_drink=10",
+                                                "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 
