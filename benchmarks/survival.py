@@ -252,6 +252,8 @@ BEFORE = ["agents.instinct=false", "agents.instinct_do=0", "agents.reflex=0", "a
           "genepool.home=0", "world.nest=spawn"]
 SPAWN = ["world.nest=spawn"]  # the birthplace before world.nest=drink became the default
 FAST = ["agents.lr=0.003", "agents.max_update=0.15"]  # three times the step and its bound (default_fast_control)
+OBGD = ["agents.lam=0.8", "agents.obgd_step=1.0"]  # the actor-critic's TD(lambda) step by ObGD (default_obgd_control)
+BODY_ONLY = ["agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10"]  # a reward over the body alone
 HURT = ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10"]  # default_hurt
 # The default until 2026-12-02, before it took default_hurt_darwinian's settings: every arm below was measured on
 # it (NOW: the arms relative to it; the others also with BEFORE), except those in CURRENT
@@ -349,30 +351,24 @@ CURRENT = {
     # striking (P(DO) 0.64 -> 0.92 at ages 100-200: a strike at nothing is the least surprising act), and with a
     # reward of zero (fast3_silent) the policy still moves most of the way: a reward over the body alone, and
     # the must-fail control of a reward of zero, each against its in-run control
-    "default_fast_homeostatic_control": [*FAST, "agents.drive_curiosity=0", "agents.drive_food=10",
-                                         "agents.drive_drink=10", "agents.control_share=0.5"],
+    "default_fast_homeostatic_control": [*FAST, *BODY_ONLY, "agents.control_share=0.5"],
     "default_fast_silent_control": [*FAST, "agents.drive_curiosity=0", "agents.drive_health=0",
                                     "agents.control_share=0.5"],
     # with a reward of zero and no other objective, Adam's fixed-size steps still move the policy as far as the
     # reward does (within_life.py fast3_bare): the critic's noise. ObGD steps by the TD error, bounded
-    "default_obgd_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "agents.control_share=0.5"],
+    "default_obgd_control": [*OBGD, "agents.control_share=0.5"],
     # ...which learns nothing measurable. Under darwinian inheritance nothing a life learns is kept, the critic
     # included: every newborn's value head is one that evolution never asked to predict anything, and the
     # actor's first steps follow its errors. With the learning written back (lamarckian), a newborn inherits
     # the critics its fitter forebears learned
-    "default_obgd_lamarckian_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "genepool.improve=lamarckian",
-                                        "agents.control_share=0.5"],
+    "default_obgd_lamarckian_control": [*OBGD, "genepool.improve=lamarckian", "agents.control_share=0.5"],
     # ObGD learning from the body alone (curiosity's per-step error is noise to the actor: within_life.py's
     # obgd_kappa01 moves as far with the reward as with none), its bound four times looser (obgd_kappa 0.5). Measured
     # unsound: below 1 ObGD's step can overshoot, and this learner's |TD error| grows with age to ~30 (within_life.py
     # obgd_homeostatic); seeds 0-2: +10.4 / -2.8 / -6.6 against its controls
-    "default_obgd_homeostatic_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "agents.obgd_kappa=0.5",
-                                         "agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10",
-                                         "agents.control_share=0.5"],
+    "default_obgd_homeostatic_control": [*OBGD, "agents.obgd_kappa=0.5", *BODY_ONLY, "agents.control_share=0.5"],
     # the same reward at ObGD's own bound (kappa 2), whose critic stays sound (within_life obgd_homeostatic_kappa2)
-    "default_obgd_homeostatic_kappa2_control": ["agents.lam=0.8", "agents.obgd_step=1.0", "agents.drive_curiosity=0",
-                                                "agents.drive_food=10", "agents.drive_drink=10",
-                                                "agents.control_share=0.5"],
+    "default_obgd_homeostatic_kappa2_control": [*OBGD, *BODY_ONLY, "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 

@@ -71,14 +71,13 @@ SILENT = ["agents.drive_health=0", "agents.drive_curiosity=0"]  # a reward of ze
 NO_AUX = ["agents.w_forward=0", "agents.w_inverse=0", "agents.w_position=0"]  # no objective but the actor-critic's
 BARE = [*SILENT, *NO_AUX, "agents.entropy=0"]  # nothing but the critic's TD error moves the actor
 BODY_ONLY = ["agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10"]  # health, food, drink
+OBGD = ["agents.obgd_step=1.0"]  # the actor-critic steps by ObGD (with --set agents.lam=0.8)
 ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fast3_silent": [*FAST3, *SILENT],
          "fast3_silent_noaux": [*FAST3, *SILENT, *NO_AUX], "fast3_bare": [*FAST3, *BARE],
-         "obgd": ["agents.obgd_step=1.0"], "obgd_bare": ["agents.obgd_step=1.0", *BARE],
-         "fast3_reward": [*FAST3, *NO_AUX],
-         **{f"obgd_kappa0{k}{bare}": ["agents.obgd_step=1.0", f"agents.obgd_kappa=0.{k}", *rest]
+         "obgd": OBGD, "obgd_bare": [*OBGD, *BARE], "fast3_reward": [*FAST3, *NO_AUX],
+         **{f"obgd_kappa0{k}{bare}": [*OBGD, f"agents.obgd_kappa=0.{k}", *rest]
             for k in ("5", "1") for bare, rest in (("", []), ("_bare", BARE))},
-         "obgd_homeostatic": ["agents.obgd_step=1.0", "agents.obgd_kappa=0.5", *BODY_ONLY],
-         "obgd_homeostatic_kappa2": ["agents.obgd_step=1.0", *BODY_ONLY]}
+         "obgd_homeostatic": [*OBGD, "agents.obgd_kappa=0.5", *BODY_ONLY], "obgd_homeostatic_kappa2": [*OBGD, *BODY_ONLY]}
 BINS = (0, 25, 50, 100, 200, 300, 10**9)  # age bins, steps
 
 

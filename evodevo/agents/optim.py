@@ -29,7 +29,7 @@ def optimizer(grad_clip=1.0, lr=1.0, max_update=1.0) -> optax.GradientTransforma
     )
 
 
-def obgd(step_size, delta, trace, kappa=2.0):
+def obgd(step_size, delta, trace, kappa):
     """stream-x's overshoot-bounded step (Elsayed et al. 2024) along an eligibility trace: `step_size * delta * e`,
     shrunk where `step_size * kappa * max(|delta|, 1) * ||e||_1 > 1`, so that one step cannot overshoot the TD
     target and its L1 norm is at most 1 / kappa (stream-x: kappa 2 for a value, 3 for a policy; one vector learns
