@@ -43,15 +43,18 @@ atexit.register(shutil.rmtree, _JAX_CACHE, ignore_errors=True)
 # XLA's optimisations off (-O0): the suite's programs are tiny and compile far longer than they run
 # (the tiny preset's chunk: 24 s to compile instead of 32, its init 11 s instead of 21; 50 steps then
 # take 0.2 s instead of 0.05). Semantics are XLA's either way; subprocesses get the same setting.
+# XLA's fusion emitters off: the tiny chunk compiles ~20% faster (67-70 s against 84-88 s beside other jobs).
+# Vmapped kernels then round differently in the last bits from unbatched ones, so tests that compare a
+# batched program with an unbatched one compare floats to within rounding (as two devices against one do).
+XLA_FLAGS = " ".join([os.environ.get("XLA_FLAGS", ""), "--xla_cpu_use_fusion_emitters=false"]).strip()
+os.environ["XLA_FLAGS"] = XLA_FLAGS  # read when this process's CPU backend starts (at its first computation)
 JAX_CACHE_ENV = {
     "JAX_COMPILATION_CACHE_DIR": _JAX_CACHE,
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     "JAX_DISABLE_MOST_OPTIMIZATIONS": "1",
+    "XLA_FLAGS": XLA_FLAGS,
 }
-# (XLA_FLAGS=--xla_cpu_use_fusion_emitters=false compiles the tiny chunk ~20% faster, 67-70 s against 84-88 s with
-# other jobs running, but births vmapped in batches then differ in the last bits from births one at a time
-# (test_births_and_growth_in_batches_equal_one_at_a_time fails): the suite runs XLA's defaults.)
 jax.config.update("jax_compilation_cache_dir", _JAX_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -216,7 +219,7 @@ TWO_DEVICE_CHUNKS = 4  # of the tiny preset's 50 steps: lives end and newborns c
 # output path (in this session's job directory), "{job}" the script tests/jobs/<name>.py.
 BACKGROUND_JOBS = {
     "two_devices": ([sys.executable, "{job}", str(CONFIGS / "tiny.yaml"), "{out}.npz", str(TWO_DEVICE_CHUNKS)],
-                    {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, None),
+                    {"XLA_FLAGS": f"{XLA_FLAGS} --xla_force_host_platform_device_count=2"}, None),
     "gpu_preset": ([sys.executable, "{job}", str(CONFIGS / "gpu.yaml")], {}, None),
     "bare_agents": ([sys.executable, "{job}", str(CONFIGS / "tiny.yaml"), "{out}.npz"], {}, None),  # TD(lambda), K = M = 0
     "textures": ([sys.executable, "{job}"], {}, None),  # the viewer's: Craftax's texture cache, written once per install
@@ -242,7 +245,7 @@ def _run_job(name: str, after: threading.Thread | None) -> None:
         return
     argv, extra, _ = BACKGROUND_JOBS[name]
     out, job = _JOB_DIR / name, ROOT / "tests" / "jobs" / f"{name}.py"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", **JAX_CACHE_ENV, **extra)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu", **JAX_CACHE_ENV, **extra}
     with open(f"{out}.stdout", "w") as o, open(f"{out}.stderr", "w") as e:
         # Niced: the jobs take the core the main process leaves idle, not the main process's own.
         proc = subprocess.Popen(["nice", "-n", "10", *(a.format(out=out, job=job) for a in argv)], env=env,
