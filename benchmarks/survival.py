@@ -369,6 +369,12 @@ CURRENT = {
     "default_obgd_homeostatic_control": [*OBGD, "agents.obgd_kappa=0.5", *BODY_ONLY, "agents.control_share=0.5"],
     # the same reward at ObGD's own bound (kappa 2), whose critic stays sound (within_life obgd_homeostatic_kappa2)
     "default_obgd_homeostatic_kappa2_control": [*OBGD, *BODY_ONLY, "agents.control_share=0.5"],
+    # every life normalises its observations from scratch (running mean and variance from birth): the encoder
+    # an agent inherits reads inputs whose scale changes through its first steps and differs between lives, and
+    # what it learns early is learned on inputs that later read otherwise. Craftax's own values (in [0, 1]),
+    # the same in every life, with the default learner and with ObGD's
+    "default_raw_obs_control": ["agents.obs_norm=false", "agents.control_share=0.5"],
+    "default_obgd_raw_obs_control": [*OBGD, "agents.obs_norm=false", "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 

@@ -65,9 +65,8 @@ class AgentsConfig:
     init_depth: int = _f(2, "active layers in a newborn's genome", _nonneg, ">= 0")
     init_gate: float = _f(1.0, "gate alpha of inherited layers in initial genomes (output scaled by tanh(alpha))")
     think_tokens: int = _f(1, "K learnable thinking tokens per step; the action is read at the last one", _nonneg, ">= 0")
-    debrief: bool = _f(False, "the first thinking token's input holds the last step's outcome (the forward model's "
-                       "error vector, the body's change, curiosity, the reward), embedded by encoder-gene weights, "
-                       "so the thinking tokens after it read it before acting (needs think_tokens >= 1)")
+    debrief: bool = _f(False, "the first thinking token's input holds the last step's outcome (forward-model error, the "
+                       "body's change, curiosity, the reward), read by the thinking tokens after it (needs think_tokens >= 1)")
     memory_tokens: int = _f(1, "M memory tokens carried from step to step, read before the action is chosen", _nonneg, ">= 0")
     memory: str = _f("frozen", "how the memory is written: frozen (the memory tokens' outputs, untrained) or learned "
                      "(diagonal linear recurrent units, their write learned online by carried sensitivities)",
@@ -82,9 +81,8 @@ class AgentsConfig:
     cell_embed: int = _f(8, "per-map-cell embedding width of the factorised observation encoder", _pos, "> 0")
     time_scales: int = _f(6, "sinusoid periods of the sense of time (age), 4**k steps", _pos, "> 0")
     place_scales: int = _f(4, "grid-cell scales of the sense of place (x 3 orientations)", _pos, "> 0")
-    place_input: bool = _f(True, "the sense of place encodes the true position (true) or the agent's own estimate "
-                           "(false): its spawn position plus the displacements its place head predicted for the "
-                           "actions it chose (dead reckoning)")
+    place_input: bool = _f(True, "the sense of place encodes the true position (true) or the agent's own estimate (false): "
+                           "its spawn position plus its place head's predicted displacements (dead reckoning)")
     learn: str = _f("lowrank", "what learns during life: lowrank deltas on the genes, or full weights",
                     lambda x: x in ("lowrank", "full"), "lowrank or full")
     rank: int = _f(4, "rank of the within-life weight deltas (learn=lowrank)", _pos, "> 0")
@@ -146,6 +144,8 @@ class AgentsConfig:
                             "reflex: a KL penalty) instead of toward uniform, which unlearns an instinct", static=True)
     rnd: bool = _f(False, "add a random-network-distillation novelty term to the intrinsic reward")
     w_rnd: float = _f(0.5, "weight of the RND term in the intrinsic reward and its loss", _nonneg, ">= 0")
+    obs_norm: bool = _f(True, "the encoder reads observations normalised by the life's running mean and variance, "
+                        "clipped to +-obs_clip (false: Craftax's own values, in [0, 1], the same in every life)", static=True)
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
     develop: str = _f("plateau", "when a layer grows in during life: plateau (forward loss stalls), age, or none",
                       lambda x: x in DEVELOP, f"one of {DEVELOP}")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from evodevo.agents import transformer as tf
-from evodevo.agents.normalize import RewardScale, Welford, normalize
+from evodevo.agents.normalize import RewardScale, Welford, normalize, observe
 
 from conftest import beside_nothing, job_report, shared_simulation, tiny_config as tiny  # noqa: E402
 
@@ -168,6 +168,12 @@ def test_welford_and_normalize_hand_computed():
     np.testing.assert_allclose(s.var, [4.0, 0.0])
     np.testing.assert_allclose(normalize(s, jnp.array([7.0, 10.0]), clip=5.0), [2.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(normalize(s, jnp.array([100.0, 11.0]), clip=5.0), [5.0, 5.0])
+    # agents.obs_norm: the encoder reads the normalised observation, or (off) the observation itself; the
+    # statistics are kept either way (7 joins them: mean 4, sample variance 20 / 3)
+    for on, seen in ((True, [3.0 / np.sqrt(20.0 / 3.0), 0.0]), (False, [7.0, 10.0])):
+        stats, obs_n = observe(s, jnp.array([7.0, 10.0]), 5.0, on)
+        np.testing.assert_allclose(stats.mean, [4.0, 10.0])
+        np.testing.assert_allclose(obs_n, seen, rtol=1e-6, atol=1e-6)
 
 
 def test_reward_scale_hand_computed():

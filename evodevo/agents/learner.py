@@ -34,7 +34,7 @@ from evodevo import treeutil
 from evodevo.agents import debrief, development, drives, inverse, memory, place
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import BODY, NEEDS, LifeEnd, Senses
-from evodevo.agents.normalize import RewardScale, Welford, normalize
+from evodevo.agents.normalize import RewardScale, Welford, observe
 from evodevo.agents.optim import obgd, optimizer
 from evodevo.config import AgentsConfig, statics
 
@@ -226,8 +226,8 @@ class Learner:
         return out, aux
 
     def act(self, hp: AgentsConfig, agents: AgentState, obs, senses: Senses, key):
-        obs_stats = jax.vmap(Welford.update)(agents.obs_stats, obs)
-        obs_n = jax.vmap(normalize, in_axes=(0, 0, None))(obs_stats, obs, hp.obs_clip)
+        obs_stats, obs_n = jax.vmap(observe, in_axes=(0, 0, None, None))(agents.obs_stats, obs, hp.obs_clip,
+                                                                         self.cfg.obs_norm)
         keys = jax.random.split(key, self.n)
         phi_now = jax.vmap(self._target_latent)(agents, obs)
         here = place.estimate(self.cfg.place_input, agents.place_est, agents.place_step, senses.pos, senses.prev_action)

@@ -32,6 +32,13 @@ def normalize(stats: Welford, x, clip: float, eps: float = 1e-8):
     return jnp.clip((x - stats.mean) / jnp.sqrt(stats.var + eps), -clip, clip)
 
 
+def observe(stats: Welford, x, clip: float, on: bool):
+    """The running statistics with observation `x` added, and what the encoder reads: `x` normalised by them
+    (`on`), or `x` itself (Craftax's own scale, the same in every life; the statistics are kept either way)."""
+    stats = stats.update(x)
+    return stats, normalize(stats, x, clip) if on else x
+
+
 @struct.dataclass
 class RewardScale:
     """Scales rewards by the running std of the discounted return (stream-x ScaleReward); with `center`,
