@@ -38,6 +38,10 @@ Arms (each one `--set` list away from the config):
     fast3_reward   fast3 with the reward and no auxiliary objectives (forward, inverse, place weights 0): what
                    the reward moves on its own
 
+The positive control, `--pays ACTION` (for every arm of the process): the reward is 1 on a step whose action
+was ACTION and 0 otherwise, in place of the drives; each bin then also holds p_paid and p_paid_born, P(ACTION)
+now and at birth. A learner must raise it within a life, or it cannot learn within one anything that pays.
+
 Each arm's figures are saved to `--out`/<arm>.json; the picture (`--out`/within_life.png) draws every arm
 saved there. Ends with one JSON line {arm: {age bin: {kl, tv, samples, zombie_samples, p_do, p_do_born, p_do_zombie,
 p_do_zombie_born, td_abs}}} of the arms run (td_abs: the mean |TD error| of the transitions learned at that age,
@@ -81,6 +85,26 @@ ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fas
 BINS = (0, 25, 50, 100, 200, 300, 10**9)  # age bins, steps
 
 
+def pay_for(action: int) -> None:
+    """The positive control (`--pays`): every learner's reward becomes 1 on a step whose action was `action`
+    and 0 otherwise, in place of its drives (centred and scaled as any reward). A learner that cannot raise
+    P(action) within a life cannot learn within one anything that pays. Patched before the chunk compiles."""
+    from evodevo.agents import drives
+    from evodevo.agents.learner import Learner
+
+    gradient = Learner._gradient
+
+    def paid(self, hp, agents, carried, pending, senses, terminal):
+        r = (carried["action"] == action).astype(jnp.float32)
+        real, drives.reward = drives.reward, lambda *a, **k: (r, jnp.zeros_like(r))
+        try:
+            return gradient(self, hp, agents, carried, pending, senses, terminal)
+        finally:
+            drives.reward = real
+
+    Learner._gradient = paid
+
+
 def born_theta(learner, theta):
     """One agent's trainable vector with every delta's effect removed (B factors and full-rank deltas
     zeroed), the gates kept: the policy it was born with."""
@@ -108,9 +132,11 @@ def policy_pair(sim: Simulation):
     return jax.jit(pair)
 
 
-def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str) -> dict:
-    """One arm (its hyperparameters `hp` on the shared simulation): per age bin, how far the policy moved."""
+def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str, paid: int | None = None) -> dict:
+    """One arm (its hyperparameters `hp` on the shared simulation): per age bin, how far the policy moved
+    (and, under `--pays`, the probability of the paid action now and at birth)."""
     do = sim.world.action_names.index("do")
+    watched = do if paid is None else paid
     hostile = sim.world.neighbour_kinds.index("hostile")
     state = sim.init()
     for _ in tqdm(range(warmup // sim.cfg.run.chunk_steps), desc=f"{label} warm-up", unit="chunk", dynamic_ncols=True):
@@ -122,7 +148,8 @@ def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str) -> di
         kl = (pi * (np.log(pi + 1e-12) - np.log(pi0 + 1e-12))).sum(-1)
         tv = 0.5 * np.abs(pi - pi0).sum(-1)
         td = np.abs(np.asarray(out["metrics"]["td_error"][0]))  # the step's transition (NaN for a newborn)
-        rows.append(np.stack([age, kl, tv, pi[:, do], pi0[:, do], faced[:, hostile] > 0, td], -1))
+        rows.append(np.stack([age, kl, tv, pi[:, do], pi0[:, do], faced[:, hostile] > 0, td, pi[:, watched],
+                              pi0[:, watched]], -1))
     rows = np.concatenate(rows)
     out = {}
     for lo, hi in zip(BINS[:-1], BINS[1:]):
@@ -135,7 +162,9 @@ def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str) -> di
             "p_do_born": float(r[:, 4].mean()) if len(r) else float("nan"),
             "p_do_zombie": float(z[:, 3].mean()) if len(z) else float("nan"),
             "p_do_zombie_born": float(z[:, 4].mean()) if len(z) else float("nan"),
-            "td_abs": float(np.nanmean(r[:, 6])) if np.isfinite(r[:, 6]).any() else float("nan")}
+            "td_abs": float(np.nanmean(r[:, 6])) if np.isfinite(r[:, 6]).any() else float("nan"),
+            **({"p_paid": float(r[:, 7].mean()) if len(r) else float("nan"),
+                "p_paid_born": float(r[:, 8].mean()) if len(r) else float("nan")} if paid is not None else {})}
     return out
 
 
@@ -150,15 +179,16 @@ def draw(results: dict, path: Path) -> None:
         for ax, key in zip(axes, ("kl", "tv")):
             # KL's floor: the `off` control's is ~1e-9 and round-off can make it negative (a log axis)
             ax.plot(names, [max(bins[b][key], 1e-6) for b in names], "o-", label=arm)
-        if all("p_do" in bins[b] for b in names):  # (files saved before P(DO) was recorded have none)
-            axes[2].plot(names, [bins[b]["p_do"] - bins[b]["p_do_born"] for b in names], "o-", label=arm)
+        p = "p_paid" if all("p_paid" in bins[b] for b in names) else "p_do"  # (--pays: the paid action's)
+        if all(p in bins[b] for b in names):  # (files saved before P(DO) was recorded have none)
+            axes[2].plot(names, [bins[b][p] - bins[b][f"{p}_born"] for b in names], "o-", label=arm)
         if all("td_abs" in bins[b] for b in names):  # (recorded since 2026-12-02's third session)
             axes[3].plot(names, [bins[b]["td_abs"] for b in names], "o-", label=arm)
     axes[0].set(title="KL(policy now || at birth), same inputs (floor 1e-6)", xlabel="age (steps)", ylabel="nats",
                 yscale="log")
     axes[1].set(title="total-variation distance", xlabel="age (steps)", ylabel="TV")
     axes[2].axhline(0.0, color="grey", lw=0.8)
-    axes[2].set(title="P(DO) now minus at birth, all states", xlabel="age (steps)", ylabel="probability")
+    axes[2].set(title="P(DO) (--pays: the paid action) now minus at birth", xlabel="age (steps)", ylabel="probability")
     axes[3].set(title="mean |TD error| (scaled reward units)", xlabel="age (steps)",
                 ylabel="|delta|")
     axes[0].legend()
@@ -174,6 +204,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=1000, help="steps before recording (whole chunks)")
     p.add_argument("--out", default=str(HERE.parent / "runs" / "within_life"))
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    p.add_argument("--pays", metavar="ACTION", help="positive control: the reward is 1 for this action (e.g. noop), "
+                   "0 otherwise, in place of the drives")
     args = p.parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if any(a not in ARMS for a in arms):
@@ -181,19 +213,29 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base = ["run.progress=false", "run.snapshot=false", "run.chunk_steps=50", *args.overrides]
-    sim = Simulation(config.load(args.config, base))  # the arms differ in step sizes only: one compile serves all
+    cfg = config.load(args.config, base)
+    paid = None
+    if args.pays is not None:
+        from evodevo.world.craftax_world import ContinuousWorld
+        names = ContinuousWorld(cfg.world).action_names
+        if args.pays not in names:
+            p.error(f"--pays {args.pays}: not an action; choose from {names}")
+        paid = names.index(args.pays)
+        pay_for(paid)
+    sim = Simulation(cfg)  # the arms differ in step sizes only: one compile serves all
     if sim.cfg.agents.learn != "lowrank":
         p.error(f"needs agents.learn=lowrank (deltas that start with no effect), got {sim.cfg.agents.learn}")
     pair, results = policy_pair(sim), {}
     for arm in arms:
         hp = hyperparams(config.load(args.config, [*base, *ARMS[arm]]))
-        results[arm] = record(sim, pair, hp, args.steps, args.warmup, arm)
+        results[arm] = record(sim, pair, hp, args.steps, args.warmup, arm, paid)
         out.joinpath(f"{arm}.json").write_text(json.dumps(results[arm]))
         for b, v in results[arm].items():
             print(f"{arm:>8} age {b:>8}: KL {v['kl']:.4f} TV {v['tv']:.4f} ({v['samples']} samples); "
                   f"P(DO) {v['p_do']:.3f} vs at birth {v['p_do_born']:.3f}; "
                   f"P(DO | facing a zombie) {v['p_do_zombie']:.2f} vs at birth {v['p_do_zombie_born']:.2f} "
-                  f"({v['zombie_samples']}); |TD error| {v['td_abs']:.3f}")
+                  f"({v['zombie_samples']}); |TD error| {v['td_abs']:.3f}"
+                  + (f"; P({args.pays}) {v['p_paid']:.3f} vs at birth {v['p_paid_born']:.3f}" if paid is not None else ""))
     saved = {a: json.loads(out.joinpath(f"{a}.json").read_text()) for a in ARMS if out.joinpath(f"{a}.json").exists()}
     draw(saved, out / "within_life.png")
     print(json.dumps(results))
