@@ -35,6 +35,9 @@ Arms (each one `--set` list away from the config):
     obgd_homeostatic   obgd_kappa05 with the reward over the body alone (no curiosity; food and drink weighed
               as health): the survival arm default_obgd_homeostatic_control's learner
     obgd_homeostatic_kappa2   the same at ObGD's own bound (kappa 2): below 1 a step can overshoot its TD target
+    silent    the default with a reward of zero (no health drive, no curiosity): what the rest moves on its own
+    noaux     the default without the auxiliary objectives (forward, inverse, place weights 0): with `--pays`,
+              does the actor-critic learn faster when it need not share the update's bound with them?
     fast3_reward   fast3 with the reward and no auxiliary objectives (forward, inverse, place weights 0): what
                    the reward moves on its own
 
@@ -78,7 +81,7 @@ BODY_ONLY = ["agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_d
 OBGD = ["agents.obgd_step=1.0"]  # the actor-critic steps by ObGD (with --set agents.lam=0.8)
 ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fast3_silent": [*FAST3, *SILENT],
          "fast3_silent_noaux": [*FAST3, *SILENT, *NO_AUX], "fast3_bare": [*FAST3, *BARE],
-         "obgd": OBGD, "obgd_bare": [*OBGD, *BARE], "fast3_reward": [*FAST3, *NO_AUX],
+         "noaux": NO_AUX, "silent": SILENT, "obgd": OBGD, "obgd_bare": [*OBGD, *BARE], "fast3_reward": [*FAST3, *NO_AUX],
          **{f"obgd_kappa0{k}{bare}": [*OBGD, f"agents.obgd_kappa=0.{k}", *rest]
             for k in ("5", "1") for bare, rest in (("", []), ("_bare", BARE))},
          "obgd_homeostatic": [*OBGD, "agents.obgd_kappa=0.5", *BODY_ONLY], "obgd_homeostatic_kappa2": [*OBGD, *BODY_ONLY]}

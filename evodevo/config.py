@@ -132,10 +132,9 @@ class AgentsConfig:
                         "actions, inherited and evolved like the drive weights (founders ~N(0, 1): random temperaments), never learned")
     instinct_do: float = _f(2.8, "founders' mean instinct bias of DO (strike, eat, drink, collect: a striking temperament "
                             "walls its home in with plants), added to their random temperaments; 0: none", static=True)
-    reflex: float = _f(2.0, "the drive gene also carries a reflex: per kind of tile beside the agent (a hostile mob, "
-                       "a passive one, water, a ripe plant) a bias of the policy toward turning to it and one toward DO "
-                       "when facing it, evolved, never learned; founders ~N(0, reflex^2); 0: none", _nonneg, ">= 0",
-                       static=True)
+    reflex: float = _f(2.0, "the drive gene also carries a reflex: per kind of tile beside the agent (hostile, passive, "
+                       "water, ripe plant) a bias toward turning to it and toward DO when facing it, evolved, never "
+                       "learned; founders ~N(0, reflex^2); 0: none", _nonneg, ">= 0", static=True)
     seek: bool = _f(False, "the reflex gains a taxis: per kind, a bias of the moves toward the nearest one in view "
                     "(two or more steps away; negative: away), inherited and evolved like the reflex", static=True)
     reflex_need: bool = _f(False, "the reflex's pulls toward each kind (turn, DO, taxis) scaled by the need of what it "
@@ -147,12 +146,14 @@ class AgentsConfig:
     obs_norm: bool = _f(True, "the encoder reads observations normalised by the life's running mean and variance, "
                         "clipped to +-obs_clip (false: Craftax's own values, in [0, 1], the same in every life)", static=True)
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
+    fast_readout: float = _f(0.0, "step of the fast readout (agents/fast.py): per-life linear policy and value weights "
+                             "on the action token, born at zero, learned by TD(0); 0: none", _nonneg, ">= 0", static=True)
     develop: str = _f("plateau", "when a layer grows in during life: plateau (forward loss stalls), age, or none",
                       lambda x: x in DEVELOP, f"one of {DEVELOP}")
     develop_age: int = _f(100, "develop=age: insert a layer every this many steps of age", _pos, "> 0")
     plateau_window: int = _f(50, "develop=plateau: steps between checks of the forward-loss average", _pos, "> 0")
-    plateau_tol: float = _f(0.02, "develop=plateau: a check that improved the loss average by less than this "
-                            "share stalls", _unit, "in [0, 1]")
+    plateau_tol: float = _f(0.02, "develop=plateau: a check improving the loss average by less than this share stalls",
+                            _unit, "in [0, 1]")
     dev_gate_lr: float = _f(10.0, "learning-rate multiplier on the gate alphas of layers inserted during life", _pos, "> 0")
 
 

@@ -513,7 +513,7 @@ def test_dense_policy_delta_learns_the_whole_policy_matrix(sim):
 
 
 def test_eligibility_trace_hand_computed():
-    from evodevo.agents.learner import decay_trace
+    from evodevo.agents.optim import decay_trace
 
     e = jnp.zeros(2)
     for g in ([1.0, 0.0], [0.0, 2.0], [1.0, 1.0]):  # gamma 0.5, lambda 0.8: decay 0.4 per step
@@ -578,6 +578,48 @@ def test_obgd_step_is_plain_below_its_bound_and_bounded_above_it(kappa):
     np.testing.assert_allclose(np.abs(step[1]).sum(), 1 / kappa, rtol=1e-6)
     assert np.sign(step[1]).tolist() == [-1.0, 1.0, -1.0]  # along delta * e
     assert not np.asarray(obgd(0.0, delta, e, kappa)).any()
+
+
+def test_fast_readout_step_hand_computed():
+    """agents.fast_readout: one TD(0) actor-critic step on the readout, normalised by |h|^2 + 1; a slot
+    without a finite TD error (no transition) keeps its readout."""
+    from evodevo.agents.fast import Readout, learn_readouts
+
+    h = jnp.array([1.0, 0.0])  # |h|^2 + 1 = 2: k = 0.5 * 2 / 2 = 0.5
+    r = Readout.zeros(3, 2).learn(0.5, h, jnp.zeros(3), 1, 2.0)
+    np.testing.assert_allclose(r.w_v, [0.5, 0.0])
+    np.testing.assert_allclose(r.w_pi, [[-1 / 6, 0.0], [1 / 3, 0.0], [-1 / 6, 0.0]], rtol=1e-6)
+    logits, value = r.read(jnp.array([2.0, 5.0]))
+    np.testing.assert_allclose(logits, [-1 / 3, 2 / 3, -1 / 3], rtol=1e-6)
+    assert float(value) == 1.0
+    batch = jax.tree.map(lambda x: jnp.stack([x, x]), r)
+    carried = {"out": {"fast_h": jnp.stack([h, h]), "logits": jnp.zeros((2, 3))}, "action": jnp.array([0, 0])}
+    kept = learn_readouts(batch, 0.5, carried, jnp.array([1.0, jnp.nan]))
+    np.testing.assert_array_equal(kept.w_pi[1], r.w_pi)
+    assert float(kept.w_v[0, 0]) == 0.75  # 0.5 + 0.5 * 1 / 2
+
+
+def test_fast_readout_learns_in_the_learner(sim):
+    """A newborn's readout is zero (it acts as its genes say); it moves only with a transition, by
+    `Readout.learn` on the carried action token, and its value joins the network's."""
+    from evodevo.agents.learner import Learner
+
+    from conftest import founders, learner_steps
+
+    ag = Learner(tiny("agents.fast_readout=1.0").agents, sim.world)
+    n, hp = sim.n, sim.hp.agents
+    step, first_carried = learner_steps(ag, hp, n, sim.world.obs_dim, lambda t: jnp.full((n, 5), 0.5, jnp.float32))
+    agents = founders(ag, n, jax.random.PRNGKey(4))
+    carried, prev = first_carried(agents), jnp.full(n, -1, jnp.int32)
+    agents, carried, prev, *_ = step(agents, carried, prev, 0)
+    assert not np.asarray(agents.fast.w_pi).any() and not np.asarray(agents.fast.w_v).any()  # no transition yet
+    h0 = np.asarray(carried["out"]["fast_h"])
+    agents, _, _, broken, metrics, pending = step(agents, carried, prev, 1)
+    delta = np.asarray(metrics["td_error"])
+    assert np.isfinite(delta).all() and not np.asarray(broken).any()
+    expected = (delta / ((h0 * h0).sum(-1) + 1.0))[:, None] * h0
+    np.testing.assert_allclose(np.asarray(agents.fast.w_v), expected, rtol=1e-5, atol=1e-7)
+    assert np.isfinite(np.asarray(pending["out"]["logits"])).all()
 
 
 def test_obgd_step_without_a_trace_is_refused():

@@ -32,10 +32,11 @@ from jax.flatten_util import ravel_pytree
 
 from evodevo import treeutil
 from evodevo.agents import debrief, development, drives, inverse, memory, place
+from evodevo.agents.fast import Readout, learn_readouts
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import BODY, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, observe
-from evodevo.agents.optim import obgd, optimizer
+from evodevo.agents.optim import decay_trace, obgd, optimizer
 from evodevo.config import AgentsConfig, statics
 
 
@@ -59,15 +60,11 @@ class AgentState:
     body: jax.Array  # [BODY] the body as sensed at the last act (for its change and the drive reward)
     expected: Any  # [D] phi0 of the next observation as the last act expected it (agents.debrief; None otherwise)
     trace: Any  # [P] eligibility trace of the actor-critic (agents.lam > 0; None otherwise)
+    fast: Any  # fast.Readout, the per-life linear policy and value (agents.fast_readout > 0; None otherwise)
     reward: jax.Array  # [] last raw intrinsic reward (for the viewer)
     loss_first: jax.Array  # [] mean forward loss over the first plateau_window steps of life
     loss_ema: jax.Array  # [] running average of the forward loss (development, learning progress)
     loss_ref: jax.Array  # [] loss_ema at the last plateau check
-
-
-def decay_trace(trace, increment, gamma, lam):
-    """Accumulating eligibility trace: e_t = gamma lambda e_{t-1} + increment_t."""
-    return gamma * lam * trace + increment
 
 
 class Learner:
@@ -156,6 +153,7 @@ class Learner:
             body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
             expected=jnp.zeros(dm.d) if self.cfg.debrief else None,
             trace=jnp.zeros_like(theta) if self.cfg.lam > 0.0 else None,
+            fast=Readout.zeros(self.num_actions, dm.d) if self.cfg.fast_readout else None,
             loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf, jnp.float32),
         )
 
@@ -211,6 +209,9 @@ class Learner:
         h = tf.read_out(head, x[self.dm.action_index])
         logits, value = tf.policy_value(head, h)
         out = {}
+        if agent.fast is not None:  # (the network's own gradient does not pass through it)
+            out["fast_h"] = h
+            logits, value = jax.tree.map(jnp.add, (logits, value), agent.fast.read(jax.lax.stop_gradient(h)))
         if self.cfg.instinct or self.cfg.reflex > 0:  # an inherited leaning: a constant that learning acts around
             out["innate"] = jax.lax.stop_gradient(drives.innate_logits(
                 agent.base["drive"], self.move_actions, self.do_action, self.num_actions, *beside))
@@ -369,7 +370,8 @@ class Learner:
 
         theta, opt = jax.vmap(update)(agents.theta, agents.opt, grad, agents.developmental)
         theta = theta if ascent is None else theta + ascent  # (zero unless agents.obgd_step > 0)
-        learned = dict(theta=theta, opt=opt, reward_scale=scale, reward=reward, trace=trace,
+        fast = learn_readouts(agents.fast, self.cfg.fast_readout, carried, metrics["td_error"])
+        learned = dict(theta=theta, opt=opt, reward_scale=scale, reward=reward, trace=trace, fast=fast,
                        **development.track_loss(self.cfg.plateau_window, agents, metrics["loss_forward"], senses.age))
         before = {k: getattr(agents, k) for k in learned}  # only what learning changes (not the inherited weights)
         agents = agents.replace(**treeutil.select(valid & jnp.isfinite(loss), learned, before))

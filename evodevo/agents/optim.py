@@ -29,6 +29,11 @@ def optimizer(grad_clip=1.0, lr=1.0, max_update=1.0) -> optax.GradientTransforma
     )
 
 
+def decay_trace(trace, increment, gamma, lam):
+    """Accumulating eligibility trace: e_t = gamma lambda e_{t-1} + increment_t."""
+    return gamma * lam * trace + increment
+
+
 def obgd(step_size, delta, trace, kappa):
     """stream-x's overshoot-bounded step (Elsayed et al. 2024) along an eligibility trace: `step_size * delta * e`,
     shrunk where `step_size * kappa * max(|delta|, 1) * ||e||_1 > 1`, so that one step cannot overshoot the TD
