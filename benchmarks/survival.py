@@ -252,6 +252,7 @@ BEFORE = ["agents.instinct=false", "agents.instinct_do=0", "agents.reflex=0", "a
           "genepool.home=0", "world.nest=spawn"]
 SPAWN = ["world.nest=spawn"]  # the birthplace before world.nest=drink became the default
 FAST = ["agents.lr=0.003", "agents.max_update=0.15"]  # three times the step and its bound (default_fast_control)
+FAST_READOUT = 0.2  # agents.fast_readout's step in the survival arms (within_life.py: at 1.0 its critic is unsound)
 OBGD = ["agents.lam=0.8", "agents.obgd_step=1.0"]  # the actor-critic's TD(lambda) step by ObGD (default_obgd_control)
 BODY_ONLY = ["agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10"]  # a reward over the body alone
 HURT = ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10"]  # default_hurt
@@ -375,6 +376,14 @@ CURRENT = {
     # the same in every life, with the default learner and with ObGD's
     "default_raw_obs_control": ["agents.obs_norm=false", "agents.control_share=0.5"],
     "default_obgd_raw_obs_control": [*OBGD, "agents.obs_norm=false", "agents.control_share=0.5"],
+    # within_life.py's positive control (--pays noop: a reward of 1 for one action) showed the network's own learner
+    # too slow for a life (P(noop) 0.02 -> 0.05 by ages 100-200 under Adam; ObGD's bound, no movement at all). The
+    # fast readout (agents/fast.py: per-life linear policy and value weights on the action token, from zero at
+    # birth, normalised TD(0) steps) at step 0.2 raises it to 0.17 by ages 50-100 and 0.38 by 100-200, its critic
+    # sound (|TD error| 0.15-0.25; at step 1.0, 1.5-3). On the default learner, and on ObGD's, which drifts least,
+    # so that the readout is what learns within the life
+    "default_fast_readout_control": [f"agents.fast_readout={FAST_READOUT}", "agents.control_share=0.5"],
+    "default_obgd_fast_readout_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 

@@ -119,15 +119,18 @@ def born_theta(learner, theta):
 
 def policy_pair(sim: Simulation):
     """jitted (state, hp) -> (pi, pi_born) [N, A], age [N], faced kind [N, K]: each agent acting on the
-    current observation with its learned weights and with its deltas zeroed (the same key, cache, memory)."""
+    current observation with its learned weights and with its deltas (and fast readout) zeroed (the same key,
+    cache, memory)."""
     learner = sim.kind
 
     def pair(state, hp):
         senses = sim.senses(state, state.world, state.step, state.action)
         key = jax.random.PRNGKey(0)
         probs = []
-        for theta in (state.agents.theta, jax.vmap(lambda t: born_theta(learner, t))(state.agents.theta)):
-            _, _, pending = learner.act(hp.agents, state.agents.replace(theta=theta), state.world.obs, senses, key)
+        born = state.agents.replace(theta=jax.vmap(lambda t: born_theta(learner, t))(state.agents.theta),
+                                    fast=jax.tree.map(jnp.zeros_like, state.agents.fast))  # (agents.fast_readout)
+        for agents in (state.agents, born):
+            _, _, pending = learner.act(hp.agents, agents, state.world.obs, senses, key)
             probs.append(jax.nn.softmax(pending["out"]["logits"], -1))
         faced = senses.near[jnp.arange(sim.n), senses.facing]
         return probs[0], probs[1], senses.age, faced
