@@ -195,8 +195,7 @@ def draw(results: dict, path: Path) -> None:
     axes[1].set(title="total-variation distance", xlabel="age (steps)", ylabel="TV")
     axes[2].axhline(0.0, color="grey", lw=0.8)
     axes[2].set(title="P(DO) (--pays: the paid action) now minus at birth", xlabel="age (steps)", ylabel="probability")
-    axes[3].set(title="mean |TD error| (scaled reward units)", xlabel="age (steps)",
-                ylabel="|delta|")
+    axes[3].set(title="mean |TD error| (scaled reward units)", xlabel="age (steps)", ylabel="|delta|", yscale="log")
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
