@@ -384,6 +384,12 @@ CURRENT = {
     # so that the readout is what learns within the life
     "default_fast_readout_control": [f"agents.fast_readout={FAST_READOUT}", "agents.control_share=0.5"],
     "default_obgd_fast_readout_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", "agents.control_share=0.5"],
+    # ...the default's reward is mostly surprise (curiosity -0.1), which within_life.py showed teaching stillness and
+    # striking at nothing: a learner that can learn within a life, from a reward over the body alone
+    "default_fast_readout_homeostatic_control": [f"agents.fast_readout={FAST_READOUT}", *BODY_ONLY,
+                                                 "agents.control_share=0.5"],
+    "default_obgd_fast_readout_homeostatic_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", *BODY_ONLY,
+                                                      "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 
