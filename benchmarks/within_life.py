@@ -218,16 +218,14 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     base = ["run.progress=false", "run.snapshot=false", "run.chunk_steps=50", *args.overrides]
-    cfg = config.load(args.config, base)
+    sim = Simulation(config.load(args.config, base))  # the arms differ in step sizes only: one compile serves all
     paid = None
-    if args.pays is not None:
-        from evodevo.world.craftax_world import ContinuousWorld
-        names = ContinuousWorld(cfg.world).action_names
+    if args.pays is not None:  # (building the Simulation compiled nothing: the patch reaches its chunk)
+        names = sim.world.action_names
         if args.pays not in names:
             p.error(f"--pays {args.pays}: not an action; choose from {names}")
         paid = names.index(args.pays)
         pay_for(paid)
-    sim = Simulation(cfg)  # the arms differ in step sizes only: one compile serves all
     if sim.cfg.agents.learn != "lowrank":
         p.error(f"needs agents.learn=lowrank (deltas that start with no effect), got {sim.cfg.agents.learn}")
     pair, results = policy_pair(sim), {}
