@@ -58,6 +58,13 @@ spawn point, `SPAWN`):
     default_obgd_homeostatic_control  default_obgd_control + agents.obgd_kappa=0.5 agents.drive_curiosity=0
                                                          agents.drive_food=10 agents.drive_drink=10   the body alone
     default_obgd_homeostatic_kappa2_control  the same at kappa 2 (ObGD's own bound; not run yet)
+    default_fast_readout_control  default_control + agents.fast_readout=0.2   per-life linear policy and value on
+                                                         the action token (agents/fast.py), learned by TD(0)
+    default_obgd_fast_readout_control  default_obgd_control + the fast readout   (the readout is what learns)
+    default_fast_readout_homeostatic_control, default_obgd_fast_readout_homeostatic_control   the same two with
+                                                         the reward over the body alone
+    default_obgd_fast_readout_centred_control  default_obgd_fast_readout_control + agents.fast_center=true   the
+                                                         readout reads the token less its life's mean
     default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
@@ -391,6 +398,10 @@ CURRENT = {
                                                  "agents.control_share=0.5"],
     "default_obgd_fast_readout_homeostatic_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", *BODY_ONLY,
                                                       "agents.control_share=0.5"],
+    # ...centred (agents.fast_center): within a life ~70% of the token's squared norm is its life mean, so the readout
+    # learned what to do everywhere (P(DO) +0.1) far faster than what to do where (P(DO | facing a zombie) +0.02-0.07)
+    "default_obgd_fast_readout_centred_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", "agents.fast_center=true",
+                                                  "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 

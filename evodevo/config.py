@@ -96,8 +96,8 @@ class AgentsConfig:
     max_update: float = _f(0.05, "bound on the L2 norm of one update of an agent's trainable vector", _pos, "> 0")
     grad_clip: float = _f(1.0, "gradient L2 norm clip before Adam", _pos, "> 0")
     gamma: float = _f(0.99, "discount of the intrinsic return", lambda x: 0.0 <= x < 1.0, "in [0, 1)")
-    center_reward: bool = _f(True, "subtract from each reward the agent's average reward so far in its life (reward "
-                             "centering, Naik et al. 2024): a reward below zero on average no longer makes dying pay")
+    center_reward: bool = _f(True, "subtract from each reward the life's average reward so far (reward centering, "
+                             "Naik et al. 2024): a reward below zero on average no longer makes dying pay")
     lam: float = _f(0.0, "lambda of the actor-critic's eligibility traces, TD(lambda); 0: TD(0) without a trace "
                     "(static: a trace costs a second backward pass)", _unit, "in [0, 1]", static=True)
     obgd_step: float = _f(0.0, "step size of the actor-critic's own overshoot-bounded update along its eligibility trace "
@@ -148,6 +148,7 @@ class AgentsConfig:
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
     fast_readout: float = _f(0.0, "step of the fast readout (agents/fast.py): per-life linear policy and value weights "
                              "on the action token, born at zero, learned by TD(0); 0: none", _nonneg, ">= 0", static=True)
+    fast_center: bool = _f(False, "the fast readout reads the token less its life's mean, with biases", static=True)
     develop: str = _f("plateau", "when a layer grows in during life: plateau (forward loss stalls), age, or none",
                       lambda x: x in DEVELOP, f"one of {DEVELOP}")
     develop_age: int = _f(100, "develop=age: insert a layer every this many steps of age", _pos, "> 0")
@@ -166,8 +167,7 @@ class GenePoolConfig:
                           "agents.drives=evolved)", _pos, "> 0")
     init_fill: float = _f(0.5, "share of each bank holding random founder genes at the start (the rest: room "
                           "for splits)", lambda x: 0.0 < x <= 1.0, "in (0, 1]", static=True)
-    evolve: bool = _f(True, "selection, splits, discards, frequencies and gene improvement (false: uniform "
-                      "genomes, frozen pool)")
+    evolve: bool = _f(True, "selection, splits, discards, frequencies, gene improvement (false: uniform genomes)")
     improve: str = _f("darwinian", "how genes move between generations: lamarckian, darwinian or frozen",
                       lambda x: x in IMPROVE, f"one of {IMPROVE}")
     fitness: str = _f("survival", "lifetime fitness: survival, progress (survival + learning progress), "

@@ -593,20 +593,46 @@ def test_fast_readout_step_hand_computed():
     np.testing.assert_allclose(logits, [-1 / 3, 2 / 3, -1 / 3], rtol=1e-6)
     assert float(value) == 1.0
     batch = jax.tree.map(lambda x: jnp.stack([x, x]), r)
-    carried = {"out": {"fast_h": jnp.stack([h, h]), "logits": jnp.zeros((2, 3))}, "action": jnp.array([0, 0])}
+    carried = {"out": {"fast_h": jnp.stack([h, h]), "fast_x": jnp.stack([h, h]), "logits": jnp.zeros((2, 3))},
+               "action": jnp.array([0, 0])}
     kept = learn_readouts(batch, 0.5, carried, jnp.array([1.0, jnp.nan]))
     np.testing.assert_array_equal(kept.w_pi[1], r.w_pi)
     assert float(kept.w_v[0, 0]) == 0.75  # 0.5 + 0.5 * 1 / 2
 
 
-def test_fast_readout_learns_in_the_learner(sim):
+def test_centred_fast_readout_hand_computed():
+    """agents.fast_center: the features are the token less the mean of the life's transitions' tokens (zero
+    before the first), and the normalisation's +1 is a bias feature that learns what to do everywhere."""
+    from evodevo.agents.fast import Readout
+
+    r = Readout.zeros(3, 2, center=True)
+    h0 = jnp.array([3.0, 1.0])
+    x0 = r.features(h0)
+    assert not np.asarray(x0).any()  # no transition yet: nothing to centre on
+    r = r.learn(0.5, x0, jnp.zeros(3), 2, 2.0, h0)  # |x|^2 + 1 = 1: k = 0.5 * 2 = 1, all of it on the biases
+    np.testing.assert_allclose(r.b_pi, [-1 / 3, -1 / 3, 2 / 3], rtol=1e-6)
+    assert float(r.b_v) == 1.0 and not np.asarray(r.w_pi).any()
+    np.testing.assert_allclose(r.mean.mean, h0)
+    x1 = r.features(jnp.array([4.0, 1.0]))
+    np.testing.assert_allclose(x1, [1.0, 0.0])  # the token less its life's mean
+    logits, value = r.read(x1)
+    np.testing.assert_allclose(logits, r.b_pi, rtol=1e-6)
+    r = r.learn(0.5, x1, jnp.zeros(3), 0, 2.0, jnp.array([4.0, 1.0]))  # k = 0.5 * 2 / (1 + 1) = 0.5
+    np.testing.assert_allclose(r.w_v, [0.5, 0.0])
+    np.testing.assert_allclose(r.b_v, 1.5)
+    np.testing.assert_allclose(r.mean.mean, [3.5, 1.0])
+
+
+@pytest.mark.parametrize("center", [False, True])
+def test_fast_readout_learns_in_the_learner(sim, center):
     """A newborn's readout is zero (it acts as its genes say); it moves only with a transition, by
-    `Readout.learn` on the carried action token, and its value joins the network's."""
+    `Readout.learn` on the carried action token, and its value joins the network's. Centred, the first
+    transition has nothing to centre on: it moves the biases alone and the mean becomes its token."""
     from evodevo.agents.learner import Learner
 
     from conftest import founders, learner_steps
 
-    ag = Learner(tiny("agents.fast_readout=1.0").agents, sim.world)
+    ag = Learner(tiny("agents.fast_readout=1.0", f"agents.fast_center={str(center).lower()}").agents, sim.world)
     n, hp = sim.n, sim.hp.agents
     step, first_carried = learner_steps(ag, hp, n, sim.world.obs_dim, lambda t: jnp.full((n, 5), 0.5, jnp.float32))
     agents = founders(ag, n, jax.random.PRNGKey(4))
@@ -617,8 +643,13 @@ def test_fast_readout_learns_in_the_learner(sim):
     agents, _, _, broken, metrics, pending = step(agents, carried, prev, 1)
     delta = np.asarray(metrics["td_error"])
     assert np.isfinite(delta).all() and not np.asarray(broken).any()
-    expected = (delta / ((h0 * h0).sum(-1) + 1.0))[:, None] * h0
-    np.testing.assert_allclose(np.asarray(agents.fast.w_v), expected, rtol=1e-5, atol=1e-7)
+    if center:
+        assert not np.asarray(agents.fast.w_v).any()
+        np.testing.assert_allclose(np.asarray(agents.fast.b_v), delta, rtol=1e-5)
+        np.testing.assert_allclose(np.asarray(agents.fast.mean.mean), h0, rtol=1e-6)
+    else:
+        expected = (delta / ((h0 * h0).sum(-1) + 1.0))[:, None] * h0
+        np.testing.assert_allclose(np.asarray(agents.fast.w_v), expected, rtol=1e-5, atol=1e-7)
     assert np.isfinite(np.asarray(pending["out"]["logits"])).all()
 
 

@@ -7,6 +7,12 @@ rewarded action takes ~200 steps to show. These weights start at zero at birth (
 genes say) and follow the TD error alone, scaled by the token's squared norm (normalised LMS): one
 transition with TD error `delta` moves the chosen action's logit by about `step * delta * (1 - pi)`. The
 inherited network supplies the features; the life learns what to do with them.
+
+Centred (agents.fast_center): within a life ~70% of the token's squared norm is its life mean (median over
+slots, 60 steps of a warmed-up run), so a step taken in one state moves every other state's logits ~70% as far:
+the readout learns what to do everywhere far faster than what to do where. Centred, it reads the token less
+its life's running mean, and the "+1" of the normalisation becomes a bias feature of its own (what to do
+everywhere, at 1 / (|x|^2 + 1) of the step).
 """
 
 from __future__ import annotations
@@ -16,27 +22,46 @@ import jax.numpy as jnp
 from flax import struct
 
 from evodevo import treeutil
+from evodevo.agents.normalize import Welford
 
 
 @struct.dataclass
 class Readout:
     w_pi: jax.Array  # [A, D] added to the policy's logits: w_pi @ h
     w_v: jax.Array  # [D] added to the value: w_v . h
+    # centred (agents.fast_center; None otherwise): the biases and the life's running mean of the token
+    b_pi: jax.Array | None = None  # [A]
+    b_v: jax.Array | None = None  # []
+    mean: Welford | None = None
 
     @classmethod
-    def zeros(cls, num_actions: int, d: int) -> "Readout":
-        return cls(w_pi=jnp.zeros((num_actions, d)), w_v=jnp.zeros(d))
+    def zeros(cls, num_actions: int, d: int, center: bool = False) -> "Readout":
+        centred = dict(b_pi=jnp.zeros(num_actions), b_v=jnp.zeros(()), mean=Welford.zeros((d,))) if center else {}
+        return cls(w_pi=jnp.zeros((num_actions, d)), w_v=jnp.zeros(d), **centred)
 
-    def read(self, h):
-        """(logits [A], value []) that the readout adds at the normalised action token h [D]."""
-        return self.w_pi @ h, self.w_v @ h
+    def features(self, h):
+        """What the readout reads at the normalised action token h [D]: h itself, or centred, h less the mean of
+        the tokens of the life's transitions so far (zero until there is one)."""
+        if self.mean is None:
+            return h
+        return jnp.where(self.mean.count > 0, h - self.mean.mean, 0.0)
 
-    def learn(self, step, h, logits, action, delta) -> "Readout":
-        """One TD(0) actor-critic step from transition t: h [D], the policy's logits [A] and the action taken
-        at s_t, and its (scaled) TD error. Normalised by |h|^2, so its size does not depend on the width."""
-        k = step * delta / (h @ h + 1.0)
+    def read(self, x):
+        """(logits [A], value []) that the readout adds at its features x [D] (`features`)."""
+        if self.mean is None:
+            return self.w_pi @ x, self.w_v @ x
+        return self.w_pi @ x + self.b_pi, self.w_v @ x + self.b_v
+
+    def learn(self, step, x, logits, action, delta, h=None) -> "Readout":
+        """One TD(0) actor-critic step from transition t: x [D], the features read at s_t (and h [D] the token,
+        which the centred readout's mean takes in), the policy's logits [A] and the action taken, and its
+        (scaled) TD error. Normalised by |x|^2 + 1, so its size does not depend on the width."""
+        k = step * delta / (x @ x + 1.0)
         ascent = jax.nn.one_hot(action, logits.shape[-1]) - jax.nn.softmax(logits)  # d log pi(a) / d logits
-        return Readout(w_pi=self.w_pi + k * jnp.outer(ascent, h), w_v=self.w_v + k * h)
+        new = self.replace(w_pi=self.w_pi + k * jnp.outer(ascent, x), w_v=self.w_v + k * x)
+        if self.mean is None:
+            return new
+        return new.replace(b_pi=self.b_pi + k * ascent, b_v=self.b_v + k, mean=self.mean.update(h))
 
 
 def learn_readouts(readout: Readout | None, step: float, carried: dict, delta):
@@ -45,6 +70,6 @@ def learn_readouts(readout: Readout | None, step: float, carried: dict, delta):
     if readout is None:
         return None
     out = carried["out"]
-    new = jax.vmap(Readout.learn, (0, None, 0, 0, 0, 0))(readout, step, out["fast_h"], out["logits"], carried["action"],
-                                                           delta)
+    new = jax.vmap(Readout.learn, (0, None, 0, 0, 0, 0, 0))(readout, step, out["fast_x"], out["logits"],
+                                                              carried["action"], delta, out["fast_h"])
     return treeutil.select(jnp.isfinite(delta), new, readout)

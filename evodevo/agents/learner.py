@@ -153,7 +153,7 @@ class Learner:
             body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
             expected=jnp.zeros(dm.d) if self.cfg.debrief else None,
             trace=jnp.zeros_like(theta) if self.cfg.lam > 0.0 else None,
-            fast=Readout.zeros(self.num_actions, dm.d) if self.cfg.fast_readout else None,
+            fast=Readout.zeros(self.num_actions, dm.d, self.cfg.fast_center) if self.cfg.fast_readout else None,
             loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf, jnp.float32),
         )
 
@@ -210,8 +210,8 @@ class Learner:
         logits, value = tf.policy_value(head, h)
         out = {}
         if agent.fast is not None:  # (the network's own gradient does not pass through it)
-            out["fast_h"] = h
-            logits, value = jax.tree.map(jnp.add, (logits, value), agent.fast.read(jax.lax.stop_gradient(h)))
+            out["fast_h"], out["fast_x"] = h, agent.fast.features(jax.lax.stop_gradient(h))
+            logits, value = jax.tree.map(jnp.add, (logits, value), agent.fast.read(out["fast_x"]))
         if self.cfg.instinct or self.cfg.reflex > 0:  # an inherited leaning: a constant that learning acts around
             out["innate"] = jax.lax.stop_gradient(drives.innate_logits(
                 agent.base["drive"], self.move_actions, self.do_action, self.num_actions, *beside))
