@@ -48,7 +48,9 @@ now and at birth. A learner must raise it within a life, or it cannot learn with
 Each arm's figures are saved to `--out`/<arm>.json; the picture (`--out`/within_life.png) draws every arm
 saved there. Ends with one JSON line {arm: {age bin: {kl, tv, samples, zombie_samples, p_do, p_do_born, p_do_zombie,
 p_do_zombie_born, td_abs}}} of the arms run (td_abs: the mean |TD error| of the transitions learned at that age,
-how far the critic is from its own target: under darwinian inheritance a newborn's critic was never trained).
+how far the critic is from its own target: under darwinian inheritance a newborn's critic was never trained),
+and with agents.fast_readout, token_mean_share: quartiles over lives of the share of the readout's token that is
+its life's mean (`mean_share`; agents.fast_center removes it).
 """
 
 from __future__ import annotations
@@ -118,22 +120,21 @@ def born_theta(learner, theta):
 
 
 def policy_pair(sim: Simulation):
-    """jitted (state, hp) -> (pi, pi_born) [N, A], age [N], faced kind [N, K]: each agent acting on the
-    current observation with its learned weights and with its deltas (and fast readout) zeroed (the same key,
-    cache, memory)."""
+    """jitted (state, hp) -> (pi, pi_born) [N, A], age [N], faced kind [N, K], the action token [N, D] (with
+    agents.fast_readout; else [N, 0]): each agent acting on the current observation with its learned weights and
+    with its deltas (and fast readout) zeroed (the same key, cache, memory)."""
     learner = sim.kind
 
     def pair(state, hp):
         senses = sim.senses(state, state.world, state.step, state.action)
         key = jax.random.PRNGKey(0)
-        probs = []
         born = state.agents.replace(theta=jax.vmap(lambda t: born_theta(learner, t))(state.agents.theta),
                                     fast=jax.tree.map(jnp.zeros_like, state.agents.fast))  # (agents.fast_readout)
-        for agents in (state.agents, born):
-            _, _, pending = learner.act(hp.agents, agents, state.world.obs, senses, key)
-            probs.append(jax.nn.softmax(pending["out"]["logits"], -1))
+        now, then = (learner.act(hp.agents, agents, state.world.obs, senses, key)[2]["out"]
+                     for agents in (state.agents, born))
         faced = senses.near[jnp.arange(sim.n), senses.facing]
-        return probs[0], probs[1], senses.age, faced
+        token = now.get("fast_h", jnp.zeros((sim.n, 0)))  # the readout's token (agents.fast_readout)
+        return jax.nn.softmax(now["logits"], -1), jax.nn.softmax(then["logits"], -1), senses.age, faced, token
 
     return jax.jit(pair)
 
@@ -147,10 +148,12 @@ def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str, paid:
     state = sim.init()
     for _ in tqdm(range(warmup // sim.cfg.run.chunk_steps), desc=f"{label} warm-up", unit="chunk", dynamic_ncols=True):
         state, _ = sim.run_chunk(state, hp=hp)
-    rows = []
+    rows, tokens, ids = [], [], []
     for _ in tqdm(range(steps), desc=f"{label} recorded", unit="step", dynamic_ncols=True):
         state, out = sim.run_chunk(state, hp=hp, length=1)
-        pi, pi0, age, faced = jax.device_get(pair(state, hp))
+        pi, pi0, age, faced, token = jax.device_get(pair(state, hp))
+        tokens.append(token)
+        ids.append(np.asarray(state.slots.agent_id))
         kl = (pi * (np.log(pi + 1e-12) - np.log(pi0 + 1e-12))).sum(-1)
         tv = 0.5 * np.abs(pi - pi0).sum(-1)
         td = np.abs(np.asarray(out["metrics"]["td_error"][0]))  # the step's transition (NaN for a newborn)
@@ -171,7 +174,19 @@ def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str, paid:
             "td_abs": float(np.nanmean(r[:, 6])) if np.isfinite(r[:, 6]).any() else float("nan"),
             **({"p_paid": float(r[:, 7].mean()) if len(r) else float("nan"),
                 "p_paid_born": float(r[:, 8].mean()) if len(r) else float("nan")} if paid is not None else {})}
+    if tokens[0].shape[-1]:  # (agents.fast_readout) how much of the readout's token is its life's mean
+        out["token_mean_share"] = mean_share(np.concatenate(tokens), np.concatenate(ids))
     return out
+
+
+def mean_share(tokens, ids, least: int = 20) -> dict:
+    """Per life recorded at least `least` times: |mean token|^2 / mean |token|^2, the share of the action token's
+    squared norm that is the same in every state of the life (the fast readout's step in one state moves another
+    state's logits by about this share of what it moves its own). Quartiles over lives."""
+    lives = [tokens[ids == i] for i in np.unique(ids)]
+    share = [(t.mean(0) ** 2).sum() / (t ** 2).sum(-1).mean() for t in lives if len(t) >= least]
+    quartiles = np.percentile(share or [np.nan], [25, 50, 75])
+    return {"lives": len(share), "quartiles": [round(float(q), 3) for q in quartiles]}
 
 
 def draw(results: dict, path: Path) -> None:
@@ -181,7 +196,7 @@ def draw(results: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 4, figsize=(20, 3.8))
     for arm, bins in results.items():
-        names = [b for b in bins if bins[b]["samples"]]
+        names = [b for b, v in bins.items() if v.get("samples")]  # (age bins, not token_mean_share)
         for ax, key in zip(axes, ("kl", "tv")):
             # KL's floor: the `off` control's is ~1e-9 and round-off can make it negative (a log axis)
             ax.plot(names, [max(bins[b][key], 1e-6) for b in names], "o-", label=arm)
@@ -234,6 +249,10 @@ def main(argv=None) -> int:
         results[arm] = record(sim, pair, hp, args.steps, args.warmup, arm, paid)
         out.joinpath(f"{arm}.json").write_text(json.dumps(results[arm]))
         for b, v in results[arm].items():
+            if b == "token_mean_share":
+                print(f"{arm:>8}: share of the readout's token that is its life's mean, quartiles over "
+                      f"{v['lives']} lives {v['quartiles']}")
+                continue
             print(f"{arm:>8} age {b:>8}: KL {v['kl']:.4f} TV {v['tv']:.4f} ({v['samples']} samples); "
                   f"P(DO) {v['p_do']:.3f} vs at birth {v['p_do_born']:.3f}; "
                   f"P(DO | facing a zombie) {v['p_do_zombie']:.2f} vs at birth {v['p_do_zombie_born']:.2f} "
