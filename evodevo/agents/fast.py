@@ -8,11 +8,12 @@ genes say) and follow the TD error alone, scaled by the token's squared norm (no
 transition with TD error `delta` moves the chosen action's logit by about `step * delta * (1 - pi)`. The
 inherited network supplies the features; the life learns what to do with them.
 
-Centred (agents.fast_center): within a life ~70% of the token's squared norm is its life mean (median over
-slots, 60 steps of a warmed-up run), so a step taken in one state moves every other state's logits ~70% as far:
-the readout learns what to do everywhere far faster than what to do where. Centred, it reads the token less
-its life's running mean, and the "+1" of the normalisation becomes a bias feature of its own (what to do
-everywhere, at 1 / (|x|^2 + 1) of the step).
+Centred (agents.fast_center): within a life ~80% of the token's squared norm is its life mean (median over
+lives, benchmarks/within_life.py's token_mean_share), so a step taken in one state moves every other state's
+logits ~80% as far: the readout should learn what to do everywhere far faster than what to do where. Centred,
+it reads the token less its life's running mean, and the "+1" of the normalisation becomes a bias feature of
+its own (what to do everywhere, at 1 / (|x|^2 + 1) of the step). Measured within a life, it changed nothing:
+the policy moves as far and toward the same actions (docs/experiments.md), so it is off.
 """
 
 from __future__ import annotations
