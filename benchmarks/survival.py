@@ -452,7 +452,8 @@ def in_run_control(r: dict, late: list) -> dict:
     """With agents.control_share > 0 (a share of newborns, by a hash of the agent id, learns nothing), the late lives
     of the learners against the control's in the same run (one gene pool, one era, the same worlds): each group's
     lives, mean lifespan and Crafter score, the difference of mean lifespans with its standard error, and the same
-    difference over the lives that end in the last 80% of the run (`last_80`: four times the lives, half the error)."""
+    difference over the lives that end in the last 80% of the run (`last_80`: four times the lives, half the error),
+    and the difference in each fifth of the run (`by_fifth`, by the step a life ended)."""
     share = r["key"]["config"]["agents"].get("control_share", 0.0)  # the config the run ran with, --set included
     if not share:
         return {}
@@ -471,9 +472,11 @@ def in_run_control(r: dict, late: list) -> dict:
     out = {g: {k: round(x, 3) for k, x in ablations.summarise(v, r["names"]).items() if k != "rates"}
            for g, v in groups.items()}
     last_80 = split([x for x in r["lives"] if x["death_step"] >= r["steps"] / 5])
+    fifth = lambda x: min(5 * x["death_step"] // r["steps"], 4)  # noqa: E731 - the fifth of the run a life ended in
+    by_fifth = [difference(split([x for x in r["lives"] if fifth(x) == f]))["difference"] for f in range(5)]
     return {"in_run_control": dict(out, learning_over_control=round(out["learners"]["mean_lifespan"] /
                                                                      out["control"]["mean_lifespan"], 3),
-                                   **difference(groups), last_80=difference(last_80))}
+                                   **difference(groups), last_80=difference(last_80), by_fifth=by_fifth)}
 
 
 def frontier(results: dict, path: Path, goal: float) -> None:
