@@ -90,17 +90,28 @@ ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fas
 BINS = (0, 25, 50, 100, 200, 300, 10**9)  # age bins, steps
 
 
-def pay_for(action: int) -> None:
+def pay_for(action: int, facing: int | None = None) -> None:
     """The positive control (`--pays`): every learner's reward becomes 1 on a step whose action was `action`
     and 0 otherwise, in place of its drives (centred and scaled as any reward). A learner that cannot raise
-    P(action) within a life cannot learn within one anything that pays. Patched before the chunk compiles."""
+    P(action) within a life cannot learn within one anything that pays. With `facing` (`--when`, a kind of
+    neighbour) it pays only where the agent faced that kind when it acted: a contingency, which a preference
+    for the action everywhere does not earn. Patched before the chunk compiles."""
     from evodevo.agents import drives
     from evodevo.agents.learner import Learner
 
-    gradient = Learner._gradient
+    gradient, act = Learner._gradient, Learner.act
+
+    def marked(self, hp, agents, obs, senses, key):  # the act also notes what the agent faced
+        chosen, agents, pending = act(self, hp, agents, obs, senses, key)
+        faced = senses.near[jnp.arange(self.n), senses.facing, facing] > 0
+        return chosen, agents, dict(pending, out=dict(pending["out"], faced=faced))
 
     def paid(self, hp, agents, carried, pending, senses, terminal):
         r = (carried["action"] == action).astype(jnp.float32)
+        if facing is not None:
+            r = r * carried["out"]["faced"]
+            drop = lambda d: dict(d, out={k: v for k, v in d["out"].items() if k != "faced"})  # noqa: E731
+            carried, pending = drop(carried), drop(pending)  # (the pullback knows the act's own outputs only)
         real, drives.reward = drives.reward, lambda *a, **k: (r, jnp.zeros_like(r))
         try:
             return gradient(self, hp, agents, carried, pending, senses, terminal)
@@ -108,6 +119,8 @@ def pay_for(action: int) -> None:
             drives.reward = real
 
     Learner._gradient = paid
+    if facing is not None:
+        Learner.act = marked
 
 
 def born_theta(learner, theta):
@@ -226,6 +239,8 @@ def main(argv=None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     p.add_argument("--pays", metavar="ACTION", help="positive control: the reward is 1 for this action (e.g. noop), "
                    "0 otherwise, in place of the drives")
+    p.add_argument("--when", metavar="KIND", help="with --pays: only where the agent faced this kind of neighbour "
+                   "(e.g. hostile) when it acted: a contingency")
     args = p.parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if any(a not in ARMS for a in arms):
@@ -235,12 +250,17 @@ def main(argv=None) -> int:
     base = ["run.progress=false", "run.snapshot=false", "run.chunk_steps=50", *args.overrides]
     sim = Simulation(config.load(args.config, base))  # the arms differ in step sizes only: one compile serves all
     paid = None
+    if args.when is not None and args.pays is None:
+        p.error("--when needs --pays ACTION: it says where that action is paid")
     if args.pays is not None:  # (building the Simulation compiled nothing: the patch reaches its chunk)
         names = sim.world.action_names
         if args.pays not in names:
             p.error(f"--pays {args.pays}: not an action; choose from {names}")
         paid = names.index(args.pays)
-        pay_for(paid)
+        kinds = sim.world.neighbour_kinds
+        if args.when is not None and args.when not in kinds:
+            p.error(f"--when {args.when}: not a kind of neighbour; choose from {kinds}")
+        pay_for(paid, None if args.when is None else kinds.index(args.when))
     if sim.cfg.agents.learn != "lowrank":
         p.error(f"needs agents.learn=lowrank (deltas that start with no effect), got {sim.cfg.agents.learn}")
     pair, results = policy_pair(sim), {}
