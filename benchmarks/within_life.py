@@ -44,6 +44,8 @@ Arms (each one `--set` list away from the config):
 The positive control, `--pays ACTION` (for every arm of the process): the reward is 1 on a step whose action
 was ACTION and 0 otherwise, in place of the drives; each bin then also holds p_paid and p_paid_born, P(ACTION)
 now and at birth. A learner must raise it within a life, or it cannot learn within one anything that pays.
+`--when KIND` (e.g. `--pays do --when hostile`) pays it only where the agent faced that kind of neighbour when it
+acted: a contingency. Then P(DO | facing a zombie) must rise more than P(DO), or the learner learned a preference.
 
 Each arm's figures are saved to `--out`/<arm>.json; the picture (`--out`/within_life.png) draws every arm
 saved there. Ends with one JSON line {arm: {age bin: {kl, tv, samples, zombie_samples, p_do, p_do_born, p_do_zombie,
