@@ -593,8 +593,7 @@ def test_fast_readout_step_hand_computed():
     np.testing.assert_allclose(logits, [-1 / 3, 2 / 3, -1 / 3], rtol=1e-6)
     assert float(value) == 1.0
     batch = jax.tree.map(lambda x: jnp.stack([x, x]), r)
-    carried = {"out": {"fast_h": jnp.stack([h, h]), "fast_x": jnp.stack([h, h]), "logits": jnp.zeros((2, 3))},
-               "action": jnp.array([0, 0])}
+    carried = {"out": {"fast_h": jnp.stack([h, h]), "logits": jnp.zeros((2, 3))}, "action": jnp.array([0, 0])}
     kept = learn_readouts(batch, 0.5, carried, jnp.array([1.0, jnp.nan]))
     np.testing.assert_array_equal(kept.w_pi[1], r.w_pi)
     assert float(kept.w_v[0, 0]) == 0.75  # 0.5 + 0.5 * 1 / 2

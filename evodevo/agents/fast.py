@@ -53,6 +53,12 @@ class Readout:
             return self.w_pi @ x, self.w_v @ x
         return self.w_pi @ x + self.b_pi, self.w_v @ x + self.b_v
 
+    def act(self, h, out: dict):
+        """At the action token h [D]: the act's outputs with what `learn_readouts` needs noted (the token,
+        `fast_h`, and where centred the features read, `fast_x`), and the (logits, value) the readout adds."""
+        x = self.features(h)
+        return out | {"fast_h": h} | ({} if self.mean is None else {"fast_x": x}), self.read(x)
+
     def learn(self, step, x, logits, action, delta, h=None) -> "Readout":
         """One TD(0) actor-critic step from transition t: x [D], the features read at s_t (and h [D] the token,
         which the centred readout's mean takes in), the policy's logits [A] and the action taken, and its
@@ -71,6 +77,7 @@ def learn_readouts(readout: Readout | None, step: float, carried: dict, delta):
     if readout is None:
         return None
     out = carried["out"]
-    new = jax.vmap(Readout.learn, (0, None, 0, 0, 0, 0, 0))(readout, step, out["fast_x"], out["logits"],
-                                                              carried["action"], delta, out["fast_h"])
+    x = out.get("fast_x", out["fast_h"])  # (uncentred, the features are the token)
+    new = jax.vmap(Readout.learn, (0, None, 0, 0, 0, 0, 0))(readout, step, x, out["logits"], carried["action"], delta,
+                                                              out["fast_h"])
     return treeutil.select(jnp.isfinite(delta), new, readout)

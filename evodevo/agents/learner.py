@@ -210,8 +210,8 @@ class Learner:
         logits, value = tf.policy_value(head, h)
         out = {}
         if agent.fast is not None:  # (the network's own gradient does not pass through it)
-            out["fast_h"], out["fast_x"] = h, agent.fast.features(jax.lax.stop_gradient(h))
-            logits, value = jax.tree.map(jnp.add, (logits, value), agent.fast.read(out["fast_x"]))
+            out, added = agent.fast.act(jax.lax.stop_gradient(h), out)
+            logits, value = jax.tree.map(jnp.add, (logits, value), added)
         if self.cfg.instinct or self.cfg.reflex > 0:  # an inherited leaning: a constant that learning acts around
             out["innate"] = jax.lax.stop_gradient(drives.innate_logits(
                 agent.base["drive"], self.move_actions, self.do_action, self.num_actions, *beside))
