@@ -122,12 +122,12 @@ class AgentsConfig:
     drive_drink: float = _f(0.0, "homeostatic drive weight of drink", _nonneg, ">= 0")
     drive_energy: float = _f(0.0, "homeostatic drive weight of energy", _nonneg, ">= 0")
     drive_death: float = _f(0.0, "reward on the step a life ends (negative: dying hurts)")
-    drive_forage: float = _f(0.0, "curiosity's weight per unit of forage need, 1 - min(food, drink): with "
-                             "drive_curiosity < 0, a sated agent avoids surprise and a thirsty or hungry one seeks it")
+    drive_forage: float = _f(0.0, "curiosity's weight per unit of forage need, 1 - min(food, drink) (a sated agent avoids surprise)")
     drive_fear: float = _f(0.0, "curiosity's weight added while a hostile mob is in view (negative: fear)")
-    drive_play: float = _f(0.0, "curiosity's weight added while the agent is young, age < play_age (positive: a child "
-                           "explores the birthplace that spawn_clear_radius keeps free of hostile mobs, an adult settles)")
+    drive_play: float = _f(0.0, "curiosity's weight added while young, age < play_age (positive: a child explores, an adult settles)")
     play_age: float = _f(100.0, "the age (steps) at which play ends (agents.drive_play)", _nonneg, ">= 0")
+    drive_danger: float = _f(0.0, "drive weight of danger, the health left in the hostile mobs beside the agent in "
+                             "zombies: reward += w (danger_t - danger_t+1), so each strike at a zombie pays w / 5 at once")
     instinct: bool = _f(True, "the drive gene also carries an instinct: a bias of the policy's logits over the "
                         "actions, inherited and evolved like the drive weights (founders ~N(0, 1): random temperaments), never learned")
     instinct_do: float = _f(2.8, "founders' mean instinct bias of DO (strike, eat, drink, collect: a striking temperament "

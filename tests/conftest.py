@@ -83,8 +83,8 @@ def tiny_cfg():
     return tiny_config()
 
 
-def learner_steps(ag, hp, n, obs_dim, body):
-    """A learner driven alone by synthetic inputs (sparse random observations, `body(t)` [n, 5]):
+def learner_steps(ag, hp, n, obs_dim, body, danger=None):
+    """A learner driven alone by synthetic inputs (sparse random observations, `body(t)` [n, 5], `danger(t)` [n]):
     (jitted step(agents, carried, prev, t) -> (agents, carried, action, broken, metrics, pending),
     carried for the first step given the agents). Inputs are typed, not weakly typed: the carry a
     step returns is the one it takes, so the step compiles once."""
@@ -96,7 +96,7 @@ def learner_steps(ag, hp, n, obs_dim, body):
         key = jax.random.fold_in(jax.random.PRNGKey(7), t)
         obs = (jax.random.uniform(key, (n, obs_dim)) < 0.05).astype(jnp.float32)
         return obs, Senses(age=jnp.full(n, t, jnp.int32), pos=jnp.full((n, 2), 30 + t, jnp.int32), prev_action=prev,
-                           body=body(t), **beside_nothing(n)), key
+                           body=body(t), danger=None if danger is None else danger(t), **beside_nothing(n)), key
 
     @jax.jit
     def step(agents, carried, prev, t):

@@ -225,8 +225,8 @@ def test_forage_fear_and_play_set_curiosity_by_need_threat_and_age():
     it, with a hostile mob in view fear adds its weight, and while young play adds its own."""
     from evodevo.agents.drives import reward
 
-    # curiosity, health, food, drink, energy, death, forage, fear, play
-    w = jnp.array([[-0.1, 0.0, 0.0, 1.0, 0.0, -1.0, 0.3, -0.5, 0.4]] * 2)
+    # curiosity, health, food, drink, energy, death, forage, fear, play, danger
+    w = jnp.array([[-0.1, 0.0, 0.0, 1.0, 0.0, -1.0, 0.3, -0.5, 0.4, 0.0]] * 2)
     sated = jnp.array([1.0, 1.0, 1.0, 1.0, 0.0])
     thirsty = jnp.array([1.0, 7 / 9, 1 / 9, 1.0, 0.0])  # drink 1 is the most depleted need: 8/9
     body = jnp.stack([sated, thirsty])
@@ -238,6 +238,22 @@ def test_forage_fear_and_play_set_curiosity_by_need_threat_and_age():
     np.testing.assert_allclose(np.asarray(feared), [(-0.1 - 0.5) * 2.0, float(r[1])], rtol=1e-5)
     played, _ = reward(w, jnp.array([2.0, 2.0]), body, drank, jnp.array([0.0, 1.0]), None, jnp.array([True, False]))
     np.testing.assert_allclose(np.asarray(played), [(-0.1 + 0.4) * 2.0, float(r[1])], rtol=1e-5)
+
+
+def test_danger_drive_pays_each_strike_at_once():
+    """r_drive += w_danger (danger_t - danger_t+1), danger the health left in the hostile mobs beside (in
+    zombies): a strike that takes a zombie from 5 to 4 pays w/5 within the step, a zombie stepping beside
+    costs what it brings, and an agent whose danger weight is zero is paid nothing."""
+    from evodevo.agents.drives import reward
+    from evodevo.agents.kind import DRIVES
+
+    w = jnp.zeros((3, len(DRIVES))).at[:2, DRIVES.index("danger")].set(2.5)
+    body = jnp.ones((3, 5)).at[:, 4].set(0.0)
+    before, after = jnp.array([1.0, 0.0, 1.0]), jnp.array([0.8, 1.0, 0.8])  # struck; a zombie came; struck
+    r, r_drive = reward(w, jnp.zeros(3), body, body, jnp.zeros(3), danger=(before, after))
+    np.testing.assert_allclose(np.asarray(r_drive), [0.5, -2.5, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(r), np.asarray(r_drive))
+    assert np.asarray(reward(w, jnp.zeros(3), body, body, jnp.zeros(3))[1]).tolist() == [0.0] * 3  # none sensed
 
 
 # one founders' compile for the drive-gene tests (drives, instinct, reflex)

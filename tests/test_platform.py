@@ -328,7 +328,7 @@ def test_neighbours_report_what_lies_beside_each_player(world, stepped):
     env = ws.env.replace(map=ws.env.map.copy(), player_position=ws.env.player_position.copy(),
                          player_direction=ws.env.player_direction.copy(),
                          zombies=ws.env.zombies.replace(position=ws.env.zombies.position.copy(),
-                                                        mask=ws.env.zombies.mask.copy()),
+                                                        mask=ws.env.zombies.mask.copy(), health=ws.env.zombies.health.copy()),
                          cows=ws.env.cows.replace(position=ws.env.cows.position.copy(), mask=ws.env.cows.mask.copy()),
                          skeletons=ws.env.skeletons.replace(mask=np.zeros_like(ws.env.skeletons.mask)))
     env.zombies.mask[:] = False
@@ -352,6 +352,10 @@ def test_neighbours_report_what_lies_beside_each_player(world, stepped):
     np.testing.assert_array_equal(near[1, 2], [0, 0, 0, 0])
     np.testing.assert_array_equal(near[1, 3], [0, 0, 0, 1])
     assert facing[0] == 1 and facing[1] == 2
+    # what danger reads (agents.drive_danger): the health left in the hostile mobs beside, in zombies
+    env.zombies.health[0, 0] = 4.0  # the zombie LEFT, struck once
+    danger = jax.jit(world.danger)
+    np.testing.assert_allclose(np.asarray(danger(device(ws.replace(env=env))))[0], 0.8, rtol=1e-6)
     # what a taxis reads (agents.seek): the moves toward the nearest of each kind in view, two or more
     # steps away; the view is 7 rows x 9 columns around the player
     env.map[0, r - 4:r + 5, c - 5:c + 6] = BlockType.GRASS.value
@@ -371,6 +375,7 @@ def test_neighbours_report_what_lies_beside_each_player(world, stepped):
     env.zombies.position[0, 1], env.zombies.mask[0, 1] = (r - 4, c), True  # 4 rows up: out of the 7-row view
     assert np.asarray(threat(device(ws.replace(env=env))))[0] == 0.0
     env.zombies.mask[0, 1] = False
+    assert np.asarray(danger(device(ws.replace(env=env))))[0] == 0.0  # no living zombie beside
     # what a reflex that acts by need reads (agents.reflex_need): hostile 1, cow and plant by hunger, water by thirst
     env = env.replace(player_food=np.full_like(env.player_food, 6), player_drink=np.full_like(env.player_drink, 3))
     need = np.asarray(jax.jit(world.need_of_kinds)(device(ws.replace(env=env))))

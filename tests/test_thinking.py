@@ -22,7 +22,7 @@ from evodevo.agents import transformer as tf
 from conftest import founders, learner_steps, tiny_config as tiny  # noqa: E402
 
 STEPS = 3  # act 0 (a newborn: no outcome yet), then transitions 0 and 1, learned with the debriefs of acts 0 and 1
-DRIVES = ("agents.drive_food=1.0", "agents.drive_drink=0.5")  # a reward with a drive part beside curiosity
+DRIVES = ("agents.drive_food=1.0", "agents.drive_drink=0.5", "agents.drive_danger=2.5")  # a drive part beside curiosity
 
 
 def test_debrief_switch_default_bad_value_and_shapes(sim, state):
@@ -57,7 +57,8 @@ def debrief_run(sim):
 
     body = lambda t: (0.9 - 0.1 * t * jnp.arange(1, n + 1, dtype=jnp.float32)[:, None] / n  # noqa: E731
                       * jnp.ones((n, 5))).at[:, -1].set(t % 2)  # asleep every other step
-    step, first_carried = learner_steps(ag, hp, n, obs_dim, body)
+    danger = lambda t: 0.2 * (t % 2 + 1) * jnp.arange(n, dtype=jnp.float32)  # noqa: E731  (struck, or come beside)
+    step, first_carried = learner_steps(ag, hp, n, obs_dim, body, danger)
     agents = founders(ag, n, jax.random.PRNGKey(3))
     prev, runs, carried = jnp.full(n, -1, jnp.int32), [], first_carried(agents)
     start = time.perf_counter()
@@ -92,8 +93,8 @@ def test_gradient_reaches_the_debrief_embedding(debrief_run):
 def test_debrief_input_is_the_last_steps_outcome_by_hand(debrief_run):
     """Act t+1's debrief input, by hand from act t (carried: its prediction, latent and body) and
     act t+1's observation: the forward model's error vector, the body's change, curiosity and the
-    reward (less its running mean, with agents.center_reward) scaled by the running return scale;
-    its curiosity and unscaled reward are transition t's as learn computes them. The embedding of act
+    reward (its danger drive too; less its running mean, with agents.center_reward) scaled by the
+    running return scale; its curiosity and unscaled reward are transition t's as learn computes them. The embedding of act
     1's outcome, by hand from the effective weights (inherited + delta), is what the first thinking
     token's input gains; and act 1's logits are those of a forward pass from exactly that input (not
     from a zero debrief)."""
@@ -110,6 +111,8 @@ def test_debrief_input_is_the_last_steps_outcome_by_hand(debrief_run):
         body, body_next = np.asarray(c["body"]), np.asarray(p["body"])
         curiosity = (err ** 2).mean(-1)
         reward = a.drive_curiosity * curiosity + drive(body) - drive(body_next)
+        reward = reward + a.drive_danger * (np.asarray(c["danger"]) - np.asarray(p["danger"]))  # the hostile beside
+        assert np.abs(np.asarray(c["danger"]) - np.asarray(p["danger"])).max() > 0
         count, m2 = np.asarray(before.reward_scale.stats.count), np.asarray(before.reward_scale.stats.m2)
         var = np.where(count >= 2, m2 / np.maximum(count - 1, 1), 1.0)
         mean = np.asarray(before.reward_scale.rate.mean) if a.center_reward else 0.0  # centering (default on)

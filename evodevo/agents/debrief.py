@@ -58,15 +58,17 @@ def expectation(phi, pred):
     return jax.lax.stop_gradient(phi + pred)
 
 
-def outcome(expected, phi, body, body_next, w, scale: RewardScale, newborn, threat=None, young=None, center=False):
+def outcome(expected, phi, body, body_next, w, scale: RewardScale, newborn, threat=None, young=None, center=False,
+            danger=None):
     """[N, D + SCALARS] the outcome of the last step (see the module doc) for every slot: `expected`
     [N, D] its `expectation`, `phi` [N, D] phi0 of this observation, `body`/`body_next` [N, BODY]
     the body then and now, `w` [N, DRIVES] the reward's weights, `scale` the agents' reward scale,
     `newborn` [N] (no last step: zeros), `threat` [N] a hostile mob in view now (`Senses.threat`), `young` [N]
-    the agent still young (agents.play_age), `center` the reward centered (agents.center_reward)."""
+    the agent still young (agents.play_age), `center` the reward centered (agents.center_reward), `danger` ([N]
+    then, [N] now) the health left in the hostile mobs beside it (`Senses.danger`)."""
     err = phi - expected
     curiosity = jnp.mean(err ** 2, -1)
-    reward, _ = drives.reward(w, curiosity, body, body_next, jnp.zeros_like(curiosity), threat, young)
+    reward, _ = drives.reward(w, curiosity, body, body_next, jnp.zeros_like(curiosity), threat, young, danger)
     r_s = scale.scale(reward, center)  # elementwise over slots
     o = jnp.concatenate([err, body_next - body, curiosity[:, None], r_s[:, None]], -1)
     return jax.lax.stop_gradient(jnp.where(newborn[:, None], 0.0, o))

@@ -4,11 +4,14 @@ instinct (agents.instinct): an innate bias of its policy over the actions, and i
 inherited in the drive gene and evolved; lifetime learning changes none.
 
     r = (w_curiosity + w_forage x forage_need(h_t) + w_fear x threat_{t+1} + w_play x young_{t+1}) x curiosity
-        + D(h_t) - D(h_{t+1}) + w_death x [died]
+        + D(h_t) - D(h_{t+1}) + w_danger x (danger_t - danger_{t+1}) + w_death x [died]
 
 with D Keramati & Gutkin's homeostatic drive over the needs and threat_{t+1} 1 where the step led within
 sight of a hostile mob (fear: a surprise that brings a zombie into view can hurt while others please) and
-young_{t+1} 1 while the agent is younger than agents.play_age (play: a child explores, an adult settles).
+young_{t+1} 1 while the agent is younger than agents.play_age (play: a child explores, an adult settles),
+and danger the health left in the hostile mobs beside the agent (`Senses.danger`, in zombies): a drive whose
+reduction pays within the step for each strike at a zombie that can strike back (or for fleeing it), which the
+health drive pays only later and by chance, when a blow does not come.
 The weights come from the config or
 from the agent's inherited drive gene. Shared by the
 learner's reward and the debrief that the next act reads (`debrief`, which cannot import the
@@ -105,11 +108,14 @@ def forage_need(body):
     return 1.0 - jnp.minimum(body[..., BODY.index("food")], body[..., BODY.index("drink")])
 
 
-def reward(w, curiosity, body, body_next, died, threat=None, young=None):
+def reward(w, curiosity, body, body_next, died, threat=None, young=None, danger=None):
     """([N] intrinsic reward, [N] its drive part) of one step; `w` [N, len(DRIVES)], `threat` [N] whether a
-    hostile mob is in view where the step led, `young` [N] whether the agent is still young (None: neither)."""
+    hostile mob is in view where the step led, `young` [N] whether the agent is still young, `danger` ([N] before,
+    [N] after) the health left in the hostile mobs beside it (None: none of the three)."""
     d = {name: w[:, i] for i, name in enumerate(DRIVES)}
     r_drive = drive_reduction(w[:, 1:1 + NEEDS], body, body_next) + d["death"] * died
+    if danger is not None:
+        r_drive = r_drive + d["danger"] * (danger[0] - danger[1])
     fear = 0.0 if threat is None else d["fear"] * threat
     play = 0.0 if young is None else d["play"] * young
     return (d["curiosity"] + d["forage"] * forage_need(body) + fear + play) * curiosity + r_drive, r_drive

@@ -37,6 +37,7 @@ class Senses:
     seen: jax.Array | None = None
     need: jax.Array | None = None
     threat: jax.Array | None = None  # [N] 1 where a hostile mob is in view (fear, agents.drive_fear); None: 0
+    danger: jax.Array | None = None  # [N] the health left in the hostile mobs beside it, in zombies (agents.drive_danger); None: 0
 
 
 def in_control(agent_id, share):
@@ -51,9 +52,9 @@ BODY = ("health", "food", "drink", "energy", "asleep")
 NEEDS = 4  # the first NEEDS body variables are the needs the drives keep at their setpoint (1: full)
 # The weights of an agent's reward (a drive gene): curiosity, one drive per need, the reward at death,
 # forage: curiosity's weight per unit of the agent's most depleted of food and drink; and fear: curiosity's
-# weight while a hostile mob is in view; play: curiosity's weight while the agent is young (age < agents.play_age).
-# Appended last: founders' earlier weights keep their random draws.
-DRIVES = ("curiosity", "health", "food", "drink", "energy", "death", "forage", "fear", "play")
+# weight while a hostile mob is in view; play: curiosity's weight while the agent is young (age < agents.play_age);
+# danger: a drive over the health left in the hostile mobs beside it (`Senses.danger`). Appended last.
+DRIVES = ("curiosity", "health", "food", "drink", "energy", "death", "forage", "fear", "play", "danger")
 # The rows of a reflex gene: turn to a kind of tile beside it; DO when facing it; with agents.seek,
 # move toward the nearest one in view (a taxis).
 REFLEXES = ("toward", "use", "seek")

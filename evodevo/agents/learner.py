@@ -5,18 +5,14 @@ Per step and agent (all vmapped over slots, one update per agent per step):
          (the grid code of `place.estimate`; the last step's outcome, `debrief`), sample a_t,
          write the cache and the memory (`memory`), keep the place estimate and the
          displacement predicted for a_t (and the latent expected next, for the debrief)
-  learn  after the world step: value of s_{t+1} (no gradient), intrinsic reward
-         r_t = error of the latent next-state prediction (target: the inherited
-         encoder's latent of the raw s_{t+1}, fixed during life; predicted as a change
-         from the same latent of s_t) (+ optional RND novelty), less the life's average (agents.center_reward),
-         scaled by the running std of the intrinsic return; one optax step (clip, Adam, faster developmental
-         gates, a bound on the update's norm; with agents.obgd_step the actor-critic's TD(lambda) steps
-         apart, by ObGD) on actor-critic TD(0) + forward-model +
-         inverse-dynamics + reward + place (the step's displacement) losses. Non-finite
-         losses or weights mark the agent `broken` (the simulation kills it).
-The trainable vector of an agent is flat ([P] per slot): low-rank deltas on the inherited
-genes plus gates (learn=lowrank), or all weights plus gates (learn=full). Float
-hyperparameters come in as `hp` (traced); this object holds only static shapes.
+  learn  after the world step: value of s_{t+1} (no gradient), intrinsic reward r_t (`drives.reward`: the
+         error of the latent next-state prediction, a change from the inherited encoder's fixed latent of s_t,
+         (+ RND novelty) weighed with the drives), less the life's average (agents.center_reward), scaled by the
+         running std of the intrinsic return; one optax step (clip, Adam, faster developmental gates, a norm bound;
+         with agents.obgd_step the actor-critic's TD(lambda) steps apart, by ObGD) on actor-critic + forward-model
+         + inverse-dynamics + reward + place losses. Non-finite losses or weights mark the agent `broken`.
+The trainable vector of an agent is flat ([P] per slot): low-rank deltas on the inherited genes plus gates
+(learn=lowrank), or all weights plus gates (learn=full). Floats come in as `hp` (traced); this holds static shapes.
 """
 
 from __future__ import annotations
@@ -39,6 +35,8 @@ from evodevo.agents.normalize import RewardScale, Welford, observe
 from evodevo.agents.optim import decay_trace, obgd, optimizer
 from evodevo.config import AgentsConfig, statics
 
+CARRIED = ("out", "action", "obs_n", "pos", "phi_now", "body", "danger")  # what of an act the next learn reads
+
 
 @struct.dataclass
 class AgentState:
@@ -58,6 +56,7 @@ class AgentState:
     place_est: jax.Array  # [2] float32 the position the grid code encoded at the last act (`place.estimate`)
     place_step: jax.Array  # [2] float32 the displacement the place head predicted there for the chosen action
     body: jax.Array  # [BODY] the body as sensed at the last act (for its change and the drive reward)
+    danger: jax.Array  # [] the health left in the hostile mobs beside it at the last act (agents.drive_danger)
     expected: Any  # [D] phi0 of the next observation as the last act expected it (agents.debrief; None otherwise)
     trace: Any  # [P] eligibility trace of the actor-critic (agents.lam > 0; None otherwise)
     fast: Any  # fast.Readout, the per-life linear policy and value (agents.fast_readout > 0; None otherwise)
@@ -150,7 +149,7 @@ class Learner:
             mem_sens=memory.Sensitivity.zeros(dm.m, dm.d) if self.learned_memory else None,
             past=jnp.zeros((self.cfg.recall, dm.d)) if self.cfg.recall else None,
             place_est=jnp.zeros(2), place_step=jnp.zeros(2),  # the first act senses where it was born
-            body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0),  # born full and awake
+            body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0), danger=jnp.zeros(()),  # born full, awake, unthreatened
             expected=jnp.zeros(dm.d) if self.cfg.debrief else None,
             trace=jnp.zeros_like(theta) if self.cfg.lam > 0.0 else None,
             fast=Readout.zeros(self.num_actions, dm.d, self.cfg.fast_center) if self.cfg.fast_readout else None,
@@ -232,9 +231,10 @@ class Learner:
         keys = jax.random.split(key, self.n)
         phi_now = jax.vmap(self._target_latent)(agents, obs)
         here = place.estimate(self.cfg.place_input, agents.place_est, agents.place_step, senses.pos, senses.prev_action)
+        danger = jnp.zeros(self.n) if senses.danger is None else senses.danger
         outcome = debrief.outcome(agents.expected, phi_now, agents.body, senses.body, self.drive_weights(hp, agents),
                                   agents.reward_scale, senses.prev_action < 0, senses.threat, senses.age < hp.play_age,
-                                  self.cfg.center_reward) if self.cfg.debrief else None
+                                  self.cfg.center_reward, (agents.danger, danger)) if self.cfg.debrief else None
 
         def batched(theta):
             return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, here,
@@ -247,11 +247,11 @@ class Learner:
         base = {id(x): i for i, x in enumerate(jax.tree.leaves(agents.base))}
         plan = tuple(base.get(id(x), -1) for x in jax.tree.leaves(vjp_fn))
         pending = {"out": out, "vjp": vjp_fn, "plan": plan, "action": action, "obs_n": obs_n, "pos": senses.pos,
-                   "phi_now": phi_now, "body": senses.body, "outcome": outcome}
+                   "phi_now": phi_now, "body": senses.body, "danger": danger, "outcome": outcome}
         expected = debrief.expectation(phi_now, out["pred"]) if self.cfg.debrief else None
         past = jax.vmap(memory.remember)(agents.past, phi_now, senses.age) if self.cfg.recall else None
-        agents = agents.replace(obs_stats=obs_stats, mem=mem_out, mem_sens=sens, body=senses.body, place_est=here,
-                                place_step=out["pos"], expected=expected, past=past)
+        agents = agents.replace(obs_stats=obs_stats, mem=mem_out, mem_sens=sens, body=senses.body, danger=danger,
+                                place_est=here, place_step=out["pos"], expected=expected, past=past)
         agents = jax.vmap(self.write_cache)(agents, k_new, v_new, senses.age)
         return action, agents, pending
 
@@ -259,7 +259,7 @@ class Learner:
         """What of this step's act the next step's `learn` needs, as arrays: the step's outputs and
         the VJP's residuals but the inherited weights (the agents hold those)."""
         residuals = tuple(x for x, i in zip(jax.tree.leaves(pending["vjp"]), pending["plan"]) if i < 0)
-        return {"residuals": residuals, **{k: pending[k] for k in ("out", "action", "obs_n", "pos", "phi_now", "body")}}
+        return {"residuals": residuals, **{k: pending[k] for k in CARRIED}}
 
     def _pullback(self, carried: dict, pending, agents: AgentState):
         """The VJP of the act that `carried` was taken from. Its structure is this step's act's (the
@@ -305,14 +305,14 @@ class Learner:
         term = terminal.astype(jnp.float32)
         action, out = carried["action"], carried["out"]
         v1, phi1 = jax.lax.stop_gradient((pending["out"]["value"], pending["phi_now"]))
-        # The forward model predicts the change phi0(s_{t+1}) - phi0(s_t): what stays the same
-        # costs nothing to predict, so the error measures what the agent has not learned.
+        # The forward model predicts phi0(s_{t+1}) - phi0(s_t): what stays the same costs nothing to predict.
         d_phi = phi1 - carried["phi_now"]
         aux, inv_ce, rnd_err, g_aux, g_token = inverse.gradient(self, hp, agents, carried, pending)  # (+ RND)
         r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - d_phi) ** 2, axis=-1)
         curiosity = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd
         w = self.drive_weights(hp, agents)
-        reward, r_drive = drives.reward(w, curiosity, carried["body"], senses.body, term, senses.threat, senses.age < hp.play_age)
+        reward, r_drive = drives.reward(w, curiosity, carried["body"], senses.body, term, senses.threat,
+                                        senses.age < hp.play_age, (carried["danger"], pending["danger"]))
         scale = agents.reward_scale.update(reward, term, hp.gamma, self.cfg.center_reward)  # elementwise over slots
         r_s = scale.scale(reward, self.cfg.center_reward)
         target_v = r_s + hp.gamma * (1.0 - term) * v1

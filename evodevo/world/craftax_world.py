@@ -24,6 +24,7 @@ from evodevo.world import birthplace, view
 # Craftax's own timestep limit must never end a life; day/night keeps cycling.
 NEVER = 2**31 - 1
 MAX_NEED = 9.0  # health, food, drink and energy run from 0 to 9
+ZOMBIE_HEALTH = 5.0  # a Craftax-Classic zombie's full health (a bare-handed strike takes 1): the unit of `danger`
 
 
 class Cause(IntEnum):
@@ -327,18 +328,18 @@ class ContinuousWorld:
         r, c = jnp.clip(cells[..., 0], 0, rows - 1), jnp.clip(cells[..., 1], 0, cols - 1)
         return cells, ground[jnp.arange(self.n)[:, None], r, c], inside
 
-    def mobs_on_level(self, ws: WorldState, role) -> list:
+    def mobs_on_level(self, ws: WorldState, role, health: bool = False) -> list:
         """[(positions [N, M, 2], alive [N, M])] of each kind of mob whose role is in `role` ("melee",
-        "ranged", "passive"), on each player's level."""
+        "ranged", "passive"), on each player's level; with `health`, each with its mobs' health [N, M] last."""
         level = ws.env.player_level if self.spec.levels else None
         out = []
         for name, kind in self.spec.mobs:
             if kind in role:
                 m = getattr(ws.env, name)
-                pos, mask = m.position, m.mask
+                fields = (m.position, m.mask, m.health) if health else (m.position, m.mask)
                 if self.spec.levels:  # [N, levels, M, ...] -> the player's level
-                    pos, mask = pos[jnp.arange(self.n), level], mask[jnp.arange(self.n), level]
-                out.append((pos, mask))
+                    fields = tuple(f[jnp.arange(self.n), level] for f in fields)
+                out.append(fields)
         return out
 
     def neighbours(self, ws: WorldState):
@@ -364,6 +365,17 @@ class ContinuousWorld:
 
     def threat(self, ws: WorldState):  # [N] 1 where a hostile mob is in view
         return view.threat(self, ws)
+
+    def danger(self, ws: WorldState):
+        """[N] float32 the health left in the hostile mobs on the four tiles beside each player (those that can
+        strike it), in a zombie's full health (`ZOMBIE_HEALTH`): a strike at a zombie lowers it by 1/5, killing or
+        fleeing one by what it had left (agents.drive_danger). On the player's level."""
+        tiles, _, _ = self.tiles(ws, STEPS)
+        left = jnp.zeros(self.n)
+        for pos, alive, health in self.mobs_on_level(ws, view.HOSTILE, health=True):
+            beside = (pos[:, None, :, :] == tiles[:, :, None, :]).all(-1).any(1) & alive  # [N, M]
+            left = left + jnp.where(beside, health, 0.0).sum(-1)
+        return left / ZOMBIE_HEALTH
 
     def need_of_kinds(self, ws: WorldState):
         """[N, K] how much each player needs what each of `neighbour_kinds` gives (`KIND_NEEDS`): 1 - food
