@@ -8,6 +8,8 @@ Arms (each one `--set` list away from the config):
     learned_input  + agents.memory_write=input  the write reads the step's observation token, not the memory
                                             tokens' outputs (which start from the memory itself)
     frozen     agents.memory=frozen         memory tokens carried, nothing trains their write
+    frozen_update  + agents.memory_write=update   the frozen memory carries the layers' update alone (outputs less
+                                            inputs): a bounded state, not the running sum that makes `frozen` a clock
     none       agents.memory_tokens=0       no memory (the probe's floor: it reads nothing; agents.recall=0)
     place_off  agents.place_input=false     the grid code from the agent's dead reckoning
 
@@ -53,6 +55,7 @@ ARMS = {
     "learned": ["agents.memory=learned"],
     "learned_input": ["agents.memory=learned", "agents.memory_write=input"],
     "frozen": ["agents.memory=frozen"],
+    "frozen_update": ["agents.memory=frozen", "agents.memory_write=update"],
     "none": ["agents.memory_tokens=0", "agents.recall=0"],  # nothing to recall with
     "place_off": ["agents.place_input=false"],
 }

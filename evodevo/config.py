@@ -38,7 +38,7 @@ IMPROVE = ("lamarckian", "darwinian", "frozen")
 FITNESS = ("survival", "progress", "achievements")
 INVERSE_INPUTS = ("encoder", "layers")
 MEMORY = ("frozen", "learned")
-MEMORY_WRITE = ("outputs", "input")
+MEMORY_WRITE = ("outputs", "input", "update")
 NESTS = ("spawn", "drink")
 
 
@@ -71,8 +71,8 @@ class AgentsConfig:
     memory: str = _f("frozen", "how the memory is written: frozen (the memory tokens' outputs, untrained) or learned "
                      "(diagonal linear recurrent units, their write learned online by carried sensitivities)",
                      lambda x: x in MEMORY, f"one of {MEMORY}")
-    memory_write: str = _f("outputs", "what a learned memory writes: outputs (the memory tokens' outputs) or input (the "
-                           "step's observation token: exact RTRL)", lambda x: x in MEMORY_WRITE, f"one of {MEMORY_WRITE}")
+    memory_write: str = _f("outputs", "what the memory writes: outputs (the memory tokens' outputs), update (those less their "
+                           "inputs: bounded) or input (learned: the observation token)", lambda x: x in MEMORY_WRITE, f"one of {MEMORY_WRITE}")
     recall: int = _f(0, "a job for the memory: a head on the memory tokens' outputs predicts the latent of the "
                      "observation this many steps ago (longer ago than agents.context reaches); 0: none "
                      "(needs memory_tokens >= 1)", _nonneg, ">= 0", static=True)
@@ -338,9 +338,9 @@ def _cross_checks(cfg: Config) -> None:
     if a.recall and not a.memory_tokens:
         raise ConfigError(f"config key 'agents.recall': {a.recall} asks the memory tokens to recall, and there are "
                           "none (agents.memory_tokens=0); set agents.memory_tokens >= 1 or agents.recall=0")
-    if a.memory_write != "outputs" and a.memory != "learned":
+    if a.memory_write == "input" and a.memory != "learned":
         raise ConfigError(f"config key 'agents.memory_write': {a.memory_write} needs agents.memory=learned (it is "
-                          f"{a.memory}); set agents.memory=learned or agents.memory_write=outputs")
+                          f"{a.memory}); set agents.memory=learned or agents.memory_write=outputs or update")
     for key in ("seek", "reflex_need"):  # parts of the reflex
         if getattr(a, key) and a.reflex <= 0:
             raise ConfigError(f"config key 'agents.{key}': true is part of the reflex, which is off (agents.reflex=0); "

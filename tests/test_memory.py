@@ -191,22 +191,25 @@ def test_recall_asks_the_memory_for_the_latent_of_k_steps_ago(learned_run):
     assert "agents.recall" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_input_write_reads_the_step_observation_token_not_the_memory(sim):
+def test_memory_writes_the_observation_token_the_outputs_or_the_update(sim):
     """agents.memory_write=input: the write reads the step's observation token as it enters the layers,
     the same for every memory unit and whatever memory the step reads (the recurrence is then linear in
     the memory, its RTRL exact); the default (outputs) reads the memory tokens' outputs, which start from
-    the memory itself. Eager, one agent: no compile."""
+    the memory itself, and update (frozen or learned) those outputs less the tokens' inputs, a state that
+    does not carry the memory's magnitude on. Eager, one agent: no compile."""
     from evodevo.agents import transformer as tf
     from evodevo.agents.learner import Learner
 
     obs = jax.random.normal(jax.random.PRNGKey(1), (sim.world.obs_dim,))
     body = jnp.full(10, 0.5)
     written = {}
-    for mode in ("input", "outputs"):
-        ag = Learner(tiny("agents.memory=learned", f"agents.memory_write={mode}").agents, sim.world)
+    for mode in ("input", "outputs", "update"):
+        memory = "frozen" if mode == "update" else "learned"  # the update needs no learned write
+        ag = Learner(tiny(f"agents.memory={memory}", f"agents.memory_write={mode}").agents, sim.world)
         agent = jax.tree.map(lambda x: x[0], founders(ag, 1, jax.random.PRNGKey(5)))
         cache = (agent.cache_k, agent.cache_v, agent.cache_step)
-        mems = (agent.mem, agent.mem + 1.0)
+        d = jax.random.normal(jax.random.PRNGKey(2), agent.mem.shape)  # not a constant: layer norms remove those
+        mems = (agent.mem, agent.mem + d, agent.mem + 1000.0 * d)
         written[mode] = [np.asarray(ag.forward(agent.theta, agent, obs, 2, 3, jnp.array([5, 6]), body, m, cache)[4][2])
                          for m in mems]
         if mode == "input":
@@ -215,8 +218,13 @@ def test_input_write_reads_the_step_observation_token_not_the_memory(sim):
             assert written[mode][0].shape == (ag.dm.m, ag.dm.d)
             np.testing.assert_allclose(written[mode][0], np.broadcast_to(np.asarray(token), written[mode][0].shape),
                                        rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(*written["input"])  # the memory read does not enter what is written
+    np.testing.assert_array_equal(*written["input"][:2])  # the memory read does not enter what is written
     assert np.abs(written["outputs"][0] - written["outputs"][1]).max() > 1e-3  # ... as it does with outputs
+    # The update is the outputs less the memory tokens' inputs (memory + mem_emb): it depends on the memory
+    # read but does not carry it, so a memory 1000 larger leaves it no larger (the outputs carry the 1000 on).
+    assert np.abs(written["update"][0] - written["update"][1]).max() > 1e-3
+    assert np.abs(written["outputs"][2] - written["outputs"][0]).max() > 500.0
+    assert np.abs(written["update"][2]).max() < 10 * np.abs(written["update"][0]).max() + 1.0
     with pytest.raises(config.ConfigError) as e:
         tiny("agents.memory_write=input")  # the default memory (frozen) has no write to choose for
     assert "agents.memory_write" in str(e.value) and "\n" not in str(e.value)

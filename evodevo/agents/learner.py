@@ -169,10 +169,9 @@ class Learner:
         return tf.Eff(base["encoder"], d["encoder"]), layers, tf.Eff(base["head"], d["head"]), tr["gates"]
 
     def forward(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, mem_in, cache, outcome=None):
-        """One step's tokens through the agent (`body`: its interoception vector, `outcome` the last
-        step's, agents.debrief). Returns (x [S, D], k_new, v_new, phi, (enc, head, written)), `written`
-        [M, D] what the memory's write reads (agents.memory_write): the memory tokens' outputs, or the
-        step's observation token as it enters the layers."""
+        """One step's tokens through the agent (`body` its interoception, `outcome` the last step's, agents.debrief):
+        (x [S, D], k_new, v_new, phi, (enc, head, written)), `written` [M, D] what the memory writes (agents.memory_write):
+        the memory tokens' outputs, those less their inputs (the layers' update), or the step's observation token."""
         enc, layers, head, gates = self.weights(theta, agent.base)
         phi = tf.encode_obs(enc, obs_n, self.dm)
         if self.learned_memory:  # its derivative with respect to the write's weights: the carried sensitivities
@@ -181,7 +180,9 @@ class Learner:
         x_in = tf.step_tokens(enc, phi, prev_action, age, pos, body, mem_in, self.dm, told)
         q_step = jnp.full((self.dm.s,), age, jnp.int32)
         x, k_new, v_new = tf.run_layers(x_in, layers, gates, agent.active, *cache, q_step, self.dm)
-        written = x[1 + self.dm.k:] if self.cfg.memory_write == "outputs" else jnp.broadcast_to(x_in[0], (self.dm.m, self.dm.d))
+        mem = slice(1 + self.dm.k, None)  # the memory tokens
+        written = {"outputs": x[mem], "update": x[mem] - x_in[mem], "input": jnp.broadcast_to(x_in[0], x[mem].shape)}
+        written = written[self.cfg.memory_write]
         return x, k_new, v_new, phi, (enc, head, written)
 
     def write_cache(self, agent: AgentState, k_new, v_new, age):
@@ -305,8 +306,7 @@ class Learner:
         term = terminal.astype(jnp.float32)
         action, out = carried["action"], carried["out"]
         v1, phi1 = jax.lax.stop_gradient((pending["out"]["value"], pending["phi_now"]))
-        # The forward model predicts phi0(s_{t+1}) - phi0(s_t): what stays the same costs nothing to predict.
-        d_phi = phi1 - carried["phi_now"]
+        d_phi = phi1 - carried["phi_now"]  # the forward model predicts the change: what stays costs nothing
         aux, inv_ce, rnd_err, g_aux, g_token = inverse.gradient(self, hp, agents, carried, pending)  # (+ RND)
         r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - d_phi) ** 2, axis=-1)
         curiosity = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd

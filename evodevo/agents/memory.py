@@ -10,7 +10,8 @@ The write, after the layers of act t (i indexes the memory tokens, j and k the s
 
 What the write reads, `agents.memory_write`: `outputs`, the memory tokens' outputs after the layers,
 which see the whole step but whose stream starts from m_{t-1} + mem_emb (so the write partly rewrites
-the memory it came from, a dependence the sensitivities leave out); or `input`, the step's observation
+the memory it came from, a dependence the sensitivities leave out); `update`, those outputs less their
+inputs (what the layers wrote this step, without the stream it started from); or `input`, the step's observation
 token as it enters the layers (the observation's latent with the last action, time, place and body),
 the same for every unit: a linear recurrence on what the agent senses, as in a state-space layer,
 whose sensitivities are then exact.
@@ -101,10 +102,10 @@ def step(w, nu, m, sens: Sensitivity, h):
 def next_memory(learned: bool, enc: tf.Eff, m, sens, h):
     """(memory, sensitivities) that act t hands to act t+1 from h_t, what the write reads (the memory
     tokens' outputs, or with a learned write and memory_write=input the step's observation token): with
-    a learned write, `step` under the agent's effective write weights; frozen, the memory tokens' outputs
-    themselves (an untrained recurrent state, and a running sum: h_t starts from h_{t-1} + mem_emb, so
-    it grows with age and a readout finds the age in it; benchmarks/cognition.py). State, not outputs:
-    no gradient flows through it."""
+    a learned write, `step` under the agent's effective write weights; frozen, h_t itself: an untrained
+    recurrent state. With memory_write=outputs a running sum (h_t starts from h_{t-1} + mem_emb, so it
+    grows with age and a readout finds the age in it; benchmarks/cognition.py); with memory_write=update
+    the layers' update alone (outputs less inputs), bounded. State, not outputs: no gradient flows through it."""
     if not learned:
         return jax.lax.stop_gradient(h), sens
     w, nu = jax.lax.stop_gradient((enc["mem_w"], enc["mem_nu"]))
