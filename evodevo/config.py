@@ -126,8 +126,9 @@ class AgentsConfig:
     drive_fear: float = _f(0.0, "curiosity's weight added while a hostile mob is in view (negative: fear)")
     drive_play: float = _f(0.0, "curiosity's weight added while young, age < play_age (positive: a child explores, an adult settles)")
     play_age: float = _f(100.0, "the age (steps) at which play ends (agents.drive_play)", _nonneg, ">= 0")
-    drive_danger: float = _f(0.0, "drive weight of danger, the health left in the hostile mobs beside the agent in "
-                             "zombies: reward += w (danger_t - danger_t+1), so each strike at a zombie pays w / 5 at once")
+    drive_danger: float = _f(0.0, "drive weight of danger, the hostile health near (danger_range), in zombies: r += w (danger_t - danger_t+1)")
+    danger_range: str = _f("beside", "what danger counts: the hostile mobs beside (fleeing one pays as killing it) or in view "
+                           "(a strike pays, a step away does not)", lambda x: x in ("beside", "view"), "beside or view")
     instinct: bool = _f(True, "the drive gene also carries an instinct: a bias of the policy's logits over the "
                         "actions, inherited and evolved like the drive weights (founders ~N(0, 1): random temperaments), never learned")
     instinct_do: float = _f(2.8, "founders' mean instinct bias of DO (strike, eat, drink, collect: a striking temperament "
@@ -195,8 +196,7 @@ class GenePoolConfig:
     home: float = _f(1.0, "ecological inheritance: the probability that a world whose last life was at least as fit "
                      "as the recent mean goes to that life's own child (its first parent; the second by tournament); "
                      "0: every newborn's parents by tournament, wherever they lived", _unit, "in [0, 1]")
-    p_swap: float = _f(0.05, "per gene: probability of a swap for a relative or a gene of the same role", _unit,
-                       "in [0, 1]")
+    p_swap: float = _f(0.05, "per gene: probability of a swap for a relative or a gene of the same role", _unit, "in [0, 1]")
     p_insert: float = _f(0.05, "probability that a newborn's genome gains a layer (gate closed)", _unit, "in [0, 1]")
     p_delete: float = _f(0.05, "probability that a newborn's genome loses a layer", _unit, "in [0, 1]")
     gate_sigma: float = _f(0.1, "standard deviation of the inherited gate alphas' mutation", _nonneg, ">= 0")

@@ -356,6 +356,8 @@ def test_neighbours_report_what_lies_beside_each_player(world, stepped):
     env.zombies.health[0, 0] = 4.0  # the zombie LEFT, struck once
     danger = jax.jit(world.danger)
     np.testing.assert_allclose(np.asarray(danger(device(ws.replace(env=env))))[0], 0.8, rtol=1e-6)
+    in_view = jax.jit(lambda w: world.danger(w, in_view=True))
+    np.testing.assert_allclose(np.asarray(in_view(device(ws.replace(env=env))))[0], 0.8, rtol=1e-6)
     # what a taxis reads (agents.seek): the moves toward the nearest of each kind in view, two or more
     # steps away; the view is 7 rows x 9 columns around the player
     env.map[0, r - 4:r + 5, c - 5:c + 6] = BlockType.GRASS.value
@@ -363,6 +365,9 @@ def test_neighbours_report_what_lies_beside_each_player(world, stepped):
     env.map[0, r + 2, c] = BlockType.WATER.value  # the nearest water further off: DOWN
     env.map[0, r - 1, c - 3] = BlockType.WATER.value  # further still
     env.zombies.position[0, 1], env.zombies.mask[0, 1] = (r - 3, c + 2), True  # UP and RIGHT
+    env.zombies.health[0, 1] = 5.0
+    np.testing.assert_allclose(np.asarray(danger(device(ws.replace(env=env))))[0], 0.8, rtol=1e-6)  # not beside
+    np.testing.assert_allclose(np.asarray(in_view(device(ws.replace(env=env))))[0], 1.8, rtol=1e-6)  # in view
     env.cows.position[0, 0] = (r - 4, c)  # out of view (4 rows up): no cow
     seen = np.asarray(jax.jit(world.in_view)(device(ws.replace(env=env))))
     assert seen.shape == (world.n, 4, 4)
@@ -374,6 +379,7 @@ def test_neighbours_report_what_lies_beside_each_player(world, stepped):
     assert np.asarray(threat(device(ws.replace(env=env))))[0] == 0.0
     env.zombies.position[0, 1], env.zombies.mask[0, 1] = (r - 4, c), True  # 4 rows up: out of the 7-row view
     assert np.asarray(threat(device(ws.replace(env=env))))[0] == 0.0
+    assert np.asarray(in_view(device(ws.replace(env=env))))[0] == 0.0
     env.zombies.mask[0, 1] = False
     assert np.asarray(danger(device(ws.replace(env=env))))[0] == 0.0  # no living zombie beside
     # what a reflex that acts by need reads (agents.reflex_need): hostile 1, cow and plant by hunger, water by thirst

@@ -366,15 +366,16 @@ class ContinuousWorld:
     def threat(self, ws: WorldState):  # [N] 1 where a hostile mob is in view
         return view.threat(self, ws)
 
-    def danger(self, ws: WorldState):
-        """[N] float32 the health left in the hostile mobs on the four tiles beside each player (those that can
-        strike it), in a zombie's full health (`ZOMBIE_HEALTH`): a strike at a zombie lowers it by 1/5, killing or
-        fleeing one by what it had left (agents.drive_danger). On the player's level."""
-        tiles, _, _ = self.tiles(ws, STEPS)
+    def danger(self, ws: WorldState, in_view: bool = False):
+        """[N] float32 the health left in the hostile mobs beside each player (Manhattan distance 1: those that
+        strike it) or, `in_view`, in its observation's window, in a zombie's full health (`ZOMBIE_HEALTH`): a strike
+        at a zombie lowers it by 1/5 (agents.drive_danger, agents.danger_range). On the player's level."""
+        vr, vc = self.spec.map_obs_shape[:2]
         left = jnp.zeros(self.n)
         for pos, alive, health in self.mobs_on_level(ws, view.HOSTILE, health=True):
-            beside = (pos[:, None, :, :] == tiles[:, :, None, :]).all(-1).any(1) & alive  # [N, M]
-            left = left + jnp.where(beside, health, 0.0).sum(-1)
+            off = jnp.abs(pos - ws.env.player_position[:, None, :])
+            near = (off <= jnp.asarray([vr // 2, vc // 2])).all(-1) if in_view else off.sum(-1) == 1
+            left = left + jnp.where(alive & near, health, 0.0).sum(-1)
         return left / ZOMBIE_HEALTH
 
     def need_of_kinds(self, ws: WorldState):

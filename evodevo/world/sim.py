@@ -183,7 +183,7 @@ class Simulation:
         age = jnp.zeros(self.n, jnp.int32) if state is None else step - state.slots.birth_step
         return Senses(age=age, pos=self.world.position(world), prev_action=prev_action, body=self.world.body(world),
                       near=near, facing=facing, seen=seen, need=need, threat=self.world.threat(world),
-                      danger=self.world.danger(world))
+                      danger=self.world.danger(world, self.cfg.agents.danger_range == "view"))
 
     # ------------------------------------------------------------------ one step
 
