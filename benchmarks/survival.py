@@ -407,7 +407,9 @@ CURRENT = {
                                                   "agents.fast_center=true", "agents.control_share=0.5"],
     # ...with a reward that pays within the step for striking the zombie beside (agents.drive_danger: a drive over the
     # health left in the hostile mobs beside, 2.5: a strike pays 0.5, a full-health agent's cost of a blow). Paid for
-    # that contingency (within_life.py --pays do --when hostile) the readout raised P(DO | facing a zombie) +0.09-0.18
+    # that contingency (within_life.py --pays do --when hostile) the readout raised P(DO | facing a zombie) +0.09-0.18.
+    # Measured s0: +7.6 ± 4.5 (without the drive +7.2 ± 4.9): nothing added; the late population's reflex already
+    # strikes a faced hostile 90% of the time, and its late lives die of starvation 41%, zombies 38%, thirst 17%
     "default_obgd_fast_readout_danger_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", "agents.drive_danger=2.5",
                                                  "agents.control_share=0.5"],
 }
