@@ -67,6 +67,8 @@ spawn point, `SPAWN`):
                                                          readout reads the token less its life's mean
     default_obgd_fast_readout_danger_control  default_obgd_fast_readout_control + agents.drive_danger=2.5   a
                                                          drive over the hostile health beside: a strike pays at once
+    default_obgd_fast_readout_danger_view_control  the same with agents.danger_range=view: every hostile in view
+                                                         counts, so a strike pays and a step away does not
     default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
@@ -412,6 +414,9 @@ CURRENT = {
     # strikes a faced hostile 90% of the time, and its late lives die of starvation 41%, zombies 38%, thirst 17%
     "default_obgd_fast_readout_danger_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", "agents.drive_danger=2.5",
                                                  "agents.control_share=0.5"],
+    # ...counting every hostile mob in view (agents.danger_range=view): beside, fleeing a zombie pays as much as killing it
+    "default_obgd_fast_readout_danger_view_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", "agents.drive_danger=2.5",
+                                                      "agents.danger_range=view", "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 

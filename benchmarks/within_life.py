@@ -48,7 +48,7 @@ now and at birth. A learner must raise it within a life, or it cannot learn with
 acted: a contingency. Then P(DO | facing a zombie) must rise more than P(DO), or the learner learned a preference.
 
 Each arm's figures are saved to `--out`/<arm>.json; the picture (`--out`/within_life.png) draws every arm
-saved there. Ends with one JSON line {arm: {age bin: {kl, tv, samples, zombie_samples, p_do, p_do_born, p_do_zombie,
+saved there (`--saved LABEL=JSON ...` draws saved arms from several runs instead, running nothing). Ends with one JSON line {arm: {age bin: {kl, tv, samples, zombie_samples, p_do, p_do_born, p_do_zombie,
 p_do_zombie_born, td_abs}}} of the arms run (td_abs: the mean |TD error| of the transitions learned at that age,
 how far the critic is from its own target: under darwinian inheritance a newborn's critic was never trained),
 and with agents.fast_readout, token_mean_share: quartiles over lives of the share of the readout's token that is
@@ -209,7 +209,7 @@ def draw(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(20, 3.8))
+    fig, axes = plt.subplots(1, 5, figsize=(25, 3.8))
     for arm, bins in results.items():
         names = [b for b, v in bins.items() if v.get("samples")]  # (age bins, not token_mean_share)
         for ax, key in zip(axes, ("kl", "tv")):
@@ -220,12 +220,18 @@ def draw(results: dict, path: Path) -> None:
             axes[2].plot(names, [bins[b][p] - bins[b][f"{p}_born"] for b in names], "o-", label=arm)
         if all("td_abs" in bins[b] for b in names):  # (recorded since 2026-12-02's third session)
             axes[3].plot(names, [bins[b]["td_abs"] for b in names], "o-", label=arm)
+        if all("p_do_zombie" in bins[b] for b in names):  # the contingency; a gap where fewer than 10 samples
+            axes[4].plot(names, [bins[b]["p_do_zombie"] - bins[b]["p_do_zombie_born"] if bins[b]["zombie_samples"] >= 10
+                                 else np.nan for b in names], "o-", label=arm)
     axes[0].set(title="KL(policy now || at birth), same inputs (floor 1e-6)", xlabel="age (steps)", ylabel="nats",
                 yscale="log")
     axes[1].set(title="total-variation distance", xlabel="age (steps)", ylabel="TV")
     axes[2].axhline(0.0, color="grey", lw=0.8)
     axes[2].set(title="P(DO) (--pays: the paid action) now minus at birth", xlabel="age (steps)", ylabel="probability")
     axes[3].set(title="mean |TD error| (scaled reward units)", xlabel="age (steps)", ylabel="|delta|", yscale="log")
+    axes[4].axhline(0.0, color="grey", lw=0.8)
+    axes[4].set(title="P(DO | facing a hostile) now - at birth (10+ samples)", xlabel="age (steps)",
+                ylabel="probability")
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -243,7 +249,20 @@ def main(argv=None) -> int:
                    "0 otherwise, in place of the drives")
     p.add_argument("--when", metavar="KIND", help="with --pays: only where the agent faced this kind of neighbour "
                    "(e.g. hostile) when it acted: a contingency")
+    p.add_argument("--saved", action="append", default=[], metavar="LABEL=JSON", help="runs nothing: draws these "
+                   "saved arms' figures (<arm>.json of earlier runs, under their labels) into --out/within_life.png")
     args = p.parse_args(argv)
+    if args.saved:
+        saved = {}
+        for item in args.saved:
+            label, _, path = item.partition("=")
+            if not path or not Path(path).is_file():
+                p.error(f"--saved {item}: expected LABEL=PATH to a saved <arm>.json")
+            saved[label] = json.loads(Path(path).read_text())
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        draw(saved, Path(args.out) / "within_life.png")
+        print(f"drew {list(saved)} into {Path(args.out) / 'within_life.png'}")
+        return 0
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if any(a not in ARMS for a in arms):
         p.error(f"unknown arm in {arms}; choose from {list(ARMS)}")
