@@ -65,7 +65,7 @@ def outcome(expected, phi, body, body_next, w, scale: RewardScale, newborn, thre
     the body then and now, `w` [N, DRIVES] the reward's weights, `scale` the agents' reward scale,
     `newborn` [N] (no last step: zeros), `threat` [N] a hostile mob in view now (`Senses.threat`), `young` [N]
     the agent still young (agents.play_age), `center` the reward centered (agents.center_reward), `danger` ([N]
-    then, [N] now) the health left in the hostile mobs beside it (`Senses.danger`)."""
+    then, [N] now) the health left in the hostile mobs near it (`Senses.danger`)."""
     err = phi - expected
     curiosity = jnp.mean(err ** 2, -1)
     reward, _ = drives.reward(w, curiosity, body, body_next, jnp.zeros_like(curiosity), threat, young, danger)

@@ -9,9 +9,9 @@ inherited in the drive gene and evolved; lifetime learning changes none.
 with D Keramati & Gutkin's homeostatic drive over the needs and threat_{t+1} 1 where the step led within
 sight of a hostile mob (fear: a surprise that brings a zombie into view can hurt while others please) and
 young_{t+1} 1 while the agent is younger than agents.play_age (play: a child explores, an adult settles),
-and danger the health left in the hostile mobs beside the agent (`Senses.danger`, in zombies): a drive whose
-reduction pays within the step for each strike at a zombie that can strike back (or for fleeing it), which the
-health drive pays only later and by chance, when a blow does not come.
+and danger the health left in the hostile mobs beside the agent, or in its view (`Senses.danger`, in zombies;
+agents.danger_range): a drive whose reduction pays within the step for each strike at a zombie (beside, for
+fleeing it too), which the health drive pays only later and by chance, when a blow does not come.
 The weights come from the config or
 from the agent's inherited drive gene. Shared by the
 learner's reward and the debrief that the next act reads (`debrief`, which cannot import the

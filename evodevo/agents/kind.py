@@ -37,7 +37,7 @@ class Senses:
     seen: jax.Array | None = None
     need: jax.Array | None = None
     threat: jax.Array | None = None  # [N] 1 where a hostile mob is in view (fear, agents.drive_fear); None: 0
-    danger: jax.Array | None = None  # [N] the health left in the hostile mobs beside it, in zombies (agents.drive_danger); None: 0
+    danger: jax.Array | None = None  # [N] hostile health beside it or in view, in zombies (agents.drive_danger); None: 0
 
 
 def in_control(agent_id, share):

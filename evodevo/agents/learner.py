@@ -56,7 +56,7 @@ class AgentState:
     place_est: jax.Array  # [2] float32 the position the grid code encoded at the last act (`place.estimate`)
     place_step: jax.Array  # [2] float32 the displacement the place head predicted there for the chosen action
     body: jax.Array  # [BODY] the body as sensed at the last act (for its change and the drive reward)
-    danger: jax.Array  # [] the health left in the hostile mobs beside it at the last act (agents.drive_danger)
+    danger: jax.Array  # [] the health left in the hostile mobs near it at the last act (agents.drive_danger)
     expected: Any  # [D] phi0 of the next observation as the last act expected it (agents.debrief; None otherwise)
     trace: Any  # [P] eligibility trace of the actor-critic (agents.lam > 0; None otherwise)
     fast: Any  # fast.Readout, the per-life linear policy and value (agents.fast_readout > 0; None otherwise)
