@@ -414,7 +414,8 @@ CURRENT = {
     # strikes a faced hostile 90% of the time, and its late lives die of starvation 41%, zombies 38%, thirst 17%
     "default_obgd_fast_readout_danger_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", "agents.drive_danger=2.5",
                                                  "agents.control_share=0.5"],
-    # ...counting every hostile mob in view (agents.danger_range=view): beside, fleeing a zombie pays as much as killing it
+    # ...counting every hostile mob in view (agents.danger_range=view): beside, fleeing a zombie pays as much as killing it.
+    # Measured s0 / s1: -2.1 ± 4.7 / -3.7 ± 4.9 (without the drive +7.2 / +3.9); starvation 51% / 49% of late deaths
     "default_obgd_fast_readout_danger_view_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", "agents.drive_danger=2.5",
                                                       "agents.danger_range=view", "agents.control_share=0.5"],
 }
