@@ -111,7 +111,7 @@ def forage_need(body):
 def reward(w, curiosity, body, body_next, died, threat=None, young=None, danger=None):
     """([N] intrinsic reward, [N] its drive part) of one step; `w` [N, len(DRIVES)], `threat` [N] whether a
     hostile mob is in view where the step led, `young` [N] whether the agent is still young, `danger` ([N] before,
-    [N] after) the health left in the hostile mobs beside it (None: none of the three)."""
+    [N] after) the health left in the hostile mobs near it (None: none of the three)."""
     d = {name: w[:, i] for i, name in enumerate(DRIVES)}
     r_drive = drive_reduction(w[:, 1:1 + NEEDS], body, body_next) + d["death"] * died
     if danger is not None:

@@ -24,7 +24,6 @@ from evodevo.world import birthplace, view
 # Craftax's own timestep limit must never end a life; day/night keeps cycling.
 NEVER = 2**31 - 1
 MAX_NEED = 9.0  # health, food, drink and energy run from 0 to 9
-ZOMBIE_HEALTH = 5.0  # a Craftax-Classic zombie's full health (a bare-handed strike takes 1): the unit of `danger`
 
 
 class Cause(IntEnum):
@@ -366,17 +365,8 @@ class ContinuousWorld:
     def threat(self, ws: WorldState):  # [N] 1 where a hostile mob is in view
         return view.threat(self, ws)
 
-    def danger(self, ws: WorldState, in_view: bool = False):
-        """[N] float32 the health left in the hostile mobs beside each player (Manhattan distance 1: those that
-        strike it) or, `in_view`, in its observation's window, in a zombie's full health (`ZOMBIE_HEALTH`): a strike
-        at a zombie lowers it by 1/5 (agents.drive_danger, agents.danger_range). On the player's level."""
-        vr, vc = self.spec.map_obs_shape[:2]
-        left = jnp.zeros(self.n)
-        for pos, alive, health in self.mobs_on_level(ws, view.HOSTILE, health=True):
-            off = jnp.abs(pos - ws.env.player_position[:, None, :])
-            near = (off <= jnp.asarray([vr // 2, vc // 2])).all(-1) if in_view else off.sum(-1) == 1
-            left = left + jnp.where(alive & near, health, 0.0).sum(-1)
-        return left / ZOMBIE_HEALTH
+    def danger(self, ws: WorldState, in_view: bool = False):  # [N] the hostile health beside (or in view)
+        return view.danger(self, ws, in_view)
 
     def need_of_kinds(self, ws: WorldState):
         """[N, K] how much each player needs what each of `neighbour_kinds` gives (`KIND_NEEDS`): 1 - food

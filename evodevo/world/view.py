@@ -1,5 +1,6 @@
 """What a player sees further off than the tiles beside it (`ContinuousWorld.neighbours`), as a
-taxis would read it (agents.seek), and whether a hostile mob is in view, as fear would (agents.drive_fear)."""
+taxis would read it (agents.seek), whether a hostile mob is in view, as fear would (agents.drive_fear), and the
+health left in the hostile mobs near it, as the danger drive would (agents.drive_danger)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import jax.numpy as jnp
 
 
 HOSTILE = ("melee", "ranged")  # the mobs that attack (zombies, skeletons)
+ZOMBIE_HEALTH = 5.0  # a Craftax-Classic zombie's full health (a bare-handed strike takes 1): the unit of `danger`
 
 
 def window(rows: int, cols: int):
@@ -17,19 +19,30 @@ def window(rows: int, cols: int):
                      -1).reshape(-1, 2)
 
 
-def mobs_in_view(world, ws, role):
+def mobs_in_view(world, ws, role, health: bool = False):
     """([N, M, 2] offsets from the player, [N, M] a living mob in the observation's window) over the mobs
-    whose role is in `role`, on the player's level."""
+    whose role is in `role`, on the player's level; with `health`, their health [N, M] last."""
     vr, vc = world.spec.map_obs_shape[:2]
-    offs = [(pos - ws.env.player_position[:, None, :], mask) for pos, mask in world.mobs_on_level(ws, role)]
-    return (jnp.concatenate([o for o, _ in offs], 1),
-            jnp.concatenate([m & (jnp.abs(o) <= jnp.asarray([vr // 2, vc // 2])).all(-1) for o, m in offs], 1))
+    mobs = world.mobs_on_level(ws, role, health)
+    offs = [pos - ws.env.player_position[:, None, :] for pos, *_ in mobs]
+    seen = [m[1] & (jnp.abs(o) <= jnp.asarray([vr // 2, vc // 2])).all(-1) for o, m in zip(offs, mobs)]
+    out = (jnp.concatenate(offs, 1), jnp.concatenate(seen, 1))
+    return out + (jnp.concatenate([m[2] for m in mobs], 1),) if health else out
 
 
 def threat(world, ws):
     """[N] float32: 1 where a hostile mob (a zombie, a skeleton) is in the player's view, what fear reads
     (agents.drive_fear)."""
     return mobs_in_view(world, ws, HOSTILE)[1].any(-1).astype(jnp.float32)
+
+
+def danger(world, ws, in_view: bool = False):
+    """[N] float32 the health left in the hostile mobs beside each player (Manhattan distance 1: those that strike
+    it) or, `in_view`, in its observation's window, in a zombie's full health (`ZOMBIE_HEALTH`): a strike at a
+    zombie lowers it by 1/5 (agents.drive_danger, agents.danger_range). On the player's level."""
+    off, seen, health = mobs_in_view(world, ws, HOSTILE, health=True)
+    near = seen if in_view else seen & (jnp.abs(off).sum(-1) == 1)  # (the tiles beside lie in the window)
+    return jnp.where(near, health, 0.0).sum(-1) / ZOMBIE_HEALTH
 
 
 def in_view(world, ws):
