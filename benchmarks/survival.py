@@ -69,6 +69,9 @@ spawn point, `SPAWN`):
                                                          drive over the hostile health beside: a strike pays at once
     default_obgd_fast_readout_danger_view_control  the same with agents.danger_range=view: every hostile in view
                                                          counts, so a strike pays and a step away does not
+    default_obgd_fast_readout_trace_control, default_obgd_fast_readout_trace_homeostatic_control
+                                                         default_obgd_fast_readout_control and its homeostatic arm
+                                                         + agents.fast_lam=0.8: the readout's eligibility trace
     default_hurt_fast  default_hurt + agents.lr=0.003 agents.max_update=0.15   three times the step and its bound
     full          agents.drives=evolved                 drive genes: evolution decides what agents want
     random        agents.kind=random world.nest=drink   the baseline: random agents in the default world
@@ -418,6 +421,13 @@ CURRENT = {
     # Measured s0 / s1: -2.1 ± 4.7 / -3.7 ± 4.9 (without the drive +7.2 / +3.9); starvation 51% / 49% of late deaths
     "default_obgd_fast_readout_danger_view_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", "agents.drive_danger=2.5",
                                                       "agents.danger_range=view", "agents.control_share=0.5"],
+    # ...with eligibility traces on the readout (agents.fast_lam=0.8): by the late run the lives die of hunger and thirst,
+    # met over many steps of searching, and TD(0) credits an act only through the next state's value. With the
+    # default's reward and with a reward over the body alone (food and drink drives)
+    "default_obgd_fast_readout_trace_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", "agents.fast_lam=0.8",
+                                                "agents.control_share=0.5"],
+    "default_obgd_fast_readout_trace_homeostatic_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}",
+                                                            "agents.fast_lam=0.8", *BODY_ONLY, "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
 

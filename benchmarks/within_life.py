@@ -29,6 +29,7 @@ Arms (each one `--set` list away from the config):
                    innate policy): only the critic's TD error moves the actor
     obgd      the actor-critic steps by ObGD (agents.obgd_step=1, needs agents.lam > 0: pass --set agents.lam=0.8),
               the other objectives by Adam as in `default`: a step sized by the TD error
+    obgd_trace  obgd with the fast readout's eligibility trace (agents.fast_lam=0.8; with --set agents.fast_readout=0.2)
     obgd_bare obgd with fast3_bare's zeros (no reward, no other objective, no entropy bonus): must barely move
     obgd_kappa05, obgd_kappa01 (and _bare)   obgd with agents.obgd_kappa 0.5 and 0.1 (default 2): a step bound 4 and 20
               times looser, so a large TD error moves the policy further
@@ -46,6 +47,8 @@ was ACTION and 0 otherwise, in place of the drives; each bin then also holds p_p
 now and at birth. A learner must raise it within a life, or it cannot learn within one anything that pays.
 `--when KIND` (e.g. `--pays do --when hostile`) pays it only where the agent faced that kind of neighbour when it
 acted: a contingency. Then P(DO | facing a zombie) must rise more than P(DO), or the learner learned a preference.
+`--delay D` pays each act D transitions later in the same life, so the credit must reach back over the acts between,
+as a forage's does: the control of eligibility traces (`obgd_trace`, agents.fast_lam, against `obgd`).
 
 Each arm's figures are saved to `--out`/<arm>.json; the picture (`--out`/within_life.png) draws every arm
 saved there (`--saved LABEL=JSON ...` draws saved arms from several runs instead, running nothing). Ends with one JSON line {arm: {age bin: {kl, tv, samples, zombie_samples, p_do, p_do_born, p_do_zombie,
@@ -85,44 +88,57 @@ BODY_ONLY = ["agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_d
 OBGD = ["agents.obgd_step=1.0"]  # the actor-critic steps by ObGD (with --set agents.lam=0.8)
 ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fast3_silent": [*FAST3, *SILENT],
          "fast3_silent_noaux": [*FAST3, *SILENT, *NO_AUX], "fast3_bare": [*FAST3, *BARE],
-         "noaux": NO_AUX, "silent": SILENT, "obgd": OBGD, "obgd_bare": [*OBGD, *BARE], "fast3_reward": [*FAST3, *NO_AUX],
+         "noaux": NO_AUX, "silent": SILENT, "obgd": OBGD, "obgd_trace": [*OBGD, "agents.fast_lam=0.8"], "obgd_bare": [*OBGD, *BARE], "fast3_reward": [*FAST3, *NO_AUX],
          **{f"obgd_kappa0{k}{bare}": [*OBGD, f"agents.obgd_kappa=0.{k}", *rest]
             for k in ("5", "1") for bare, rest in (("", []), ("_bare", BARE))},
          "obgd_homeostatic": [*OBGD, "agents.obgd_kappa=0.5", *BODY_ONLY], "obgd_homeostatic_kappa2": [*OBGD, *BODY_ONLY]}
 BINS = (0, 25, 50, 100, 200, 300, 10**9)  # age bins, steps
 
 
-def pay_for(action: int, facing: int | None = None) -> None:
+def pay_for(action: int, facing: int | None = None, delay: int = 0) -> None:
     """The positive control (`--pays`): every learner's reward becomes 1 on a step whose action was `action`
     and 0 otherwise, in place of its drives (centred and scaled as any reward). A learner that cannot raise
     P(action) within a life cannot learn within one anything that pays. With `facing` (`--when`, a kind of
     neighbour) it pays only where the agent faced that kind when it acted: a contingency, which a preference
-    for the action everywhere does not earn. Patched before the chunk compiles."""
+    for the action everywhere does not earn. With `delay` (`--delay`) the act is paid that many transitions
+    later, in the same life (one that ends first is never paid): the credit must reach back over the acts
+    between, as a forage's does. Patched before the chunk compiles."""
     from evodevo.agents import drives
     from evodevo.agents.learner import Learner
 
-    gradient, act = Learner._gradient, Learner.act
+    gradient, act, learn, carry = Learner._gradient, Learner.act, Learner.learn, Learner.carry
 
     def marked(self, hp, agents, obs, senses, key):  # the act also notes what the agent faced
         chosen, agents, pending = act(self, hp, agents, obs, senses, key)
-        faced = senses.near[jnp.arange(self.n), senses.facing, facing] > 0
-        return chosen, agents, dict(pending, out=dict(pending["out"], faced=faced))
+        faced = jnp.ones(self.n, bool) if facing is None else senses.near[jnp.arange(self.n), senses.facing, facing] > 0
+        return chosen, agents, dict(pending, out=dict(pending["out"], faced=faced), owed=jnp.zeros((self.n, delay)))
+
+    def owing(self, hp, agents, carried, pending, senses, terminal, valid):
+        """What transition t pays: its own act, or (delay) the act `delay` transitions back. `owed` [N, delay]
+        holds whether each of the life's last `delay` acts before t earned pay, newest first; this transition's
+        is written into the act just made (`pending`, which the simulation carries on to the next transition).
+        A layer grown in (a transition not learned) keeps what is owed; a new life starts owing nothing."""
+        earned = ((carried["action"] == action) & carried["out"]["faced"]).astype(jnp.float32)
+        if delay:  # (a newborn's first act is at age 1: the act carried into it is its predecessor's)
+            owed = carried["owed"]
+            pending["owed"] = jnp.where(senses.age[:, None] > 1, jnp.concatenate([earned[:, None], owed[:, :-1]], 1), 0.0)
+            earned = owed[:, -1]
+        return learn(self, hp, agents, dict(carried, pay=earned), pending, senses, terminal, valid)
 
     def paid(self, hp, agents, carried, pending, senses, terminal):
-        r = (carried["action"] == action).astype(jnp.float32)
-        if facing is not None:
-            r = r * carried["out"]["faced"]
-            drop = lambda d: dict(d, out={k: v for k, v in d["out"].items() if k != "faced"})  # noqa: E731
-            carried, pending = drop(carried), drop(pending)  # (the pullback knows the act's own outputs only)
+        r = carried["pay"]
+        drop = lambda d: dict({k: v for k, v in d.items() if k not in ("pay", "owed")},  # noqa: E731
+                              out={k: v for k, v in d["out"].items() if k != "faced"})
+        carried, pending = drop(carried), drop(pending)  # (the pullback knows the act's own outputs only)
         real, drives.reward = drives.reward, lambda *a, **k: (r, jnp.zeros_like(r))
         try:
             return gradient(self, hp, agents, carried, pending, senses, terminal)
         finally:
             drives.reward = real
 
-    Learner._gradient = paid
-    if facing is not None:
-        Learner.act = marked
+    Learner._gradient, Learner.learn = paid, owing
+    Learner.act = marked
+    Learner.carry = lambda self, pending: dict(carry(self, pending), owed=pending["owed"])
 
 
 def born_theta(learner, theta):
@@ -249,6 +265,8 @@ def main(argv=None) -> int:
                    "0 otherwise, in place of the drives")
     p.add_argument("--when", metavar="KIND", help="with --pays: only where the agent faced this kind of neighbour "
                    "(e.g. hostile) when it acted: a contingency")
+    p.add_argument("--delay", type=int, default=0, metavar="D", help="with --pays: the act is paid D transitions "
+                   "later in the same life (the credit must reach back over the acts between)")
     p.add_argument("--saved", action="append", default=[], metavar="LABEL=JSON", help="runs nothing: draws these "
                    "saved arms' figures (<arm>.json of earlier runs, under their labels) into --out/within_life.png")
     args = p.parse_args(argv)
@@ -271,8 +289,10 @@ def main(argv=None) -> int:
     base = ["run.progress=false", "run.snapshot=false", "run.chunk_steps=50", *args.overrides]
     sim = Simulation(config.load(args.config, base))  # the arms differ in step sizes only: one compile serves all
     paid = None
-    if args.when is not None and args.pays is None:
-        p.error("--when needs --pays ACTION: it says where that action is paid")
+    if (args.when is not None or args.delay) and args.pays is None:
+        p.error("--when and --delay need --pays ACTION: it says what is paid")
+    if args.delay < 0:
+        p.error(f"--delay {args.delay}: a number of transitions, >= 0")
     if args.pays is not None:  # (building the Simulation compiled nothing: the patch reaches its chunk)
         names = sim.world.action_names
         if args.pays not in names:
@@ -281,7 +301,7 @@ def main(argv=None) -> int:
         kinds = sim.world.neighbour_kinds
         if args.when is not None and args.when not in kinds:
             p.error(f"--when {args.when}: not a kind of neighbour; choose from {kinds}")
-        pay_for(paid, None if args.when is None else kinds.index(args.when))
+        pay_for(paid, None if args.when is None else kinds.index(args.when), args.delay)
     if sim.cfg.agents.learn != "lowrank":
         p.error(f"needs agents.learn=lowrank (deltas that start with no effect), got {sim.cfg.agents.learn}")
     pair, results = policy_pair(sim), {}

@@ -148,8 +148,10 @@ class AgentsConfig:
                         "clipped to +-obs_clip (false: Craftax's own values, in [0, 1], the same in every life)", static=True)
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
     fast_readout: float = _f(0.0, "step of the fast readout (agents/fast.py): per-life linear policy and value weights "
-                             "on the action token, born at zero, learned by TD(0); 0: none", _nonneg, ">= 0", static=True)
+                             "on the action token, born at zero, learned by TD(fast_lam); 0: none", _nonneg, ">= 0", static=True)
     fast_center: bool = _f(False, "the fast readout reads the token less its life's mean, with biases", static=True)
+    fast_lam: float = _f(0.0, "lambda of the fast readout's eligibility trace (a TD error credits the last few acts at "
+                         "once); 0: TD(0)", _unit, "in [0, 1]")
     develop: str = _f("plateau", "when a layer grows in during life: plateau (forward loss stalls), age, or none",
                       lambda x: x in DEVELOP, f"one of {DEVELOP}")
     develop_age: int = _f(100, "develop=age: insert a layer every this many steps of age", _pos, "> 0")
@@ -296,9 +298,7 @@ def _build(cls, data: dict, prefix: str):
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ConfigError(
-            f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(names))}"
-        )
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(names))}")
     kwargs = {}
     for name, f in names.items():
         key = prefix + name

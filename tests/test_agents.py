@@ -615,6 +615,27 @@ def test_fast_readout_step_hand_computed():
     assert float(kept.w_v[0, 0]) == 0.75  # 0.5 + 0.5 * 1 / 2
 
 
+def test_fast_readout_trace_credits_the_last_acts_and_never_overshoots():
+    """agents.fast_lam: the step follows a trace of normalised gradients, so the second transition's TD error
+    also credits the first state and act (at decay 0 it does not), and the step is shrunk where it would carry
+    V(s_t) past its TD target."""
+    from evodevo.agents.fast import Readout
+
+    x1, x2 = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
+    first = Readout.zeros(3, 2).learn(0.5, x1, jnp.zeros(3), 1, 2.0, decay=0.5)  # as TD(0): k = 1
+    np.testing.assert_allclose(first.w_v, [0.5, 0.0])
+    traced = first.learn(0.5, x2, jnp.zeros(3), 0, 1.0, decay=0.5)  # e_v = [0.25, 0.5]: moves V(x2) 0.5, k = 0.5
+    np.testing.assert_allclose(traced.w_v, [0.625, 0.25])
+    np.testing.assert_allclose(traced.w_pi, [[-5 / 24, 1 / 6], [5 / 12, -1 / 12], [-5 / 24, -1 / 12]], rtol=1e-6)
+    np.testing.assert_allclose(first.learn(0.5, x2, jnp.zeros(3), 0, 1.0, decay=0.0).w_v, [0.5, 0.25])
+    r = Readout.zeros(3, 2)
+    for delta in (1.0, 1.0, 3.0):  # the same state thrice at step 1: the trace's e_v . x grows 0.5, 0.95, 1.355
+        before = float(r.read(x1)[1])
+        r = r.learn(1.0, x1, jnp.zeros(3), 0, delta, decay=0.9)
+    np.testing.assert_allclose(float(r.read(x1)[1]) - before, 3.0, rtol=1e-6)  # to the target, not 1.355 x past it
+    np.testing.assert_allclose(r.trace["w_v"], [1.355, 0.0], rtol=1e-6)
+
+
 def test_centred_fast_readout_hand_computed():
     """agents.fast_center: the features are the token less the mean of the life's transitions' tokens (zero
     before the first), and the normalisation's +1 is a bias feature that learns what to do everywhere."""

@@ -14,6 +14,12 @@ logits ~80% as far: the readout should learn what to do everywhere far faster th
 it reads the token less its life's running mean, and the "+1" of the normalisation becomes a bias feature of
 its own (what to do everywhere, at 1 / (|x|^2 + 1) of the step). Measured within a life, it changed nothing:
 the policy moves as far and toward the same actions (docs/experiments.md), so it is off.
+
+Eligibility traces (agents.fast_lam): TD(0) credits an act only through the critic's value of the next state,
+and a forage pays many steps after the choices that led to it. With lambda > 0 the step follows a trace of the
+normalised gradients, e <- gamma lambda e + grad / (|x|^2 + 1), so a TD error credits the acts of the last few
+steps at once. Bounded like ObGD's step (stream-x), but exactly, as the readout is linear: the step is shrunk
+where it would carry V(s_t) past its TD target (step * |e_v . x_t| > 1). At lambda 0 it is the TD(0) step.
 """
 
 from __future__ import annotations
@@ -34,11 +40,14 @@ class Readout:
     b_pi: jax.Array | None = None  # [A]
     b_v: jax.Array | None = None  # []
     mean: Welford | None = None
+    # the eligibility trace of each weight above (w_pi, w_v and, centred, b_pi, b_v), in normalised gradients
+    trace: dict | None = None
 
     @classmethod
     def zeros(cls, num_actions: int, d: int, center: bool = False) -> "Readout":
         centred = dict(b_pi=jnp.zeros(num_actions), b_v=jnp.zeros(()), mean=Welford.zeros((d,))) if center else {}
-        return cls(w_pi=jnp.zeros((num_actions, d)), w_v=jnp.zeros(d), **centred)
+        weights = dict(w_pi=jnp.zeros((num_actions, d)), w_v=jnp.zeros(d), **centred)
+        return cls(**weights, trace={k: jnp.zeros_like(v) for k, v in weights.items() if k != "mean"})
 
     def features(self, h):
         """What the readout reads at the normalised action token h [D]: h itself, or centred, h less the mean of
@@ -59,25 +68,28 @@ class Readout:
         x = self.features(h)
         return out | {"fast_h": h} | ({} if self.mean is None else {"fast_x": x}), self.read(x)
 
-    def learn(self, step, x, logits, action, delta, h=None) -> "Readout":
-        """One TD(0) actor-critic step from transition t: x [D], the features read at s_t (and h [D] the token,
-        which the centred readout's mean takes in), the policy's logits [A] and the action taken, and its
-        (scaled) TD error. Normalised by |x|^2 + 1, so its size does not depend on the width."""
-        k = step * delta / (x @ x + 1.0)
+    def learn(self, step, x, logits, action, delta, h=None, decay=0.0) -> "Readout":
+        """One actor-critic step from transition t: x [D], the features read at s_t (and h [D] the token, which
+        the centred readout's mean takes in), the policy's logits [A] and the action taken, and its (scaled) TD
+        error, along the trace decayed by `decay` (gamma * agents.fast_lam; 0: TD(0)) and this transition's
+        gradient normalised by |x|^2 + 1, so the step's size does not depend on the width."""
         ascent = jax.nn.one_hot(action, logits.shape[-1]) - jax.nn.softmax(logits)  # d log pi(a) / d logits
-        new = self.replace(w_pi=self.w_pi + k * jnp.outer(ascent, x), w_v=self.w_v + k * x)
-        if self.mean is None:
-            return new
-        return new.replace(b_pi=self.b_pi + k * ascent, b_v=self.b_v + k, mean=self.mean.update(h))
+        grad = dict(w_pi=jnp.outer(ascent, x), w_v=x) | ({} if self.mean is None else dict(b_pi=ascent, b_v=1.0))
+        trace = {k: decay * self.trace[k] + g / (x @ x + 1.0) for k, g in grad.items()}
+        moves_v = trace["w_v"] @ x + trace.get("b_v", 0.0)  # d V(s_t) per unit of step * delta
+        k = step * delta / jnp.maximum(step * jnp.abs(moves_v), 1.0)  # never past the TD target
+        new = self.replace(trace=trace, **{name: getattr(self, name) + k * e for name, e in trace.items()})
+        return new if self.mean is None else new.replace(mean=self.mean.update(h))
 
 
-def learn_readouts(readout: Readout | None, step: float, carried: dict, delta):
-    """Every slot's readout [N, ...] after its transition (`Readout.learn`; carried: the act on s_t), kept as
-    it was where the TD error is not finite (no transition); None (no readout) stays None."""
+def learn_readouts(readout: Readout | None, step: float, carried: dict, delta, decay=0.0):
+    """Every slot's readout [N, ...] after its transition (`Readout.learn`; carried: the act on s_t; decay: the
+    trace's, gamma * agents.fast_lam), kept as it was where the TD error is not finite (no transition); None (no
+    readout) stays None."""
     if readout is None:
         return None
     out = carried["out"]
     x = out.get("fast_x", out["fast_h"])  # (uncentred, the features are the token)
-    new = jax.vmap(Readout.learn, (0, None, 0, 0, 0, 0, 0))(readout, step, x, out["logits"], carried["action"], delta,
-                                                              out["fast_h"])
+    new = jax.vmap(Readout.learn, (0, None, 0, 0, 0, 0, 0, None))(readout, step, x, out["logits"], carried["action"],
+                                                                    delta, out["fast_h"], decay)
     return treeutil.select(jnp.isfinite(delta), new, readout)
