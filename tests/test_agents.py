@@ -615,10 +615,10 @@ def test_fast_readout_step_hand_computed():
     assert float(kept.w_v[0, 0]) == 0.75  # 0.5 + 0.5 * 1 / 2
 
 
-def test_fast_readout_trace_credits_the_last_acts_and_never_overshoots():
+def test_fast_readout_trace_credits_the_last_acts_and_moves_the_value_as_td0():
     """agents.fast_lam: the step follows a trace of normalised gradients, so the second transition's TD error
-    also credits the first state and act (at decay 0 it does not), and the step is shrunk where it would carry
-    V(s_t) past its TD target."""
+    also credits the first state and act (at decay 0 it does not), and the step is normalised where it would
+    move V(s_t) further than TD(0)'s step (step * delta)."""
     from evodevo.agents.fast import Readout
 
     x1, x2 = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
@@ -629,10 +629,10 @@ def test_fast_readout_trace_credits_the_last_acts_and_never_overshoots():
     np.testing.assert_allclose(traced.w_pi, [[-5 / 24, 1 / 6], [5 / 12, -1 / 12], [-5 / 24, -1 / 12]], rtol=1e-6)
     np.testing.assert_allclose(first.learn(0.5, x2, jnp.zeros(3), 0, 1.0, decay=0.0).w_v, [0.5, 0.25])
     r = Readout.zeros(3, 2)
-    for delta in (1.0, 1.0, 3.0):  # the same state thrice at step 1: the trace's e_v . x grows 0.5, 0.95, 1.355
+    for delta in (1.0, 1.0, 3.0):  # the same state thrice: the trace's e_v . x grows 0.5, 0.95, 1.355
         before = float(r.read(x1)[1])
-        r = r.learn(1.0, x1, jnp.zeros(3), 0, delta, decay=0.9)
-    np.testing.assert_allclose(float(r.read(x1)[1]) - before, 3.0, rtol=1e-6)  # to the target, not 1.355 x past it
+        r = r.learn(0.5, x1, jnp.zeros(3), 0, delta, decay=0.9)
+    np.testing.assert_allclose(float(r.read(x1)[1]) - before, 0.5 * 3.0, rtol=1e-6)  # TD(0)'s step, not 1.355 x it
     np.testing.assert_allclose(r.trace["w_v"], [1.355, 0.0], rtol=1e-6)
 
 
