@@ -423,8 +423,9 @@ CURRENT = {
                                                       "agents.danger_range=view", "agents.control_share=0.5"],
     # ...with eligibility traces on the readout (agents.fast_lam=0.8): by the late run the lives die of hunger and thirst,
     # met over many steps of searching, and TD(0) credits an act only through the next state's value. With the
-    # default's reward and with a reward over the body alone (food and drink drives). Measured s0: +8.8 ± 4.6 (without the trace +7.2) and,
-    # over the body alone, +4.8 ± 3.8 (without -2.2 ± 4.3). A pay 5 steps late is not learned within a life
+    # default's reward and with a reward over the body alone (food and drink drives). Measured s0: +8.8 ± 4.6
+    # (without the trace +7.2) and, over the body alone, +4.8 ± 3.8 (without -2.2 ± 4.3). A pay 5 steps late is
+    # not learned within a life
     "default_obgd_fast_readout_trace_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}", "agents.fast_lam=0.8",
                                                 "agents.control_share=0.5"],
     "default_obgd_fast_readout_trace_homeostatic_control": [*OBGD, f"agents.fast_readout={FAST_READOUT}",

@@ -88,7 +88,8 @@ BODY_ONLY = ["agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_d
 OBGD = ["agents.obgd_step=1.0"]  # the actor-critic steps by ObGD (with --set agents.lam=0.8)
 ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fast3_silent": [*FAST3, *SILENT],
          "fast3_silent_noaux": [*FAST3, *SILENT, *NO_AUX], "fast3_bare": [*FAST3, *BARE],
-         "noaux": NO_AUX, "silent": SILENT, "obgd": OBGD, "obgd_trace": [*OBGD, "agents.fast_lam=0.8"], "obgd_bare": [*OBGD, *BARE], "fast3_reward": [*FAST3, *NO_AUX],
+         "noaux": NO_AUX, "silent": SILENT, "obgd": OBGD, "obgd_trace": [*OBGD, "agents.fast_lam=0.8"],
+         "obgd_bare": [*OBGD, *BARE], "fast3_reward": [*FAST3, *NO_AUX],
          **{f"obgd_kappa0{k}{bare}": [*OBGD, f"agents.obgd_kappa=0.{k}", *rest]
             for k in ("5", "1") for bare, rest in (("", []), ("_bare", BARE))},
          "obgd_homeostatic": [*OBGD, "agents.obgd_kappa=0.5", *BODY_ONLY], "obgd_homeostatic_kappa2": [*OBGD, *BODY_ONLY]}
@@ -281,6 +282,10 @@ def main(argv=None) -> int:
         draw(saved, Path(args.out) / "within_life.png")
         print(f"drew {list(saved)} into {Path(args.out) / 'within_life.png'}")
         return 0
+    if (args.when is not None or args.delay) and args.pays is None:
+        p.error("--when and --delay need --pays ACTION: it says what is paid")
+    if args.delay < 0:
+        p.error(f"--delay {args.delay}: a number of transitions, >= 0")
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     if any(a not in ARMS for a in arms):
         p.error(f"unknown arm in {arms}; choose from {list(ARMS)}")
@@ -289,10 +294,6 @@ def main(argv=None) -> int:
     base = ["run.progress=false", "run.snapshot=false", "run.chunk_steps=50", *args.overrides]
     sim = Simulation(config.load(args.config, base))  # the arms differ in step sizes only: one compile serves all
     paid = None
-    if (args.when is not None or args.delay) and args.pays is None:
-        p.error("--when and --delay need --pays ACTION: it says what is paid")
-    if args.delay < 0:
-        p.error(f"--delay {args.delay}: a number of transitions, >= 0")
     if args.pays is not None:  # (building the Simulation compiled nothing: the patch reaches its chunk)
         names = sim.world.action_names
         if args.pays not in names:

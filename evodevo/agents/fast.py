@@ -48,9 +48,11 @@ class Readout:
 
     @classmethod
     def zeros(cls, num_actions: int, d: int, center: bool = False) -> "Readout":
-        centred = dict(b_pi=jnp.zeros(num_actions), b_v=jnp.zeros(()), mean=Welford.zeros((d,))) if center else {}
-        weights = dict(w_pi=jnp.zeros((num_actions, d)), w_v=jnp.zeros(d), **centred)
-        return cls(**weights, trace={k: jnp.zeros_like(v) for k, v in weights.items() if k != "mean"})
+        weights = dict(w_pi=jnp.zeros((num_actions, d)), w_v=jnp.zeros(d))
+        if center:
+            weights |= dict(b_pi=jnp.zeros(num_actions), b_v=jnp.zeros(()))
+        centred = dict(mean=Welford.zeros((d,))) if center else {}
+        return cls(**weights, **centred, trace=jax.tree.map(jnp.zeros_like, weights))
 
     def features(self, h):
         """What the readout reads at the normalised action token h [D]: h itself, or centred, h less the mean of
