@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -200,19 +201,33 @@ def same_key(saved: dict, key: dict) -> bool:
     return {**saved, "config": filled} == key
 
 
+def code_version() -> str:
+    """The commit the benchmark's code is at ("+" when the work tree differs from it), or "unknown"."""
+    def git(*a):
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.strip()
+    try:
+        return (git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "--untracked-files=no")
+                                                        else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def cached(path: Path, key: dict, fresh: bool, run) -> dict:
     """The result saved at `path` if its "key" is `key` (`same_key`; and not `fresh`), else `run()` with
     the key, saved there through a temporary file (an interrupted write leaves the last whole result).
-    With `run` None, None where nothing valid is saved (a summary of what is)."""
+    With `run` None, None where nothing valid is saved (a summary of what is). The key is the config alone:
+    a result of older code under the same config is reused, with the commit that computed it named."""
     if path.exists() and not fresh:
         r = json.loads(path.read_text())
         if same_key(r.get("key"), key):
-            print(f"reusing {path}")
+            made, now = r.get("code", "unknown"), code_version()
+            print(f"reusing {path}" + ("" if made == now else f" (computed by code {made}, this is {now}: "
+                                                             "--fresh to run it again)"))
             return r
     if run is None:
         print(f"skipping {path}: no saved result of this config")
         return None
-    r = dict(run(), key=key)
+    r = dict(run(), key=key, code=code_version())
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(r))
     tmp.replace(path)

@@ -504,9 +504,12 @@ def in_run_control(r: dict, late: list) -> dict:
     last_80 = split([x for x in r["lives"] if x["death_step"] >= r["steps"] / 5])
     fifth = lambda x: min(5 * x["death_step"] // r["steps"], 4)  # noqa: E731 - the fifth of the run a life ended in
     by_fifth = [difference(split([x for x in r["lives"] if fifth(x) == f]))["difference"] for f in range(5)]
+    causes = {g: {c: round(100 * k / len(v), 1) for c, k in collections.Counter(x["cause"] for x in v).most_common()}
+              for g, v in last_80.items()}  # where the learners' extra lives end, or are lost (% of each group)
     return {"in_run_control": dict(out, learning_over_control=round(out["learners"]["mean_lifespan"] /
                                                                      out["control"]["mean_lifespan"], 3),
-                                   **difference(groups), last_80=difference(last_80), by_fifth=by_fifth)}
+                                   **difference(groups), last_80=dict(difference(last_80), causes=causes),
+                                   by_fifth=by_fifth)}
 
 
 def frontier(results: dict, path: Path, goal: float) -> None:
