@@ -51,6 +51,8 @@ from tqdm import tqdm  # noqa: E402
 from evodevo import config  # noqa: E402
 from evodevo.world.sim import Simulation  # noqa: E402
 
+# the memory was measured on the learner that was the default until 2026-12-03 (Adam alone; --set to change it)
+ADAM = ["agents.lam=0.0", "agents.obgd_step=0.0", "agents.fast_readout=0.0"]
 ARMS = {
     "learned": ["agents.memory=learned"],
     "learned_input": ["agents.memory=learned", "agents.memory_write=input"],
@@ -261,7 +263,7 @@ def main(argv=None) -> int:
     results, probes = {}, {}
     for arm in arms:
         cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", f"run.chunk_steps={CHUNK}",
-                                        *args.overrides, *ARMS[arm]])
+                                        *ADAM, *args.overrides, *ARMS[arm]])
         horizon = cfg.agents.context if args.horizon is None else args.horizon
         rec = record(cfg, args.steps, args.warmup, horizon, arm)
         # the probe's samples, to fit other readouts offline: x, and per target its rows and values (+ agent id)

@@ -348,9 +348,10 @@ NOW = {
     "default_spawn_no_evolution": [*SPAWN, "genepool.evolve=false"],
 }
 ARMS.update(NOW)
-# Arms relative to the default as it is (since 2026-12-02: default_hurt_darwinian's settings)
+# Arms relative to the default of 2026-12-02 (default_hurt_darwinian's settings), learning by Adam alone: pinned there by
+# ADAM since the default took ObGD's learner with the fast readout (2026-12-03), so each means what it meant
+ADAM = ["agents.lam=0.0", "agents.obgd_step=0.0", "agents.fast_readout=0.0"]
 CURRENT = {
-    "default": [],
     # learning and its control in one run: half the newborns, by a hash of their agent id, learn nothing
     # (agents.control_share). Both halves draw their genes from one pool in one era, in the same worlds, so what
     # separates them is lifetime learning alone, not the path evolution took (the separate control runs of
@@ -435,12 +436,15 @@ CURRENT = {
                                                             "agents.fast_lam=0.8", *BODY_ONLY, "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
+# The default as it is (since 2026-12-03: default_obgd_fast_readout's settings)
+ARMS["default"] = []
 
 
 def before(arm: str) -> list[str]:
-    """The defaults an arm was measured on, as `--set`s on today's: none for CURRENT, OLD_DEFAULT for NOW, and
-    BEFORE on top of it for the arms measured before that."""
-    return [] if arm in CURRENT else OLD_DEFAULT if arm in NOW else [*OLD_DEFAULT, *BEFORE]
+    """The defaults an arm was measured on, as `--set`s on today's: none for `default`, ADAM for CURRENT, OLD_DEFAULT
+    on top of it for NOW, and BEFORE on top of that for the arms measured before then."""
+    return ([] if arm == "default" else ADAM if arm in CURRENT else [*ADAM, *OLD_DEFAULT] if arm in NOW
+            else [*ADAM, *OLD_DEFAULT, *BEFORE])
 
 
 @functools.cache

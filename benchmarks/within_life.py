@@ -86,6 +86,10 @@ NO_AUX = ["agents.w_forward=0", "agents.w_inverse=0", "agents.w_position=0"]  # 
 BARE = [*SILENT, *NO_AUX, "agents.entropy=0"]  # nothing but the critic's TD error moves the actor
 BODY_ONLY = ["agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10"]  # health, food, drink
 OBGD = ["agents.obgd_step=1.0"]  # the actor-critic steps by ObGD (with --set agents.lam=0.8)
+# Every arm was measured on the learner that was the default until 2026-12-03, Adam alone: pinned below --set, so an
+# arm and a command mean what they meant (`--set agents.lam=0.8 --set agents.obgd_step=1 --set agents.fast_readout=0.2`:
+# today's default learner)
+ADAM = ["agents.lam=0.0", "agents.obgd_step=0.0", "agents.fast_readout=0.0"]
 ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fast3_silent": [*FAST3, *SILENT],
          "fast3_silent_noaux": [*FAST3, *SILENT, *NO_AUX], "fast3_bare": [*FAST3, *BARE],
          "noaux": NO_AUX, "silent": SILENT, "obgd": OBGD, "obgd_trace": [*OBGD, "agents.fast_lam=0.8"],
@@ -291,7 +295,7 @@ def main(argv=None) -> int:
         p.error(f"unknown arm in {arms}; choose from {list(ARMS)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = ["run.progress=false", "run.snapshot=false", "run.chunk_steps=50", *args.overrides]
+    base = ["run.progress=false", "run.snapshot=false", "run.chunk_steps=50", *ADAM, *args.overrides]
     sim = Simulation(config.load(args.config, base))  # the arms differ in step sizes only: one compile serves all
     paid = None
     if args.pays is not None:  # (building the Simulation compiled nothing: the patch reaches its chunk)

@@ -98,9 +98,9 @@ class AgentsConfig:
     gamma: float = _f(0.99, "discount of the intrinsic return", lambda x: 0.0 <= x < 1.0, "in [0, 1)")
     center_reward: bool = _f(True, "subtract from each reward the life's average reward so far (reward centering, "
                              "Naik et al. 2024): a reward below zero on average no longer makes dying pay")
-    lam: float = _f(0.0, "lambda of the actor-critic's eligibility traces, TD(lambda); 0: TD(0) without a trace "
+    lam: float = _f(0.8, "lambda of the actor-critic's eligibility traces, TD(lambda); 0: TD(0) without a trace "
                     "(static: a trace costs a second backward pass)", _unit, "in [0, 1]", static=True)
-    obgd_step: float = _f(0.0, "step size of the actor-critic's own overshoot-bounded update along its eligibility trace "
+    obgd_step: float = _f(1.0, "step size of the actor-critic's own overshoot-bounded update along its eligibility trace "
                           "(ObGD, stream-x; needs lam > 0); 0: its gradient goes through Adam with the others", _nonneg, ">= 0")
     obgd_kappa: float = _f(2.0, "ObGD's overshoot bound: a step's L1 norm is at most 1 / obgd_kappa (stream-x: 2 for a value, "
                            "3 for a policy; below 1 a step can overshoot its TD target and the critic's error grows)", _pos, "> 0")
@@ -147,7 +147,7 @@ class AgentsConfig:
     obs_norm: bool = _f(True, "the encoder reads observations normalised by the life's running mean and variance, "
                         "clipped to +-obs_clip (false: Craftax's own values, in [0, 1], the same in every life)", static=True)
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
-    fast_readout: float = _f(0.0, "step of the fast readout (agents/fast.py): per-life linear policy and value weights "
+    fast_readout: float = _f(0.2, "step of the fast readout (agents/fast.py): per-life linear policy and value weights "
                              "on the action token, born at zero, learned by TD(fast_lam); 0: none", _nonneg, ">= 0", static=True)
     fast_center: bool = _f(False, "the fast readout reads the token less its life's mean, with biases", static=True)
     fast_lam: float = _f(0.0, "lambda of the fast readout's eligibility trace (a TD error credits the last few acts at "
