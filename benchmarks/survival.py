@@ -7,8 +7,9 @@
 
 Arms (each one `--set` list away from the default config as it was before the striking temperament,
 ecological inheritance and the reflex became the default: `BEFORE`; `default` is the default as it is
-(since 2026-12-02 default_hurt_darwinian's settings); the arms named default_* were measured on the default
-before that, `default_averse` (`OLD_DEFAULT`), and those below the controls with the birthplace at the
+(since 2026-12-03 default_obgd_fast_readout's settings); the arms of `CURRENT` were measured on the default of
+2026-12-02 (default_hurt_darwinian's settings, learning by Adam alone: `ADAM`), the other arms named default_* on the
+default before that, `default_averse` (`OLD_DEFAULT`), and those below the controls with the birthplace at the
 spawn point, `SPAWN`):
 
     default       (nothing)                             the default config: everything on by default
