@@ -13,6 +13,9 @@ default before that, `default_averse` (`OLD_DEFAULT`), and those below the contr
 spawn point, `SPAWN`):
 
     default       (nothing)                             the default config: everything on by default
+    evolved_drives  default + agents.drives=evolved      the reward's weights evolved from small random founders
+                                                         (the issue's full system on today's default)
+    offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
     default_averse  the default until 2026-12-02         surprise hurts, no health drive, learning written back
     default_no_learning   default_averse + agents.lr=1e-9   lifetime learning off (the control of learning)
     default_no_evolution  default + genepool.evolve=false  no selection (the control of evolution)
@@ -437,14 +440,25 @@ CURRENT = {
                                                             "agents.fast_lam=0.8", *BODY_ONLY, "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
-# The default as it is (since 2026-12-03: default_obgd_fast_readout's settings)
-ARMS["default"] = []
+# Arms relative to the default as it is (since 2026-12-03: default_obgd_fast_readout's settings, ObGD's learner)
+LATEST = {
+    "default": [],
+    # the issue's full system on today's default: the reward's weights evolved in the drive gene (founders N(0, 0.1^2),
+    # far below the hand-set health drive of 10), beside the instinct and reflex it carries anyway. Its ablation,
+    # hand-set drives, is the default
+    "evolved_drives": ["agents.drives=evolved"],
+    # the same selection started from the hand-set drives: each founder's weights N(0, 0.1^2) off the default's, moved
+    # by birth mutations (genepool.sigma_drive) and selection. Does selection on what the agents want improve on the
+    # drives it starts from? (The default is its ablation, evolution of the weights off)
+    "offset_drives": ["agents.drives=offset"],
+}
+ARMS.update(LATEST)
 
 
 def before(arm: str) -> list[str]:
-    """The defaults an arm was measured on, as `--set`s on today's: none for `default`, ADAM for CURRENT, OLD_DEFAULT
-    on top of it for NOW, and BEFORE on top of that for the arms measured before then."""
-    return ([] if arm == "default" else ADAM if arm in CURRENT else [*ADAM, *OLD_DEFAULT] if arm in NOW
+    """The defaults an arm was measured on, as `--set`s on today's: none for LATEST (`default` among them), ADAM for
+    CURRENT, OLD_DEFAULT on top of it for NOW, and BEFORE on top of that for the arms measured before then."""
+    return ([] if arm in LATEST else ADAM if arm in CURRENT else [*ADAM, *OLD_DEFAULT] if arm in NOW
             else [*ADAM, *OLD_DEFAULT, *BEFORE])
 
 

@@ -113,8 +113,8 @@ class AgentsConfig:
                             "s_t+1)", lambda x: x in INVERSE_INPUTS, f"one of {INVERSE_INPUTS}")
     w_reward: float = _f(0.1, "loss weight: intrinsic reward prediction", _nonneg, ">= 0")
     w_position: float = _f(0.1, "loss weight: place head (the displacement of the next step)", _nonneg, ">= 0")
-    drives: str = _f("config", "where the reward's weights come from: config (the drive_* values below) or evolved "
-                     "(each agent's inherited drive gene)", lambda x: x in ("config", "evolved"), "config or evolved")
+    drives: str = _f("config", "where the reward's weights come from: config (the drive_* values below), evolved (each agent's inherited "
+                     "drive gene) or offset (both summed: evolution moves the hand-set drives)", lambda x: x in ("config", "evolved", "offset"), "config, evolved or offset")
     drive_curiosity: float = _f(-0.1, "reward weight of curiosity (the forward model's error, + RND where on); < 0: surprise hurts")
     drive_health: float = _f(10.0, "homeostatic drive weight of health: reward = D(h_t) - D(h_t+1), D = sum_i w_i "
                              "(1 - h_i / 9)^2 (10: a blow of 2 costs 0.5 at full health)", _nonneg, ">= 0")
@@ -167,7 +167,7 @@ class GenePoolConfig:
     layer_genes: int = _f(32, "pool capacity of layer genes (one transformer block each)", _pos, "> 0")
     head_genes: int = _f(4, "pool capacity of head genes (all output heads)", _pos, "> 0")
     drive_genes: int = _f(8, "pool capacity of drive genes (the weights of an agent's reward; used when "
-                          "agents.drives=evolved)", _pos, "> 0")
+                          "agents.drives=evolved or offset)", _pos, "> 0")
     init_fill: float = _f(0.5, "share of each bank holding random founder genes at the start (the rest: room "
                           "for splits)", lambda x: 0.0 < x <= 1.0, "in (0, 1]", static=True)
     evolve: bool = _f(True, "selection, splits, discards, frequencies, gene improvement (false: uniform genomes)")

@@ -261,7 +261,8 @@ EVOLVED = ("agents.drives=evolved", "agents.instinct=true", "agents.reflex=2", "
 
 
 def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
-    """drives=evolved: an agent's reward weights are its drive gene's; drives=config: the config's."""
+    """drives=evolved: an agent's reward weights are its drive gene's; drives=config: the config's; offset: both."""
+    from evodevo.agents import drives
     from evodevo.agents.kind import DRIVES
 
     evolved = shared_simulation(tiny(*EVOLVED))  # compiles only its founders (shared with the instinct test)
@@ -273,6 +274,9 @@ def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
     fixed = np.asarray(sim.kind.drive_weights(sim.hp.agents, state.agents))
     # the default: averse to surprise, a blow hurts
     np.testing.assert_allclose(fixed, np.tile([-0.1, 10.0] + [0] * (len(DRIVES) - 2), (sim.n, 1)))
+    # drives=offset: the hand-set drives plus the inherited gene's (evolution moves them from the config's values)
+    offset = np.asarray(drives.weights("offset", sim.hp.agents, jnp.asarray(w[:sim.n])))
+    np.testing.assert_allclose(offset, fixed + w[:sim.n], rtol=1e-6)
     # drives are not learned: a life hands back no change of its drive gene
     change = evolved.kind.learned_change(row_of(agents, 0))
     assert float(jnp.abs(change["drive"]).max()) == 0 and float(jnp.abs(change["layer"]).max()) == 0

@@ -83,12 +83,14 @@ def spread(logp, innate=None):
     return -(jnp.exp(logp) * (logp - jax.nn.log_softmax(innate))).sum()
 
 
-def weights(evolved: bool, hp, inherited):
-    """[N, len(DRIVES)] each agent's reward weights: its inherited drive gene's `inherited` (agents.drives
-    = evolved) or the config's `drive_*` values (`hp`, agents.drives = config)."""
-    if evolved:
+def weights(source: str, hp, inherited):
+    """[N, len(DRIVES)] each agent's reward weights by agents.drives (`source`): its inherited drive gene's
+    `inherited` (evolved), the config's `drive_*` values (`hp`; config) or their sum (offset: founders start
+    near the hand-set drives, N(0, DRIVE_INIT^2) off them, and evolution moves them from there)."""
+    if source == "evolved":
         return inherited
-    return jnp.broadcast_to(jnp.stack([getattr(hp, f"drive_{name}") for name in DRIVES]), inherited.shape)
+    hand_set = jnp.broadcast_to(jnp.stack([getattr(hp, f"drive_{name}") for name in DRIVES]), inherited.shape)
+    return hand_set + inherited if source == "offset" else hand_set
 
 
 def drive(w, body):

@@ -389,7 +389,7 @@ class Learner:
         return agents.base["drive"].get("reflex")
 
     def drive_weights(self, hp: AgentsConfig, agents: AgentState):  # [N, len(DRIVES)] (`drives.weights`)
-        return drives.weights(self.cfg.drives == "evolved", hp, agents.base["drive"]["w"])
+        return drives.weights(self.cfg.drives, hp, agents.base["drive"]["w"])
 
     def gates(self, agents: AgentState):
         """[N, L, 2] current gate alphas."""
