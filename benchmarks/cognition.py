@@ -50,9 +50,8 @@ from tqdm import tqdm  # noqa: E402
 
 from evodevo import config  # noqa: E402
 from evodevo.world.sim import Simulation  # noqa: E402
+from ablations import ADAM  # noqa: E402  the memory was measured on the learner of the defaults until 2026-12-03
 
-# the memory was measured on the learner that was the default until 2026-12-03 (Adam alone; --set to change it)
-ADAM = ["agents.lam=0.0", "agents.obgd_step=0.0", "agents.fast_readout=0.0"]
 ARMS = {
     "learned": ["agents.memory=learned"],
     "learned_input": ["agents.memory=learned", "agents.memory_write=input"],

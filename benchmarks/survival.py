@@ -164,7 +164,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import ablations  # noqa: E402
-from ablations import config  # noqa: E402
+from ablations import ADAM, BODY_ONLY, config  # noqa: E402
 
 from evodevo.agents.kind import in_control  # noqa: E402
 
@@ -272,7 +272,6 @@ SPAWN = ["world.nest=spawn"]  # the birthplace before world.nest=drink became th
 FAST = ["agents.lr=0.003", "agents.max_update=0.15"]  # three times the step and its bound (default_fast_control)
 FAST_READOUT = 0.2  # agents.fast_readout's step in the survival arms (within_life.py: at 1.0 its critic is unsound)
 OBGD = ["agents.lam=0.8", "agents.obgd_step=1.0"]  # the actor-critic's TD(lambda) step by ObGD (default_obgd_control)
-BODY_ONLY = ["agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10"]  # a reward over the body alone
 HURT = ["agents.center_reward=true", "agents.innate_prior=true", "agents.drive_health=10"]  # default_hurt
 # The default until 2026-12-02, before it took default_hurt_darwinian's settings: every arm below was measured on
 # it (NOW: the arms relative to it; the others also with BEFORE), except those in CURRENT
@@ -354,7 +353,6 @@ NOW = {
 ARMS.update(NOW)
 # Arms relative to the default of 2026-12-02 (default_hurt_darwinian's settings), learning by Adam alone: pinned there by
 # ADAM since the default took ObGD's learner with the fast readout (2026-12-03), so each means what it meant
-ADAM = ["agents.lam=0.0", "agents.obgd_step=0.0", "agents.fast_readout=0.0"]
 CURRENT = {
     # learning and its control in one run: half the newborns, by a hash of their agent id, learn nothing
     # (agents.control_share). Both halves draw their genes from one pool in one era, in the same worlds, so what

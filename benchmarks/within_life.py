@@ -77,6 +77,7 @@ from tqdm import tqdm  # noqa: E402
 from evodevo import config  # noqa: E402
 from evodevo.config import hyperparams  # noqa: E402
 from evodevo.world.sim import Simulation  # noqa: E402
+from ablations import ADAM, BODY_ONLY  # noqa: E402
 
 ARMS = {"default": [], "fast": ["agents.lr=0.01"], "off": ["agents.lr=0.000000001"],
         "loose": ["agents.max_update=0.2"], "loose_fast": ["agents.lr=0.01", "agents.max_update=0.5"]}
@@ -84,12 +85,10 @@ FAST3 = ["agents.lr=0.003", "agents.max_update=0.15"]
 SILENT = ["agents.drive_health=0", "agents.drive_curiosity=0"]  # a reward of zero
 NO_AUX = ["agents.w_forward=0", "agents.w_inverse=0", "agents.w_position=0"]  # no objective but the actor-critic's
 BARE = [*SILENT, *NO_AUX, "agents.entropy=0"]  # nothing but the critic's TD error moves the actor
-BODY_ONLY = ["agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10"]  # health, food, drink
 OBGD = ["agents.obgd_step=1.0"]  # the actor-critic steps by ObGD (with --set agents.lam=0.8)
 # Every arm was measured on the learner that was the default until 2026-12-03, Adam alone: pinned below --set, so an
 # arm and a command mean what they meant (`--set agents.lam=0.8 --set agents.obgd_step=1 --set agents.fast_readout=0.2`:
-# today's default learner)
-ADAM = ["agents.lam=0.0", "agents.obgd_step=0.0", "agents.fast_readout=0.0"]
+# today's default learner): ablations.ADAM
 ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fast3_silent": [*FAST3, *SILENT],
          "fast3_silent_noaux": [*FAST3, *SILENT, *NO_AUX], "fast3_bare": [*FAST3, *BARE],
          "noaux": NO_AUX, "silent": SILENT, "obgd": OBGD, "obgd_trace": [*OBGD, "agents.fast_lam=0.8"],
