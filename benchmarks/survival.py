@@ -143,8 +143,8 @@ Crafter score, achievements (% of lives) and causes of death of the lives that e
 shelter and the commonest actions there, the mean lifespan by the fifth of the run a life began in, the quartiles of the last window's lifespans, and the population's drive weights at the end. Writes OUT/survival.png (benchmarks/ablations.py's plot),
 OUT/frontier.png (each arm's lifespan and Crafter score over random's: the trade-off between them),
 OUT/homes.png (lifespan, room and water in reach over the run), OUT/in_run.png (the arms with an in-run control:
-learners less controls over the last 80%, with a 95% interval),
-ends with one JSON line (every arm's lifespan over random's, per seed), and exits 1 when the
+learners less controls over the last 80%, with a 95% interval), OUT/drives.png (the arms whose drive weights evolve:
+the population's mean weight of each drive over the run), ends with one JSON line (every arm's lifespan over random's, per seed), and exits 1 when the
 --goal-arm's (the default config's) mean lifespan is below --goal (1.5) times random's on any seed
 run here.
 """
@@ -645,6 +645,40 @@ def homes(runs: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def drive_weights(runs: dict, path: Path) -> None:
+    """The living population's mean reward weight of each drive over the run, one line per arm and seed whose
+    weights evolve (agents.drives evolved or offset; hand-set weights are flat and left out): which drives evolution
+    turned up or down. Nothing is drawn when no arm's weights moved."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    moving = {k: r for k, r in sorted(runs.items()) if r["series"] and "drives" in r["series"][0]
+              and len({tuple(p["drives"].values()) for p in r["series"]}) > 1}
+    if not moving:
+        return
+    names = list(next(iter(moving.values()))["series"][0]["drives"])
+    fig, axes = plt.subplots(2, (len(names) + 1) // 2, figsize=(3.2 * ((len(names) + 1) // 2), 6.4), squeeze=False)
+    for i, ((arm, seed), r) in enumerate(moving.items()):
+        x = [p["step"] * r["n_slots"] / 1e6 for p in r["series"]]
+        for ax, name in zip(axes.flat, names):
+            ax.plot(x, [p["drives"][name] for p in r["series"]], color=f"C{i}", lw=1.2, label=f"{arm} s{seed}")
+    for ax, name in zip(axes.flat, names):
+        ax.set_title(name, fontsize=10)
+        ax.axhline(0, color="grey", lw=0.5)
+    for ax in axes[-1]:
+        ax.set_xlabel("million agent-steps")
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("population mean weight")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("drive weights over the run (the living population's mean)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(HERE.parent / "configs" / "default.yaml"))
@@ -678,6 +712,7 @@ def main(argv=None) -> int:
     frontier(results, Path(args.out) / "frontier.png", args.goal)
     homes(runs, Path(args.out) / "homes.png")
     in_run(results, Path(args.out) / "in_run.png")
+    drive_weights(runs, Path(args.out) / "drives.png")
     for name, r in results.items():
         print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
               f"Crafter score {r['crafter_score']:.3f} {r['achievements']}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}, quartiles {r['lifespan_quartiles']}"
