@@ -1,9 +1,8 @@
 """One typed configuration for a run.
 
-Every field carries a one-line doc and, where values can be impossible, a check.
-YAML presets in configs/ override the defaults here; `--set section.key=value`
-overrides a preset. Unknown keys, wrong types and impossible values raise
-`ConfigError` naming the key.
+Every field carries a one-line doc and, where values can be impossible, a check. YAML presets in configs/
+override the defaults here; `--set section.key=value` overrides a preset. Unknown keys, wrong types and
+impossible values raise `ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ INVERSE_INPUTS = ("encoder", "layers")
 MEMORY = ("frozen", "learned")
 MEMORY_WRITE = ("outputs", "input", "update")
 NESTS = ("spawn", "drink")
+DRIVE_SOURCES = ("config", "evolved", "offset")
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class AgentsConfig:
     w_reward: float = _f(0.1, "loss weight: intrinsic reward prediction", _nonneg, ">= 0")
     w_position: float = _f(0.1, "loss weight: place head (the displacement of the next step)", _nonneg, ">= 0")
     drives: str = _f("config", "where the reward's weights come from: config (the drive_* values below), evolved (each agent's inherited "
-                     "drive gene) or offset (both summed: evolution moves the hand-set drives)", lambda x: x in ("config", "evolved", "offset"), "config, evolved or offset")
+                     "drive gene) or offset (both summed: evolution moves the hand-set drives)", lambda x: x in DRIVE_SOURCES, f"one of {DRIVE_SOURCES}")
     drive_curiosity: float = _f(-0.1, "reward weight of curiosity (the forward model's error, + RND where on); < 0: surprise hurts")
     drive_health: float = _f(10.0, "homeostatic drive weight of health: reward = D(h_t) - D(h_t+1), D = sum_i w_i "
                              "(1 - h_i / 9)^2 (10: a blow of 2 costs 0.5 at full health)", _nonneg, ">= 0")
