@@ -158,14 +158,16 @@ FOLDS = 5  # the penalty is chosen by cross-validation over the training lives, 
 BOOT = 200  # bootstrap resamples of the test lives (the probe's standard error)
 
 
-def ridge_fit(x, y, lam: float):
-    """A ridge readout with an unpenalised bias: (mean, scale, weights, target mean) of the features
-    standardised on x. The bias is the training mean: penalising it (an earlier version) shrank the
-    readout toward 0, far from a target such as log(1 + steps) ~ 3.5, and scored R^2 of -2 to -17
-    where the features held nothing."""
+def ridge_fit(x, y, lam: float, first: int = 0, lam_first: float = 0.0):
+    """A ridge readout with an unpenalised bias, the penalty `lam` on its features but `lam_first` on the
+    first `first` columns (the age features, their penalty chosen on their own): (mean, scale, weights,
+    target mean) of the features standardised on x. The bias is the training mean:
+    penalising it (an earlier version) shrank the readout toward 0, far from a target such as
+    log(1 + steps) ~ 3.5, and scored R^2 of -2 to -17 where the features held nothing."""
     mu, sd, y_mu = x.mean(0), x.std(0) + 1e-6, y.mean(0)
     a = (x - mu) / sd
-    return mu, sd, np.linalg.solve(a.T @ a + lam * np.eye(a.shape[1]), a.T @ (y - y_mu)), y_mu
+    pen = np.where(np.arange(a.shape[1]) < first, lam_first, lam)
+    return mu, sd, np.linalg.solve(a.T @ a + np.diag(pen), a.T @ (y - y_mu)), y_mu
 
 
 def r2(pred, y, y_mu) -> float:
@@ -173,14 +175,14 @@ def r2(pred, y, y_mu) -> float:
     return float(np.mean(1.0 - ((pred - y) ** 2).sum(0) / np.maximum(((y - y_mu) ** 2).sum(0), 1e-9)))
 
 
-def ridge_r2(x_train, y_train, x_test, y_test, lam: float = 1.0) -> float:
+def ridge_r2(x_train, y_train, x_test, y_test, lam: float = 1.0, first: int = 0, lam_first: float = 0.0) -> float:
     """Test R^2 of a ridge readout fitted on the training samples; 0 without features, NaN without
     samples to fit or test on."""
     if len(y_train) < 2 or len(y_test) < 2:
         return float("nan")
     if x_train.shape[1] == 0:
         return 0.0
-    mu, sd, w, y_mu = ridge_fit(x_train, y_train, lam)
+    mu, sd, w, y_mu = ridge_fit(x_train, y_train, lam, first, lam_first)
     return r2((x_test - mu) / sd @ w + y_mu, y_test, y_mu)
 
 
@@ -193,54 +195,73 @@ def age_code(age) -> np.ndarray:
     return np.concatenate([a / 100.0, np.log1p(a), np.sqrt(a) / 10.0, (a / 100.0) ** 2], -1)
 
 
-def probe(rec: dict, seed: int = 0, features: str = "x") -> dict:
-    """Per target: test R^2 of the memory probe (of age alone with `features` "age"), fitted on the
-    lives with even agent ids (the penalty chosen by FOLDS-fold cross-validation over those lives),
-    tested on the odd ones, with its standard error over a bootstrap of the test lives (`r2_boot`:
-    the resampled R^2, which `compare` turns into the standard error of a difference)."""
+AGE = 4  # columns of age_code
+
+
+def probe(rec: dict, seed: int = 0) -> dict:
+    """Per target, two readouts fitted on the lives with even agent ids and tested on the odd ones: from the
+    agent's age alone (`r2_age`: what its sense of time tells, the floor every arm shares, and all that
+    `none` has) and from its age and its memory tokens (`r2`), each ridge penalty chosen by FOLDS-fold
+    cross-validation over the training lives (the age features' first, then the memory's beside them). `gain` = r2 - r2_age on the
+    same test samples: what the memory holds of the past beyond age, 0 for `none`. Standard errors over a
+    bootstrap of the test lives, the gain's paired (both readouts on the same resampled lives); `gain_boot`
+    is kept for `compare`."""
     rng = np.random.default_rng(seed)
     out = {}
     for name in TARGETS:
         rows, y = rec[name]
         target, ids = y[:, :-1], y[:, -1].astype(int)
         train = ids % 2 == 0
-        x = rec["x"][rows] if features == "x" else age_code(rec["age"][rows])
+        age = age_code(rec["age"][rows])
+        x = np.concatenate([age, rec["x"][rows]], -1)
         fold = (ids // 2) % FOLDS
 
-        def cv(lam):
-            return np.nanmean([ridge_r2(x[train & (fold != f)], target[train & (fold != f)],
-                                        x[train & (fold == f)], target[train & (fold == f)], lam) for f in range(FOLDS)])
+        def cv(cols, lam, lam_age):
+            return np.nanmean([ridge_r2(cols[train & (fold != f)], target[train & (fold != f)], cols[train & (fold == f)],
+                                        target[train & (fold == f)], lam, AGE, lam_age) for f in range(FOLDS)])
+
+        def best(score):  # the penalty of the best cross-validated R^2
+            return max(LAMBDAS, key=lambda v: np.nan_to_num(score(v), nan=-np.inf))
 
         with warnings.catch_warnings():  # a fold without samples of a rare target scores NaN, left out
             warnings.simplefilter("ignore", RuntimeWarning)
-            lam = max(LAMBDAS, key=lambda v: np.nan_to_num(cv(v), nan=-np.inf))
+            lam_age = best(lambda v: cv(age, v, v))  # the age readout's own penalty, then the memory's beside it
+            lam = best(lambda v: cv(x, v, lam_age)) if x.shape[1] > AGE else lam_age
         test_lives = np.unique(ids[~train])
-        boot = np.full(BOOT, np.nan)
-        if x.shape[1] == 0 or len(test_lives) < 2 or train.sum() < 2:
-            score = ridge_r2(x[train], target[train], x[~train], target[~train], lam)
-            boot[:] = score
-        else:
-            mu, sd, w, y_mu = ridge_fit(x[train], target[train], lam)
-            pred = (x - mu) / sd @ w + y_mu
-            score = r2(pred[~train], target[~train], y_mu)
+        score, floor, gain_boot = float("nan"), float("nan"), np.full(BOOT, np.nan)
+        boot, floor_boot = np.full(BOOT, np.nan), np.full(BOOT, np.nan)
+        if len(test_lives) >= 2 and train.sum() >= 2:
+            preds = []
+            for cols in (x, age):
+                mu, sd, w, y_mu = ridge_fit(cols[train], target[train], lam, AGE, lam_age)
+                preds.append((cols - mu) / sd @ w + y_mu)
+            score, floor = (r2(q[~train], target[~train], y_mu) for q in preds)
             by_life = {i: np.flatnonzero(ids == i) for i in test_lives}
             for b in range(BOOT):
                 pick = np.concatenate([by_life[i] for i in rng.choice(test_lives, len(test_lives))])
-                boot[b] = r2(pred[pick], target[pick], y_mu)
-        out[name] = {"r2": round(score, 4), "se": round(float(np.nanstd(boot)), 4), "samples": int(len(rows)),
+                boot[b], floor_boot[b] = (r2(q[pick], target[pick], y_mu) for q in preds)
+            gain_boot = boot - floor_boot
+        out[name] = {"r2": round(score, 4), "r2_age": round(floor, 4), "gain": round(score - floor, 4),
+                     "gain_se": round(float(np.nanstd(gain_boot)), 4), "samples": int(len(rows)),
                      "lives": int(len(np.unique(ids))), "test_lives": int(len(test_lives)), "lambda": lam,
-                     "r2_boot": boot}
-    out["mean"] = round(float(np.nanmean([out[k]["r2"] for k in TARGETS])), 4)
+                     "lambda_age": lam_age, "gain_boot": gain_boot}
+    for stat in ("r2", "r2_age", "gain"):
+        out[stat] = round(float(np.nanmean([out[k][stat] for k in TARGETS])), 4)
+    out["gain_se"] = round(float(np.nanstd(np.nanmean([out[k]["gain_boot"] for k in TARGETS], 0))), 4)
     return out
 
 
 def compare(probes: dict) -> dict:
-    """The learned memory's mean R^2 less each other arm's, with the standard error of the difference
-    (the arms' test lives are different lives: the two standard errors added in quadrature)."""
-    se = {a: float(np.nanstd(np.nanmean([p[k]["r2_boot"] for k in TARGETS], 0))) for a, p in probes.items()}
-    return {f"learned-{a}": {"diff": round(probes["learned"]["mean"] - probes[a]["mean"], 4),
-                             "se": round(float(np.hypot(se["learned"], se[a])), 4)}
-            for a in probes if a != "learned" and "learned" in probes}
+    """The learned memory's mean gain over age less each other arm's, with the standard error of the
+    difference (the arms' test lives are different lives: the two standard errors added in quadrature)."""
+    return {f"learned-{a}": {"diff": round(probes["learned"]["gain"] - p["gain"], 4),
+                             "se": round(float(np.hypot(probes["learned"]["gain_se"], p["gain_se"])), 4)}
+            for a, p in probes.items() if a != "learned" and "learned" in probes}
+
+
+def shown(p: dict) -> dict:
+    """A probe's result without its bootstrap samples (for printing and the JSON)."""
+    return {k: ({f: v for f, v in t.items() if f != "gain_boot"} if isinstance(t, dict) else t) for k, t in p.items()}
 
 
 def main(argv=None) -> int:
@@ -251,6 +272,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=2000, help=f"steps before recording (whole chunks of {CHUNK})")
     p.add_argument("--horizon", type=int, default=None, help="probe only what was seen longer ago (default: agents.context)")
     p.add_argument("--out", default=str(HERE.parent / "runs" / "cognition"))
+    p.add_argument("--saved-only", action="store_true", help="refit the probe on the samples saved in --out; run nothing")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = p.parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -261,32 +283,41 @@ def main(argv=None) -> int:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     results, probes = {}, {}
     for arm in arms:
-        cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", f"run.chunk_steps={CHUNK}",
-                                        *ADAM, *args.overrides, *ARMS[arm]])
-        horizon = cfg.agents.context if args.horizon is None else args.horizon
-        rec = record(cfg, args.steps, args.warmup, horizon, arm)
-        # the probe's samples, to fit other readouts offline: x, and per target its rows and values (+ agent id)
-        np.savez_compressed(Path(args.out) / f"{arm}.npz", x=rec["x"].astype(np.float32), age=rec["age"],
-                            **{f"{k}_{part}": v for k in TARGETS for part, v in zip(("rows", "y"), rec[k])})
+        saved = Path(args.out) / f"{arm}.npz"
+        if args.saved_only:  # refit the probe on the samples an earlier run saved
+            if not saved.exists() or not saved.with_suffix(".json").exists():
+                p.error(f"--saved-only: no saved samples of arm {arm} in {args.out} ({saved.name} and "
+                        f"{saved.with_suffix('.json').name}); run the arm first, without --saved-only")
+            z = np.load(saved)
+            rec = {"x": z["x"], "age": z["age"], **{k: (z[f"{k}_rows"], z[f"{k}_y"]) for k in TARGETS}}
+            results[arm] = json.loads(saved.with_suffix(".json").read_text())
+        else:
+            cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", f"run.chunk_steps={CHUNK}",
+                                            *ADAM, *args.overrides, *ARMS[arm]])
+            horizon = cfg.agents.context if args.horizon is None else args.horizon
+            rec = record(cfg, args.steps, args.warmup, horizon, arm)
+            # the probe's samples, to fit other readouts offline: x, and per target its rows and values (+ agent id)
+            np.savez_compressed(saved, x=rec["x"].astype(np.float32), age=rec["age"],
+                                **{f"{k}_{part}": v for k in TARGETS for part, v in zip(("rows", "y"), rec[k])})
+            results[arm] = {"place_error": round(rec["place_error"], 4),
+                            "agent_steps_per_s": round(rec["agent_steps_per_s"], 1), "horizon": horizon}
         probes[arm] = probe(rec)
-        shown = {k: ({f: v for f, v in p.items() if f != "r2_boot"} if isinstance(p, dict) else p)
-                 for k, p in probes[arm].items()}
-        floor = probe(rec, features="age")
-        shown["age_floor"] = {**{k: floor[k]["r2"] for k in TARGETS}, "mean": floor["mean"]}
-        results[arm] = {"probe": shown, "place_error": round(rec["place_error"], 4),
-                        "agent_steps_per_s": round(rec["agent_steps_per_s"], 1), "horizon": horizon}
-        print(f"{arm:>10}: probe R^2 {shown}, place error {results[arm]['place_error']}, "
+        results[arm]["probe"] = shown(probes[arm])
+        print(f"{arm:>10}: probe {results[arm]['probe']}, place error {results[arm]['place_error']}, "
               f"{results[arm]['agent_steps_per_s']:,.0f} agent-steps/s (warm-up chunks)")
-        (Path(args.out) / f"{arm}.json").write_text(json.dumps(results[arm]))
-    r2 = {a: results[a]["probe"]["mean"] for a in ("learned", "frozen", "none") if a in results}
+        saved.with_suffix(".json").write_text(json.dumps(results[arm]))
+    gain = {a: results[a]["probe"]["gain"] for a in ("learned", "frozen", "none") if a in results}
+    r2 = {a: results[a]["probe"]["r2"] for a in gain}
     place = {"input": results.get("frozen", results.get("learned", {})).get("place_error"),
              "learned": results.get("place_off", {}).get("place_error")}
-    summary = {"probe_r2": r2, "probe_diff": compare({a: probes[a] for a in r2}), "place_error": place,
-               "agent_steps_per_s": {a: r["agent_steps_per_s"] for a, r in results.items()}, "arms": results}
+    summary = {"probe_r2": r2, "probe_gain": gain, "probe_diff": compare({a: probes[a] for a in gain}),
+               "place_error": place, "agent_steps_per_s": {a: r["agent_steps_per_s"] for a, r in results.items()},
+               "arms": results}
     print(json.dumps(summary))
-    others = [v for k, v in r2.items() if k != "learned"]
-    if "learned" in r2 and others and not all(r2["learned"] > v for v in others):
-        print(f"goal missed: the learned memory's probe R^2 {r2['learned']} is not above {others}", file=sys.stderr)
+    others = [v for k, v in gain.items() if k != "learned"]
+    if "learned" in gain and others and not all(gain["learned"] > v for v in others):
+        print(f"goal missed: what the learned memory holds beyond age (R^2 gain {gain['learned']}) is not above "
+              f"{others}", file=sys.stderr)
         return 1
     return 0
 

@@ -228,3 +228,37 @@ def test_memory_writes_the_observation_token_the_outputs_or_the_update(sim):
     with pytest.raises(config.ConfigError) as e:
         tiny("agents.memory_write=input")  # the default memory (frozen) has no write to choose for
     assert "agents.memory_write" in str(e.value) and "\n" not in str(e.value)
+
+
+# --------------------------------------------------------------------------- the probe of benchmarks/cognition.py
+
+
+def test_cognition_probe_scores_what_a_memory_holds_beyond_age():
+    """On synthetic lives (numpy only): a memory holding a past count that age does not tell gains R^2 over
+    age on held-out lives; a memory of noise, or one holding only the age, gains about nothing; no memory
+    (`none`) gains exactly 0 and scores the age floor."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    cognition = importlib.import_module("cognition")
+    rng = np.random.default_rng(0)
+    lives, per = 80, 25
+    ids = np.repeat(np.arange(lives), per)
+    age = np.tile(np.arange(per), lives) + rng.integers(0, 200, lives).repeat(per)
+    since = rng.integers(9, 60, lives * per).astype(float)  # steps since an event, independent of age
+    target = np.log1p(np.minimum(since, age))
+    rows = np.arange(lives * per)
+
+    def rec(x):
+        return {"x": x, "age": age, **{k: (rows, np.stack([target, ids], -1)) for k in cognition.TARGETS}}
+
+    noise = rng.normal(size=(lives * per, 8))
+    holds = np.concatenate([noise[:, :7], target[:, None] + 0.3 * rng.normal(size=(lives * per, 1))], -1)
+    clock = np.concatenate([noise[:, :7], np.log1p(age)[:, None]], -1)
+    got = {name: cognition.probe(rec(x)) for name, x in
+           (("holds", holds), ("noise", noise), ("clock", clock), ("none", np.zeros((lives * per, 0))))}
+    assert got["holds"]["gain"] > 0.3 and got["holds"]["gain"] > 5 * got["holds"]["gain_se"]
+    assert abs(got["noise"]["gain"]) < 0.05 and abs(got["clock"]["gain"]) < 0.05
+    assert got["none"]["gain"] == 0.0 and got["none"]["r2"] == got["none"]["r2_age"] > 0.0
