@@ -4,32 +4,37 @@
 
 Arms (each one `--set` list away from the config):
 
-    learned    agents.memory=learned        the memory's write path trained online
-    learned_input  + agents.memory_write=input  the write reads the step's observation token, not the memory
-                                            tokens' outputs (which start from the memory itself)
+    learned    agents.memory=learned, memory_write=input   the write, a linear recurrence on the step's observation
+                                            token, trained online (RTRL); the arm the goal judges
+    learned_outputs  agents.memory=learned  the write reads the memory tokens' outputs (which start from the
+                                            memory itself)
+    evolved    agents.memory=evolved, memory_write=input   learned's units and write, inherited and evolved, never
+                                            learned in life: what the learning adds to the structure
     frozen     agents.memory=frozen         memory tokens carried, nothing trains their write
     frozen_update  + agents.memory_write=update   the frozen memory carries the layers' update alone (outputs less
                                             inputs): a bounded state, not the running sum that makes `frozen` a clock
-    none       agents.memory_tokens=0       no memory (the probe's floor: it reads nothing; agents.recall=0)
+    none       agents.memory_tokens=0       no memory (the probe reads the age alone; agents.recall=0)
     place_off  agents.place_input=false     the grid code from the agent's dead reckoning
 
 Each arm runs `--warmup` steps in whole chunks (the arm's cost in agent-steps/s is timed there),
 then records `--steps` steps one at a time: after every step and for every slot, the memory tokens
 and what the agent met: the steps since its last drink, the offset from it to the last water it
 saw, and the steps since a hostile mob last stood on a tile beside it (log(1 + steps) for the two
-counts: lives are long-tailed). The
-memory probe is a ridge regression from the memory tokens to each of those quantities, on samples
-where it was met more than `--horizon` steps ago (longer ago than the KV cache reaches), fitted on
-the lives with even agent ids (the penalty chosen by cross-validation over them) and tested on the
-odd ones: its test R^2 (mean over the targets) says how much the memory holds that the cache cannot,
-and its standard error over a bootstrap of the test lives how far that can be told apart from noise.
-Beside it, the age floor: the same probe from the agent's age alone. The place error is the learn
-metric `place_error` (cells between the predicted and the true next position), with the true
-position as an input and without.
+counts: lives are long-tailed). The memory probe is a ridge regression to each of those quantities
+from the agent's age (what its sense of time tells: the counts grow with age) and from its age and
+its memory tokens, on samples where the quantity was met more than `--horizon` steps ago (longer ago
+than the KV cache reaches), fitted on the lives with even agent ids (each penalty chosen by
+cross-validation over them) and tested on the odd ones. The gain, R^2 with the memory less R^2 from
+age alone on the same test samples (mean over the targets), is what the memory holds of the past
+beyond age and the cache; its standard error is over a bootstrap of the test lives, paired. `none`
+has only its age: its gain is 0. `--saved-only` refits the probe on the samples an arm saved. The
+place error is the learn metric `place_error` (cells between the predicted and the true next
+position), with the true position as an input and without.
 
-Ends with one JSON line holding `probe_r2` {learned, frozen, none}, `probe_diff` (learned less each
-other arm, with its standard error), `place_error` {input, learned} and the cost in agent-steps/s of
-each arm; exits 1 when the learned memory's R^2 is not above both others.
+Ends with one JSON line holding `probe_r2` {learned, evolved, frozen, none} (R^2 with age and memory),
+`probe_gain` (beyond age), `probe_diff` (learned's gain less each other arm's, with its standard error),
+`place_error` {input, learned} and the cost in agent-steps/s of each arm; exits 1 when the learned
+memory's gain is not above both the frozen memory's and none's.
 """
 
 from __future__ import annotations
@@ -53,8 +58,9 @@ from evodevo.world.sim import Simulation  # noqa: E402
 from ablations import ADAM  # noqa: E402  the memory was measured on the learner of the defaults until 2026-12-03
 
 ARMS = {
-    "learned": ["agents.memory=learned"],
-    "learned_input": ["agents.memory=learned", "agents.memory_write=input"],
+    "learned": ["agents.memory=learned", "agents.memory_write=input"],
+    "learned_outputs": ["agents.memory=learned"],
+    "evolved": ["agents.memory=evolved", "agents.memory_write=input"],
     "frozen": ["agents.memory=frozen"],
     "frozen_update": ["agents.memory=frozen", "agents.memory_write=update"],
     "none": ["agents.memory_tokens=0", "agents.recall=0"],  # nothing to recall with
@@ -306,7 +312,7 @@ def main(argv=None) -> int:
         print(f"{arm:>10}: probe {results[arm]['probe']}, place error {results[arm]['place_error']}, "
               f"{results[arm]['agent_steps_per_s']:,.0f} agent-steps/s (warm-up chunks)")
         saved.with_suffix(".json").write_text(json.dumps(results[arm]))
-    gain = {a: results[a]["probe"]["gain"] for a in ("learned", "frozen", "none") if a in results}
+    gain = {a: results[a]["probe"]["gain"] for a in ("learned", "evolved", "frozen", "none") if a in results}
     r2 = {a: results[a]["probe"]["r2"] for a in gain}
     place = {"input": results.get("frozen", results.get("learned", {})).get("place_error"),
              "learned": results.get("place_off", {}).get("place_error")}
@@ -314,7 +320,7 @@ def main(argv=None) -> int:
                "place_error": place, "agent_steps_per_s": {a: r["agent_steps_per_s"] for a, r in results.items()},
                "arms": results}
     print(json.dumps(summary))
-    others = [v for k, v in gain.items() if k != "learned"]
+    others = [v for k, v in gain.items() if k in ("frozen", "none")]
     if "learned" in gain and others and not all(gain["learned"] > v for v in others):
         print(f"goal missed: what the learned memory holds beyond age (R^2 gain {gain['learned']}) is not above "
               f"{others}", file=sys.stderr)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, get_type_hints
 
 import jax
 import yaml
@@ -36,7 +35,7 @@ DEVELOP = ("plateau", "age", "none")
 IMPROVE = ("lamarckian", "darwinian", "frozen")
 FITNESS = ("survival", "progress", "achievements")
 INVERSE_INPUTS = ("encoder", "layers")
-MEMORY = ("frozen", "learned")
+MEMORY = ("frozen", "evolved", "learned")
 MEMORY_WRITE = ("outputs", "input", "update")
 NESTS = ("spawn", "drink")
 DRIVE_SOURCES = ("config", "evolved", "offset")
@@ -68,11 +67,12 @@ class AgentsConfig:
     debrief: bool = _f(False, "the first thinking token's input holds the last step's outcome (forward-model error, the "
                        "body's change, curiosity, the reward), read by the thinking tokens after it (needs think_tokens >= 1)")
     memory_tokens: int = _f(1, "M memory tokens carried from step to step, read before the action is chosen", _nonneg, ">= 0")
-    memory: str = _f("frozen", "how the memory is written: frozen (the memory tokens' outputs, untrained) or learned "
-                     "(diagonal linear recurrent units, their write learned online by carried sensitivities)",
+    memory: str = _f("frozen", "how the memory is written: frozen (the memory tokens' outputs, untrained), learned (diagonal "
+                     "linear recurrent units, their write learned online by carried sensitivities) or evolved (learned's "
+                     "units, their write inherited and evolved, never learned in life: learned's control)",
                      lambda x: x in MEMORY, f"one of {MEMORY}")
     memory_write: str = _f("outputs", "what the memory writes: outputs (the memory tokens' outputs), update (those less their "
-                           "inputs: bounded) or input (learned: the observation token)", lambda x: x in MEMORY_WRITE, f"one of {MEMORY_WRITE}")
+                           "inputs: bounded) or input (learned, evolved: the observation token)", lambda x: x in MEMORY_WRITE, f"one of {MEMORY_WRITE}")
     recall: int = _f(0, "a job for the memory: a head on the memory tokens' outputs predicts the latent of the "
                      "observation this many steps ago (longer ago than agents.context reaches); 0: none "
                      "(needs memory_tokens >= 1)", _nonneg, ">= 0", static=True)
@@ -236,7 +236,7 @@ class Config:
 
 def traced_fields(cls) -> tuple[str, ...]:
     """The float fields of a section that the jitted step takes as traced values."""
-    hints = typing.get_type_hints(cls)
+    hints = get_type_hints(cls)
     return tuple(f.name for f in dataclasses.fields(cls) if hints[f.name] is float and not f.metadata["static"])
 
 
@@ -294,7 +294,7 @@ def _coerce(key: str, value, tp):
 def _build(cls, data: dict, prefix: str):
     if not isinstance(data, dict):
         raise ConfigError(f"config key '{prefix[:-1] or '<root>'}': expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = get_type_hints(cls)
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(names))
     if unknown:
@@ -338,9 +338,9 @@ def _cross_checks(cfg: Config) -> None:
     if a.recall and not a.memory_tokens:
         raise ConfigError(f"config key 'agents.recall': {a.recall} asks the memory tokens to recall, and there are "
                           "none (agents.memory_tokens=0); set agents.memory_tokens >= 1 or agents.recall=0")
-    if a.memory_write == "input" and a.memory != "learned":
-        raise ConfigError(f"config key 'agents.memory_write': {a.memory_write} needs agents.memory=learned (it is "
-                          f"{a.memory}); set agents.memory=learned or agents.memory_write=outputs or update")
+    if a.memory_write == "input" and a.memory == "frozen":
+        raise ConfigError(f"config key 'agents.memory_write': {a.memory_write} needs a write (agents.memory=learned or "
+                          "evolved; it is frozen); set agents.memory=learned or agents.memory_write=outputs or update")
     for key in ("seek", "reflex_need"):  # parts of the reflex
         if getattr(a, key) and a.reflex <= 0:
             raise ConfigError(f"config key 'agents.{key}': true is part of the reflex, which is off (agents.reflex=0); "
@@ -411,7 +411,7 @@ def dump_yaml(cfg: Config) -> str:
 def field_docs(cls=Config, prefix: str = "") -> dict[str, str]:
     """Flat 'section.key' -> doc for every leaf field (used by tests and docs)."""
     out = {}
-    hints = typing.get_type_hints(cls)
+    hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if _is_section(hints[f.name]):
             out.update(field_docs(hints[f.name], prefix + f.name + "."))

@@ -95,7 +95,7 @@ def test_frozen_memory_has_no_write_to_learn(sim, state):
     none = [Learner(tiny("agents.memory_tokens=0", f"agents.memory={m}").agents, sim.world) for m in ("frozen", "learned")]
     assert not none[1].learned_memory and none[1].n_params == none[0].n_params
     h, sens = jnp.arange(6.0).reshape(1, 6), object()
-    out, kept = memory.next_memory(False, None, jnp.zeros((1, 6)), sens, h)
+    out, kept = memory.next_memory("frozen", None, jnp.zeros((1, 6)), sens, h)
     np.testing.assert_array_equal(np.asarray(out), np.asarray(h))
     assert kept is sens
     n = sim.n
@@ -109,6 +109,38 @@ def test_frozen_memory_has_no_write_to_learn(sim, state):
 
     metrics = jax.eval_shape(step, state.agents)
     assert "grad_norm_memory" not in metrics and "grad_norm_heads" in metrics
+
+
+def test_evolved_memory_writes_by_the_inherited_write_and_never_learns(sim, state):
+    """agents.memory=evolved, the learned write's control: the same units and write in the encoder gene, read
+    before the action; the memory an act hands on is the recurrence under the inherited write (`memory.step`'s
+    value), with no sensitivities carried and no memory gradient to report (shapes only: no compile)."""
+    from evodevo.agents.learner import Learner
+
+    evolved = Learner(tiny("agents.memory=evolved", "agents.memory_write=input").agents, sim.world)
+    learned = Learner(tiny("agents.memory=learned", "agents.memory_write=input").agents, sim.world)
+    assert evolved.written_memory and not evolved.learned_memory and evolved.memory_index is None
+    assert evolved.dm.read_memory and learned.dm.read_memory and not sim.kind.dm.read_memory
+    enc = evolved.genes()["encoder"](jax.random.PRNGKey(0))
+    assert set(memory.WRITE) <= set(enc) and evolved.n_params == learned.n_params
+    m, h = jnp.ones((evolved.dm.m, evolved.dm.d)), jax.random.normal(jax.random.PRNGKey(1), (evolved.dm.m, evolved.dm.d))
+    out, sens = memory.next_memory("evolved", enc, m, None, h)
+    want, _ = memory.step(enc["mem_w"], enc["mem_nu"], m, memory.Sensitivity.zeros(evolved.dm.m, evolved.dm.d), h)
+    np.testing.assert_allclose(np.asarray(out), np.asarray(want), rtol=1e-6)
+    assert sens is None and np.abs(np.asarray(out - m)).max() > 1e-3  # the write moved the memory
+    n = sim.n
+    senses = Senses(age=jnp.ones(n, jnp.int32), pos=jnp.zeros((n, 2), jnp.int32), prev_action=jnp.zeros(n, jnp.int32),
+                    body=jnp.ones((n, 5)), **beside_nothing(n))
+    agents = jax.eval_shape(lambda: founders(evolved, n, jax.random.PRNGKey(3)))
+    assert agents.mem_sens is None
+
+    def step(agents):  # shapes only: no compile
+        _, agents, pending = evolved.act(sim.hp.agents, agents, state.world.obs, senses, jax.random.PRNGKey(0))
+        return evolved.learn(sim.hp.agents, agents, evolved.carry(pending), pending, senses, jnp.zeros(n, bool),
+                             jnp.ones(n, bool))
+
+    after, _, metrics = jax.eval_shape(step, agents)
+    assert after.mem_sens is None and "grad_norm_memory" not in metrics and "grad_norm_heads" in metrics
 
 
 # --------------------------------------------------------------------------- the learned write

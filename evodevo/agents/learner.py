@@ -75,7 +75,8 @@ class Learner:
         self.drive_init = (self.num_actions if cfg.instinct else 0, cfg.instinct_do, self.do_action, cfg.reflex,
                            len(world.neighbour_kinds), cfg.seek)
         self.dm = tf.Dims.make(cfg, world)
-        self.learned_memory = cfg.memory == "learned" and self.dm.m > 0  # a write that learns (`memory`)
+        self.memory_kind = cfg.memory if self.dm.m > 0 else "frozen"  # `memory.next_memory` (M = 0: nothing to write)
+        self.written_memory, self.learned_memory = self.memory_kind != "frozen", self.memory_kind == "learned"
         key, genes = jax.random.PRNGKey(0), self.genes()
         self.unravel_gene = {k: treeutil.traced_layout(lambda f=f: f(key))[1] for k, f in genes.items()}
 
@@ -98,7 +99,7 @@ class Learner:
 
     def genes(self) -> dict:
         genes = {k: (lambda key, f=f: f(key, self.dm)) for k, f in tf.GENE_INIT.items()}
-        if self.learned_memory:  # the write's weights belong to the encoder gene: inherited, evolved, learned
+        if self.written_memory:  # the write's weights belong to the encoder gene: inherited, evolved (learned)
             genes["encoder"] = memory.encoder_with_write(genes["encoder"], self.dm)
         if self.cfg.debrief:  # its embedding too: the first thinking token's input (`debrief`)
             genes["encoder"] = debrief.encoder_with_debrief(genes["encoder"], self.dm)
@@ -222,7 +223,7 @@ class Learner:
             out["token"] = h
         if self.cfg.recall:
             out |= memory.recall(enc, x[1 + self.dm.k:], agent.past, age, self.cfg.recall)
-        mem_out, sens = memory.next_memory(self.learned_memory, enc, agent.mem, agent.mem_sens, written)
+        mem_out, sens = memory.next_memory(self.memory_kind, enc, agent.mem, agent.mem_sens, written)
         aux = (action, jax.lax.stop_gradient(k_new), jax.lax.stop_gradient(v_new), mem_out, sens)
         return out, aux
 
@@ -391,8 +392,7 @@ class Learner:
     def drive_weights(self, hp: AgentsConfig, agents: AgentState):  # [N, len(DRIVES)] (`drives.weights`)
         return drives.weights(self.cfg.drives, hp, agents.base["drive"]["w"])
 
-    def gates(self, agents: AgentState):
-        """[N, L, 2] current gate alphas."""
+    def gates(self, agents: AgentState):  # [N, L, 2] current gate alphas
         return agents.theta[:, self.gate_index]
 
     def learned_change(self, agent: AgentState) -> dict:

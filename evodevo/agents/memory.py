@@ -88,25 +88,29 @@ def encoder_with_write(init_encoder, dm: tf.Dims):
     return lambda key: dict(init_encoder(key), **init_write(jax.random.fold_in(key, 7), dm))
 
 
-def step(w, nu, m, sens: Sensitivity, h):
-    """One write (see the module doc): (m_t, its sensitivities) from m_{t-1}, theirs and h_t [M, D]."""
+def step(w, nu, m, sens: Sensitivity | None, h):
+    """One write (see the module doc): (m_t, its sensitivities) from m_{t-1}, theirs and h_t [M, D]; without
+    sensitivities to carry (agents.memory=evolved: a write that never learns), (m_t, None)."""
     lam = jax.nn.sigmoid(nu)
     x = tf.layer_norm(h)
     u = x @ w
     m_next = lam * m + (1.0 - lam) * u
+    if sens is None:
+        return m_next, None
     e = lam[:, None, :] * sens.w + (1.0 - lam)[:, None, :] * x[:, :, None]
     n = lam * sens.nu + lam * (1.0 - lam) * (m - u)
     return m_next, Sensitivity(w=e, nu=n)
 
 
-def next_memory(learned: bool, enc: tf.Eff, m, sens, h):
+def next_memory(kind: str, enc: tf.Eff, m, sens, h):
     """(memory, sensitivities) that act t hands to act t+1 from h_t, what the write reads (the memory
-    tokens' outputs, or with a learned write and memory_write=input the step's observation token): with
-    a learned write, `step` under the agent's effective write weights; frozen, h_t itself: an untrained
-    recurrent state. With memory_write=outputs a running sum (h_t starts from h_{t-1} + mem_emb, so it
+    tokens' outputs, or with memory_write=input the step's observation token), by agents.memory (`kind`):
+    learned, `step` under the agent's effective write weights; evolved, the same recurrence under its
+    inherited write, no sensitivities (nothing reaches the write in life: learned's control, the units
+    without the learning); frozen, h_t itself: an untrained recurrent state. With memory_write=outputs a running sum (h_t starts from h_{t-1} + mem_emb, so it
     grows with age and a readout finds the age in it; benchmarks/cognition.py); with memory_write=update
     the layers' update alone (outputs less inputs), bounded. State, not outputs: no gradient flows through it."""
-    if not learned:
+    if kind == "frozen":
         return jax.lax.stop_gradient(h), sens
     w, nu = jax.lax.stop_gradient((enc["mem_w"], enc["mem_nu"]))
     return step(w, nu, m, sens, jax.lax.stop_gradient(h))

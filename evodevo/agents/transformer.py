@@ -19,7 +19,7 @@ read. Attention covers the current step (causal) and a KV cache of the last T st
 with an ALiBi bias on the step distance; the cache and the memory carried between
 steps are stop-gradient (a learned memory's write gets its gradient from carried
 sensitivities, `memory`).
-With agents.memory=learned (`Dims.read_memory`) every token of a step also attends to
+With agents.memory=learned or evolved (`Dims.read_memory`) every token of a step also attends to
 the step's memory tokens: the memory is read before the action is chosen (causally
 they come after it, and would be read only a step later, through the cache), and the
 memory tokens' outputs, which the write reads, see the whole step.
@@ -57,7 +57,7 @@ class Dims:
     time_dim: int
     place_dim: int
     body_dim: int = 10  # interoception: health, food, drink, energy, sleeping and the change of each
-    read_memory: bool = False  # every token of a step attends to the step's memory tokens (agents.memory=learned)
+    read_memory: bool = False  # every token of a step attends to the step's memory tokens (memory learned, evolved)
     rnd_dim: int = 32
 
     @property
@@ -77,7 +77,7 @@ class Dims:
             d=cfg.d_model, heads=cfg.n_heads, mlp=cfg.mlp_ratio * cfg.d_model, l_max=cfg.l_max,
             k=cfg.think_tokens, m=cfg.memory_tokens, t=cfg.context, cells=cells, channels=channels,
             rest=world.obs_dim - cells * channels, cell_embed=cfg.cell_embed, actions=world.num_actions,
-            time_dim=2 * cfg.time_scales, place_dim=2 * 3 * cfg.place_scales, read_memory=cfg.memory == "learned",
+            time_dim=2 * cfg.time_scales, place_dim=2 * 3 * cfg.place_scales, read_memory=cfg.memory != "frozen",
         )
 
 
