@@ -118,14 +118,14 @@ def test_evolved_memory_writes_by_the_inherited_write_and_never_learns(sim, stat
     from evodevo.agents.learner import Learner
 
     evolved = Learner(tiny("agents.memory=evolved", "agents.memory_write=input").agents, sim.world)
-    learned = Learner(tiny("agents.memory=learned", "agents.memory_write=input").agents, sim.world)
     assert evolved.written_memory and not evolved.learned_memory and evolved.memory_index is None
-    assert evolved.dm.read_memory and learned.dm.read_memory and not sim.kind.dm.read_memory
-    enc = evolved.genes()["encoder"](jax.random.PRNGKey(0))
-    assert set(memory.WRITE) <= set(enc) and evolved.n_params == learned.n_params
-    m, h = jnp.ones((evolved.dm.m, evolved.dm.d)), jax.random.normal(jax.random.PRNGKey(1), (evolved.dm.m, evolved.dm.d))
+    assert evolved.dm.read_memory and not sim.kind.dm.read_memory
+    enc, dm = evolved.genes()["encoder"](jax.random.PRNGKey(0)), evolved.dm
+    assert set(memory.WRITE) <= set(enc)  # the write's deltas are there as learned's (nothing moves them)
+    assert evolved.n_params - sim.kind.n_params == 2 * dm.d * sim.cfg.agents.rank + dm.m * dm.d
+    m, h = jnp.ones((dm.m, dm.d)), jax.random.normal(jax.random.PRNGKey(1), (dm.m, dm.d))
     out, sens = memory.next_memory("evolved", enc, m, None, h)
-    want, _ = memory.step(enc["mem_w"], enc["mem_nu"], m, memory.Sensitivity.zeros(evolved.dm.m, evolved.dm.d), h)
+    want, _ = memory.step(enc["mem_w"], enc["mem_nu"], m, memory.Sensitivity.zeros(dm.m, dm.d), h)
     np.testing.assert_allclose(np.asarray(out), np.asarray(want), rtol=1e-6)
     assert sens is None and np.abs(np.asarray(out - m)).max() > 1e-3  # the write moved the memory
     n = sim.n
