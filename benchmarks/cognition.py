@@ -182,12 +182,9 @@ def r2(pred, y, y_mu) -> float:
 
 
 def ridge_r2(x_train, y_train, x_test, y_test, lam: float = 1.0, first: int = 0, lam_first: float = 0.0) -> float:
-    """Test R^2 of a ridge readout fitted on the training samples; 0 without features, NaN without
-    samples to fit or test on."""
+    """Test R^2 of a ridge readout fitted on the training samples; NaN without samples to fit or test on."""
     if len(y_train) < 2 or len(y_test) < 2:
         return float("nan")
-    if x_train.shape[1] == 0:
-        return 0.0
     mu, sd, w, y_mu = ridge_fit(x_train, y_train, lam, first, lam_first)
     return r2((x_test - mu) / sd @ w + y_mu, y_test, y_mu)
 
@@ -208,10 +205,10 @@ def probe(rec: dict, seed: int = 0) -> dict:
     """Per target, two readouts fitted on the lives with even agent ids and tested on the odd ones: from the
     agent's age alone (`r2_age`: what its sense of time tells, the floor every arm shares, and all that
     `none` has) and from its age and its memory tokens (`r2`), each ridge penalty chosen by FOLDS-fold
-    cross-validation over the training lives (the age features' first, then the memory's beside them). `gain` = r2 - r2_age on the
-    same test samples: what the memory holds of the past beyond age, 0 for `none`. Standard errors over a
-    bootstrap of the test lives, the gain's paired (both readouts on the same resampled lives); `gain_boot`
-    is kept for `compare`."""
+    cross-validation over the training lives (the age features' first, then the memory's beside them).
+    `gain` = r2 - r2_age on the same test samples: what the memory holds of the past beyond age, 0 for
+    `none`. Its standard error is over a bootstrap of the test lives, paired (both readouts on the same
+    resampled lives); `gain_boot` is kept for `compare`."""
     rng = np.random.default_rng(seed)
     out = {}
     for name in TARGETS:
@@ -235,7 +232,6 @@ def probe(rec: dict, seed: int = 0) -> dict:
             lam = best(lambda v: cv(x, v, lam_age)) if x.shape[1] > AGE else lam_age
         test_lives = np.unique(ids[~train])
         score, floor, gain_boot = float("nan"), float("nan"), np.full(BOOT, np.nan)
-        boot, floor_boot = np.full(BOOT, np.nan), np.full(BOOT, np.nan)
         if len(test_lives) >= 2 and train.sum() >= 2:
             preds = []
             for cols in (x, age):
@@ -245,8 +241,7 @@ def probe(rec: dict, seed: int = 0) -> dict:
             by_life = {i: np.flatnonzero(ids == i) for i in test_lives}
             for b in range(BOOT):
                 pick = np.concatenate([by_life[i] for i in rng.choice(test_lives, len(test_lives))])
-                boot[b], floor_boot[b] = (r2(q[pick], target[pick], y_mu) for q in preds)
-            gain_boot = boot - floor_boot
+                gain_boot[b] = r2(preds[0][pick], target[pick], y_mu) - r2(preds[1][pick], target[pick], y_mu)
         out[name] = {"r2": round(score, 4), "r2_age": round(floor, 4), "gain": round(score - floor, 4),
                      "gain_se": round(float(np.nanstd(gain_boot)), 4), "samples": int(len(rows)),
                      "lives": int(len(np.unique(ids))), "test_lives": int(len(test_lives)), "lambda": lam,

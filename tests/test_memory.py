@@ -265,15 +265,14 @@ def test_memory_writes_the_observation_token_the_outputs_or_the_update(sim):
 # --------------------------------------------------------------------------- the probe of benchmarks/cognition.py
 
 
-def test_cognition_probe_scores_what_a_memory_holds_beyond_age():
+def test_cognition_probe_scores_what_a_memory_holds_beyond_age(monkeypatch):
     """On synthetic lives (numpy only): a memory holding a past count that age does not tell gains R^2 over
     age on held-out lives; a memory of noise, or one holding only the age, gains about nothing; no memory
     (`none`) gains exactly 0 and scores the age floor."""
     import importlib
-    import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "benchmarks"))  # its `ablations`
     cognition = importlib.import_module("cognition")
     rng = np.random.default_rng(0)
     lives, per = 80, 25

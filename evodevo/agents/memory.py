@@ -107,8 +107,9 @@ def next_memory(kind: str, enc: tf.Eff, m, sens, h):
     tokens' outputs, or with memory_write=input the step's observation token), by agents.memory (`kind`):
     learned, `step` under the agent's effective write weights; evolved, the same recurrence under its
     inherited write, no sensitivities (nothing reaches the write in life: learned's control, the units
-    without the learning); frozen, h_t itself: an untrained recurrent state. With memory_write=outputs a running sum (h_t starts from h_{t-1} + mem_emb, so it
-    grows with age and a readout finds the age in it; benchmarks/cognition.py); with memory_write=update
+    without the learning); frozen, h_t itself: an untrained recurrent state. With memory_write=outputs a
+    running sum (h_t starts from h_{t-1} + mem_emb, so it grows with age and a readout finds the age in it;
+    benchmarks/cognition.py); with memory_write=update
     the layers' update alone (outputs less inputs), bounded. State, not outputs: no gradient flows through it."""
     if kind == "frozen":
         return jax.lax.stop_gradient(h), sens
