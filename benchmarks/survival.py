@@ -16,6 +16,8 @@ spawn point, `SPAWN`):
     evolved_drives  default + agents.drives=evolved      the reward's weights evolved from small random founders
                                                          (the issue's full system on today's default)
     offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
+    evolved_drives_control, offset_drives_control   the same, each with its in-run control (agents.control=drives,
+                                                         control_share=0.5): half the newborns learn from the hand-set drives
     default_averse  the default until 2026-12-02         surprise hurts, no health drive, learning written back
     default_no_learning   default_averse + agents.lr=1e-9   lifetime learning off (the control of learning)
     default_no_evolution  default + genepool.evolve=false  no selection (the control of evolution)
@@ -449,6 +451,11 @@ LATEST = {
     # by birth mutations (genepool.sigma_drive) and selection. Does selection on what the agents want improve on the
     # drives it starts from? (The default is its ablation, evolution of the weights off)
     "offset_drives": ["agents.drives=offset"],
+    # drive evolution against its ablation in one run (agents.control=drives): half the newborns, by the agent-id hash,
+    # learn from the hand-set drives instead of their drive gene's weights, beside those that use theirs, from one pool,
+    # in one era and the same worlds (runs of their own differed by +18 / -17 steps, inside what a rerun differs by)
+    "evolved_drives_control": ["agents.drives=evolved", "agents.control=drives", "agents.control_share=0.5"],
+    "offset_drives_control": ["agents.drives=offset", "agents.control=drives", "agents.control_share=0.5"],
 }
 ARMS.update(LATEST)
 
@@ -496,8 +503,9 @@ def report(r: dict, last: int) -> dict:
 
 
 def in_run_control(r: dict, late: list) -> dict:
-    """With agents.control_share > 0 (a share of newborns, by a hash of the agent id, learns nothing), the late lives
-    of the learners against the control's in the same run (one gene pool, one era, the same worlds): each group's
+    """With agents.control_share > 0 (a share of newborns, by a hash of the agent id, learns nothing; with
+    agents.control=drives, learns from the hand-set drives, not its inherited ones: `lacks`), the late lives
+    of the learners (with drives: those rewarded by their drive genes) against the control's in the same run (one gene pool, one era, the same worlds): each group's
     lives, mean lifespan and Crafter score, the difference of mean lifespans with its standard error, and the same
     difference over the lives that end in the last 80% of the run (`last_80`: four times the lives, half the error),
     and the difference in each fifth of the run (`by_fifth`, by the step a life ended)."""
@@ -523,7 +531,8 @@ def in_run_control(r: dict, late: list) -> dict:
     by_fifth = [difference(split([x for x in r["lives"] if fifth(x) == f]))["difference"] for f in range(5)]
     causes = {g: {c: round(100 * k / len(v), 1) for c, k in collections.Counter(x["cause"] for x in v).most_common()}
               for g, v in last_80.items()}  # where the learners' extra lives end, or are lost (% of each group)
-    return {"in_run_control": dict(out, learning_over_control=round(out["learners"]["mean_lifespan"] /
+    lacks = r["key"]["config"]["agents"].get("control", "learning")
+    return {"in_run_control": dict(out, lacks=lacks, learning_over_control=round(out["learners"]["mean_lifespan"] /
                                                                      out["control"]["mean_lifespan"], 3),
                                    **difference(groups), last_80=dict(difference(last_80), causes=causes),
                                    by_fifth=by_fifth)}
@@ -596,7 +605,8 @@ def in_run(results: dict, path: Path) -> None:
     ax.axvline(0.0, color="grey", lw=1)
     ax.set_yticks(y, [n for _, _, n in rows], fontsize=8)
     ax.set_xlabel("learners' mean lifespan less their controls' (steps), last 80% of the run, 95% interval")
-    ax.set_title("what lifetime learning adds against its in-run control", fontsize=10)
+    ax.set_title("what lifetime learning adds against its in-run control (*_drives_control: what evolved drives add "
+                 "against hand-set ones)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

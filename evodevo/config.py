@@ -39,6 +39,7 @@ MEMORY = ("frozen", "evolved", "learned")
 MEMORY_WRITE = ("outputs", "input", "update")
 NESTS = ("spawn", "drink")
 DRIVE_SOURCES = ("config", "evolved", "offset")
+CONTROLS = ("learning", "drives")
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ class AgentsConfig:
     lr: float = _f(1e-3, "Adam step size of the online update", _pos, "> 0")
     control_share: float = _f(0.0, "share of newborns (by a hash of the agent id) that learn nothing in life: an in-run "
                               "control of lifetime learning, in the learners' gene pool, era and worlds", _unit, "in [0, 1]")
+    control: str = _f("learning", "what the in-run control (control_share) lacks: learning (it learns nothing) or drives (it "
+                      "learns from the drive_* values, not its drive gene's weights: drive evolution's control)",
+                      lambda x: x in CONTROLS, f"one of {CONTROLS}")
     max_update: float = _f(0.05, "bound on the L2 norm of one update of an agent's trainable vector", _pos, "> 0")
     grad_clip: float = _f(1.0, "gradient L2 norm clip before Adam", _pos, "> 0")
     gamma: float = _f(0.99, "discount of the intrinsic return", lambda x: 0.0 <= x < 1.0, "in [0, 1)")
@@ -262,8 +266,7 @@ def hyperparams(cfg: Config) -> Hyper:
 
 
 def statics(section):
-    """`section` with its traced floats set to None: what static objects may hold, so that code
-    reading a float from them instead of from the traced `Hyper` fails at once."""
+    """`section` with its traced floats None: what static objects hold (a float read there, not from `Hyper`, fails)."""
     return dataclasses.replace(section, **{name: None for name in traced_fields(type(section))})
 
 
@@ -276,10 +279,6 @@ def compile_key(cfg: Config) -> Config:
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def _is_section(tp) -> bool:
-    return dataclasses.is_dataclass(tp)
 
 
 def _coerce(key: str, value, tp):
@@ -303,7 +302,7 @@ def _build(cls, data: dict, prefix: str):
     for name, f in names.items():
         key = prefix + name
         tp = hints[name]
-        if _is_section(tp):
+        if dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, data.get(name, {}) or {}, key + ".")
             continue
         if name not in data:
@@ -341,6 +340,8 @@ def _cross_checks(cfg: Config) -> None:
     if a.memory_write == "input" and a.memory == "frozen":
         raise ConfigError(f"config key 'agents.memory_write': {a.memory_write} needs a write (agents.memory=learned or "
                           "evolved; it is frozen); set agents.memory=learned or agents.memory_write=outputs or update")
+    if a.control == "drives" and a.drives == "config":
+        raise ConfigError("config key 'agents.control': drives needs drives that evolve; set agents.drives=evolved or offset")
     for key in ("seek", "reflex_need"):  # parts of the reflex
         if getattr(a, key) and a.reflex <= 0:
             raise ConfigError(f"config key 'agents.{key}': true is part of the reflex, which is off (agents.reflex=0); "
@@ -356,8 +357,7 @@ def from_dict(data: dict) -> Config:
     return cfg
 
 
-def to_dict(cfg) -> dict:
-    return dataclasses.asdict(cfg)
+to_dict = dataclasses.asdict
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -413,7 +413,7 @@ def field_docs(cls=Config, prefix: str = "") -> dict[str, str]:
     out = {}
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if _is_section(hints[f.name]):
+        if dataclasses.is_dataclass(hints[f.name]):
             out.update(field_docs(hints[f.name], prefix + f.name + "."))
         else:
             out[prefix + f.name] = f.metadata["doc"]

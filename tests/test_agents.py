@@ -1,5 +1,7 @@
 """The transformer agent: gates, identities, KV cache, gradients, normalisers, broken agents."""
 
+import copy
+import dataclasses
 import json
 
 import jax
@@ -277,6 +279,15 @@ def test_evolved_drives_come_from_the_inherited_drive_gene(sim, state):
     # drives=offset: the hand-set drives plus the inherited gene's (evolution moves them from the config's values)
     offset = np.asarray(drives.weights("offset", sim.hp.agents, jnp.asarray(w[:sim.n])))
     np.testing.assert_allclose(offset, fixed + w[:sim.n], rtol=1e-6)
+    # the in-run control of drive evolution (agents.control=drives): its rows take the hand-set weights, the
+    # others keep their gene's; with agents.control=learning (the control learns nothing) the rows are ignored
+    rows = jnp.arange(w.shape[0]) % 3 == 0
+    np.testing.assert_array_equal(np.asarray(evolved.kind.drive_weights(evolved.hp.agents, agents, rows)), w)
+    controlled = copy.copy(evolved.kind)
+    controlled.cfg = dataclasses.replace(evolved.kind.cfg, control="drives")
+    mixed = np.asarray(controlled.drive_weights(evolved.hp.agents, agents, rows))
+    np.testing.assert_allclose(mixed[np.asarray(rows)], np.tile(fixed[0], (int(rows.sum()), 1)))
+    np.testing.assert_array_equal(mixed[~np.asarray(rows)], w[~np.asarray(rows)])
     # drives are not learned: a life hands back no change of its drive gene
     change = evolved.kind.learned_change(row_of(agents, 0))
     assert float(jnp.abs(change["drive"]).max()) == 0 and float(jnp.abs(change["layer"]).max()) == 0

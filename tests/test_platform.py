@@ -511,6 +511,8 @@ def _write(tmp_path, text):
         ("", ["agents.instinct=false"], "agents.instinct_do"),  # the default lean, of an instinct turned off
         ("", ["agents.seek=true", "agents.reflex=0"], "agents.seek"),  # a taxis is a row of the reflex
         ("", ["agents.reflex_need=true", "agents.reflex=0"], "agents.reflex_need"),  # scales a reflex that is off
+        ("", ["agents.control=drives"], "agents.control"),  # the control of drive evolution, and none evolve
+        ("", ["agents.control=both"], "agents.control"),
         ("world:\n  n_slots: 4\n", ["world.n_slots=x"], "world.n_slots"),
     ],
 )

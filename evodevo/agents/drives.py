@@ -83,14 +83,15 @@ def spread(logp, innate=None):
     return -(jnp.exp(logp) * (logp - jax.nn.log_softmax(innate))).sum()
 
 
-def weights(source: str, hp, inherited):
+def weights(source: str, hp, inherited, hand_set_rows=None):
     """[N, len(DRIVES)] each agent's reward weights by agents.drives (`source`): its inherited drive gene's
     `inherited` (evolved), the config's `drive_*` values (`hp`; config) or their sum (offset: founders start
-    near the hand-set drives, N(0, DRIVE_INIT^2) off them, and evolution moves them from there)."""
-    if source == "evolved":
-        return inherited
+    near the hand-set drives, N(0, DRIVE_INIT^2) off them, and evolution moves them from there). The rows
+    where `hand_set_rows` ([N] bool: the in-run control of drive evolution, agents.control=drives) take the
+    config's values whatever the source."""
     hand_set = jnp.broadcast_to(jnp.stack([getattr(hp, f"drive_{name}") for name in DRIVES]), inherited.shape)
-    return hand_set + inherited if source == "offset" else hand_set
+    w = {"evolved": inherited, "offset": hand_set + inherited}.get(source, hand_set)
+    return w if hand_set_rows is None else jnp.where(hand_set_rows[:, None], hand_set, w)
 
 
 def drive(w, body):

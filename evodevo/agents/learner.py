@@ -1,10 +1,9 @@
 """The `transformer` agent kind: built from genes, learning online from curiosity (`kind.AgentKind`).
 
 Per step and agent (all vmapped over slots, one update per agent per step):
-  act    normalise obs_t, forward the step's tokens over the KV cache with a VJP kept open
-         (the grid code of `place.estimate`; the last step's outcome, `debrief`), sample a_t,
-         write the cache and the memory (`memory`), keep the place estimate and the
-         displacement predicted for a_t (and the latent expected next, for the debrief)
+  act    normalise obs_t, forward the step's tokens over the KV cache with a VJP kept open (the grid code of
+         `place.estimate`; the last step's outcome, `debrief`), sample a_t, write the cache and the memory
+         (`memory`), keep the place estimate and the displacement predicted for a_t (and the latent expected next)
   learn  after the world step: value of s_{t+1} (no gradient), intrinsic reward r_t (`drives.reward`: the
          error of the latent next-state prediction, a change from the inherited encoder's fixed latent of s_t,
          (+ RND novelty) weighed with the drives), less the life's average (agents.center_reward), scaled by the
@@ -196,10 +195,9 @@ class Learner:
         return agent.replace(cache_k=ck, cache_v=cv, cache_step=cs)
 
     def _target_latent(self, agent: AgentState, obs):
-        """phi0(s): the latent of a raw observation under the *inherited* encoder. Neither
-        within-life learning nor the running observation statistics move it, so the
-        prediction error (the curiosity signal) is stationary: it falls where the agent has
-        learned how the world goes."""
+        """phi0(s): the latent of a raw observation under the *inherited* encoder. Neither within-life learning
+        nor the running observation statistics move it, so the prediction error (the curiosity signal) is
+        stationary: it falls where the agent has learned how the world goes."""
         return tf.encode_obs(tf.Eff(agent.base["encoder"], None), obs, self.dm)
 
     def _act_one(self, theta, agent: AgentState, obs_n, prev_action, age, pos, body, key, phi_now, outcome, beside):
@@ -234,8 +232,9 @@ class Learner:
         phi_now = jax.vmap(self._target_latent)(agents, obs)
         here = place.estimate(self.cfg.place_input, agents.place_est, agents.place_step, senses.pos, senses.prev_action)
         danger = jnp.zeros(self.n) if senses.danger is None else senses.danger
-        outcome = debrief.outcome(agents.expected, phi_now, agents.body, senses.body, self.drive_weights(hp, agents),
-                                  agents.reward_scale, senses.prev_action < 0, senses.threat, senses.age < hp.play_age,
+        outcome = debrief.outcome(agents.expected, phi_now, agents.body, senses.body,
+                                  self.drive_weights(hp, agents, senses.control), agents.reward_scale,
+                                  senses.prev_action < 0, senses.threat, senses.age < hp.play_age,
                                   self.cfg.center_reward, (agents.danger, danger)) if self.cfg.debrief else None
 
         def batched(theta):
@@ -311,7 +310,7 @@ class Learner:
         aux, inv_ce, rnd_err, g_aux, g_token = inverse.gradient(self, hp, agents, carried, pending)  # (+ RND)
         r_fwd = jnp.mean((jax.lax.stop_gradient(out["pred"]) - d_phi) ** 2, axis=-1)
         curiosity = r_fwd + hp.w_rnd * rnd_err if self.cfg.rnd else r_fwd
-        w = self.drive_weights(hp, agents)
+        w = self.drive_weights(hp, agents, senses.control)
         reward, r_drive = drives.reward(w, curiosity, carried["body"], senses.body, term, senses.threat,
                                         senses.age < hp.play_age, (carried["danger"], pending["danger"]))
         scale = agents.reward_scale.update(reward, term, hp.gamma, self.cfg.center_reward)  # elementwise over slots
@@ -389,8 +388,9 @@ class Learner:
     def reflex(self, agents: AgentState):  # [N, R, K] the inherited reflex (agents.reflex), or None
         return agents.base["drive"].get("reflex")
 
-    def drive_weights(self, hp: AgentsConfig, agents: AgentState):  # [N, len(DRIVES)] (`drives.weights`)
-        return drives.weights(self.cfg.drives, hp, agents.base["drive"]["w"])
+    def drive_weights(self, hp: AgentsConfig, agents: AgentState, control=None):  # [N, len(DRIVES)] (`drives.weights`)
+        hand_set = control if self.cfg.control == "drives" else None  # the in-run control of drive evolution
+        return drives.weights(self.cfg.drives, hp, agents.base["drive"]["w"], hand_set)
 
     def gates(self, agents: AgentState):  # [N, L, 2] current gate alphas
         return agents.theta[:, self.gate_index]

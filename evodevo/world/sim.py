@@ -12,15 +12,14 @@
     grow     kind.wants_layer, strategy.offer_layer, kind.insert_layer  -> a gated layer inserted
     respawn  world.respawn(world, died)
 
-Learning lags acting by one step: the transition s_t -> s_{t+1} is learned after the act on s_{t+1},
-whose forward pass gives the bootstrap V(s_{t+1}) that a second pass computed before, and the
-gradient comes from the act on s_t (its VJP carried in the state, `SimState.carry`). So an action
-is chosen by weights one update old, and a newborn's first step is a rest (NOOP): it first acts
-on the observation after it. A kind without genes (random agents) has no pool: tell, ask, born
-and grow are skipped. Float hyperparameters (`config.Hyper`) are a traced argument of the jitted
-chunk: changing one does not recompile it. The PRNG key is carried in the state and split once per
-step, so a run does not depend on how its steps are grouped into chunks; a shorter chunk masks its
-tail steps instead of compiling a second shape.
+Learning lags acting by one step: the transition s_t -> s_{t+1} is learned after the act on s_{t+1}, whose
+forward pass gives the bootstrap V(s_{t+1}) that a second pass computed before, and the gradient comes from the
+act on s_t (its VJP carried in the state, `SimState.carry`). So an action is chosen by weights one update old,
+and a newborn's first step is a rest (NOOP): it first acts on the observation after it. A kind without genes
+(random agents) has no pool: tell, ask, born and grow are skipped. Float hyperparameters (`config.Hyper`) are a
+traced argument of the jitted chunk: changing one does not recompile it. The PRNG key is carried in the state
+and split once per step, so a run does not depend on how its steps are grouped into chunks; a shorter chunk
+masks its tail steps instead of compiling a second shape.
 """
 
 from __future__ import annotations
@@ -196,9 +195,10 @@ class Simulation:
         age = step - state.slots.birth_step
         if not self.cfg.world.immortal:
             cause = jnp.where((cause == Cause.alive) & (age >= self.cfg.world.max_age), Cause.old_age, cause)
-        senses = self.senses(state, world, step, state.action)
+        control = in_control(state.slots.agent_id, hp.agents.control_share)  # the in-run control (agents.control)
+        senses = self.senses(state, world, step, state.action).replace(control=control)
         actions, agents, pending = self.kind.act(hp.agents, state.agents, world.obs, senses, k_act)
-        learns = ~state.fresh & ~in_control(state.slots.agent_id, hp.agents.control_share)  # a control keeps its state
+        learns = ~state.fresh & ~(control & (self.cfg.agents.control == "learning"))  # such a control keeps its state
         agents, broken, metrics = self.kind.learn(hp.agents, agents, state.carry, pending, senses, cause != Cause.alive,
                                                   learns)
         cause = jnp.where(broken, Cause.broken, cause).astype(jnp.int32)
