@@ -54,7 +54,13 @@ class Run:
     lives: Lives
     scalars: dict  # TensorBoard tag -> (steps, values) for the tags under SCALAR_PREFIXES
     tb_note: str  # why there are no scalars, or ""
-    control: np.ndarray  # [n] bool: the life was in the in-run control of learning (agents.control_share)
+    control: np.ndarray  # [n] bool: the life was in the in-run control (agents.control_share)
+    lacks: str = "learning"  # what the control lacks (agents.control): learning, or its own drives (hand-set instead)
+
+    @property
+    def groups(self) -> tuple[str, str]:
+        """The names of the two groups of an in-run control: (the others, the control)."""
+        return ("learners", "control") if self.lacks == "learning" else ("evolved drives", "hand-set drives")
 
     @property
     def end(self) -> int:
@@ -90,7 +96,7 @@ def load(run_dir) -> Run:
     agents = (data.get("agents") if isinstance(data, dict) else None) or {}
     control = in_control(np.array([int(life.get("agent_id", 0)) for life in records]),
                          float(agents.get("control_share", 0.0)))
-    return Run(path, env, names, lives, scalars, note, control)
+    return Run(path, env, names, lives, scalars, note, control, str(agents.get("control", "learning")))
 
 
 def _lives(records: list[dict], names) -> Lives:
@@ -182,9 +188,10 @@ def table(run: Run) -> str:
         top = f"{cause} {100 * k / s['lives']:.0f}%"
         rows.append(f"{span:<17} {s['lives']:>7,} {s['lifespan']:>9.1f} {s['crafter']:>8.2f}  "
                     f"{top:<17} {_pct(s['asleep']):>6}")
-    if run.control.any():  # the in-run control of learning: the last fifth, learners against the control
+    if run.control.any():  # the in-run control: the last fifth, learners against the control
         learners, control = (split(run, 5, m)[1][-1] for m in (~run.control, run.control))
-        rows.append(f"last fifth, learners against the in-run control (agents.control_share): lifespan "
+        rows.append(f"last fifth, {run.groups[0]} against the in-run control (agents.control_share, its "
+                    f"{run.groups[1] if run.lacks == 'drives' else 'lives learning nothing'}): lifespan "
                     f"{learners.get('lifespan', np.nan):.1f} against {control.get('lifespan', np.nan):.1f}, Crafter "
                     f"{learners.get('crafter', np.nan):.2f} against {control.get('crafter', np.nan):.2f} "
                     f"({learners['lives']:,} and {control['lives']:,} lives)")
@@ -210,8 +217,8 @@ def _lifespan_panel(ax, run: Run, centres, bins) -> None:
                alpha=float(np.clip(8 / np.sqrt(len(shown)), 0.08, 0.5)))
     ax.plot(centres, [b["lifespan"] for b in bins], color="#1b4f72", lw=2, marker="o", ms=3,
             label="mean per bin")
-    if run.control.any():  # learners and the in-run control of learning, each a mean per fifth
-        for mask, colour, label in ((~run.control, "#16a085", "learners"), (run.control, "#d35400", "control")):
+    if run.control.any():  # the others and the in-run control, each a mean per fifth
+        for mask, colour, label in ((~run.control, "#16a085", run.groups[0]), (run.control, "#d35400", run.groups[1])):
             edges, fifths = split(run, 5, mask)
             ax.plot((edges[:-1] + edges[1:]) / 2, [f.get("lifespan", np.nan) for f in fifths], color=colour, lw=2,
                     marker="s", ms=5, label=f"{label}, mean per fifth (agents.control_share)")

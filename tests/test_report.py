@@ -38,10 +38,11 @@ def synthetic_lives(n: int = 400, seed: int = 0) -> list[dict]:
     return lives
 
 
-def make_run(root: Path, lives: list[dict], drives: bool = True, control_share: float = 0.0) -> Path:
+def make_run(root: Path, lives: list[dict], drives: bool = True, control_share: float = 0.0,
+             control: str = "learning") -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "config.yaml").write_text(f"seed: 0\nworld:\n  env: {ENV}\n  n_slots: 16\n"
-                                      f"agents:\n  control_share: {control_share}\n")
+                                      f"agents:\n  control_share: {control_share}\n  control: {control}\n")
     (root / "lifetimes.jsonl").write_text("".join(json.dumps(life) + "\n" for life in lives))
     if drives:
         from tensorboardX import SummaryWriter
@@ -178,7 +179,12 @@ def test_the_in_run_control_of_learning_is_drawn_and_told_apart(tmp_path, capsys
     line = [x for x in capsys.readouterr().out.splitlines() if "in-run control" in x]
     assert len(line) == 1, "one line, only with a control"
     learners, control = (float(x) for x in re.search(r"lifespan ([\d.]+) against ([\d.]+)", line[0]).groups())
-    assert learners - control > 20
+    assert learners - control > 20 and line[0].startswith("last fifth, learners against")
     check_png(run / "report.png")
+    # the in-run control of drive evolution (agents.control=drives) names its groups for what they are
+    assert main(["report", str(make_run(tmp_path / "drives", lives, drives=False, control_share=0.5,
+                                        control="drives"))]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if "in-run control" in x]
+    assert len(line) == 1 and line[0].startswith("last fifth, evolved drives against") and "hand-set drives" in line[0]
     assert main(["report", str(make_run(tmp_path / "plain", synthetic_lives(), drives=False))]) == 0
     assert "in-run control" not in capsys.readouterr().out
