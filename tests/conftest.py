@@ -222,7 +222,10 @@ BACKGROUND_JOBS = {
                     {"XLA_FLAGS": f"{XLA_FLAGS} --xla_force_host_platform_device_count=2"}, None),
     "gpu_preset": ([sys.executable, "{job}", str(CONFIGS / "gpu.yaml")], {}, None),
     "bare_agents": ([sys.executable, "{job}", str(CONFIGS / "tiny.yaml"), "{out}.npz"], {}, None),  # TD(lambda), K = M = 0
-    "textures": ([sys.executable, "{job}"], {}, None),  # the viewer's: Craftax's texture cache, written once per install
+    "textures": ([sys.executable, "{job}"], {}, None),
+    # test_scale.py's births and growth one at a time and in batches: two compiles of born and grow, after
+    # bare_agents (by then the main process has written the tiny preset's founders into the session's cache)
+    "birth_batches": ([sys.executable, "{job}", str(CONFIGS / "tiny.yaml"), "{out}.npz", "3"], {}, "bare_agents"),  # the viewer's: Craftax's texture cache, written once per install
     # test_cli.py's run, killed and resumed: three processes of the tiny preset. It starts once bare_agents is done,
     # by when the main process has compiled the tiny chunk into the session's cache, so it loads it (~70 s less).
     "cli_chain": ([sys.executable, "{job}", "{out}", *evodevo_argv()], {"PYTHONUNBUFFERED": "1"}, "bare_agents"),

@@ -3,12 +3,10 @@ as one process of several (`world/hosts.py`: only process 0 writes the run's fil
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import CONFIGS, tiny_config
+from conftest import CONFIGS, job_report, tiny_config
 from evodevo.cli import main
 from evodevo.config import ConfigError
 from evodevo.world import hosts
@@ -18,29 +16,24 @@ from evodevo.world.runner import CHECKPOINTS, CONFIG, LIFETIMES, LINEAGE, TB, Ru
 BATCH = 3  # of the tiny preset's 4 slots: 4 deaths in a step take two batches, the second padded
 
 
-def test_births_and_growth_in_batches_equal_one_at_a_time(state, simulation):
+@pytest.mark.background("birth_batches")
+def test_births_and_growth_in_batches_equal_one_at_a_time(background):
     """Births and layer insertions one at a time (B=1, the CPU's default) and three at a time (vmapped,
     padded, two batches): every slot is born and then grows (develop=age at an age that triggers it), so
-    each takes more than one batch. Only `born` and `grow` are compiled. Ids, genomes and masks equal;
-    floats equal to within rounding (the suite's XLA flags let a vmapped kernel round otherwise)."""
-    sims = [simulation(tiny_config(f"run.birth_batch={b}", "agents.develop=age")) for b in (1, BATCH)]
-    assert [x.batch for x in sims] == [1, BATCH]
-    n = sims[0].n
-    died = jnp.ones(n, bool)
-    ages = jnp.full(n, sims[0].cfg.agents.develop_age, jnp.int32)
-    key = jax.random.PRNGKey(5)
-
-    def lifecycle(sim, st):
-        agents = sim.born(st.pool, st.agents, st.genomes, died, key)
-        return agents, sim.grow(sim.hp, st.pool, st.agents, st.genomes, ages, key)
-
-    one, batched = (jax.device_get(jax.jit(lambda st, x=x: lifecycle(x, st))(state)) for x in sims)
-    assert n > BATCH and one[1][2].sum() > BATCH  # all born, all grew: two batches each
-    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(one), jax.tree.leaves(batched)):
+    each takes more than one batch (tests/jobs/birth_batches.py). Ids, genomes and masks equal; floats
+    equal to within rounding (the suite's XLA flags let a vmapped kernel round otherwise)."""
+    completed, out = background("birth_batches")
+    report, x = job_report(completed), np.load(f"{out}.npz")
+    assert report["batches"] == [1, BATCH]
+    assert report["n"] > BATCH and report["grew"] > BATCH  # all born, all grew: two batches each
+    names = [k[len("one/"):] for k in x.files if k.startswith("one/")]
+    assert len(names) > 20 and sorted(names) == sorted(k[len("batched/"):] for k in x.files if k.startswith("batched/"))
+    for name in names:
+        a, b = x[f"one/{name}"], x[f"batched/{name}"]
         if a.dtype.kind in "iub":
-            assert np.array_equal(a, b), jax.tree_util.keystr(path)
+            assert np.array_equal(a, b), name
         else:
-            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, equal_nan=True, err_msg=jax.tree_util.keystr(path))
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, equal_nan=True, err_msg=name)
 
 
 def test_birth_batch_setting(monkeypatch):
