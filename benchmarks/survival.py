@@ -528,14 +528,15 @@ def in_run_control(r: dict, late: list) -> dict:
            for g, v in groups.items()}
     last_80 = split([x for x in r["lives"] if x["death_step"] >= r["steps"] / 5])
     fifth = lambda x: min(5 * x["death_step"] // r["steps"], 4)  # noqa: E731 - the fifth of the run a life ended in
-    by_fifth = [difference(split([x for x in r["lives"] if fifth(x) == f]))["difference"] for f in range(5)]
+    fifths = [difference(split([x for x in r["lives"] if fifth(x) == f])) for f in range(5)]
     causes = {g: {c: round(100 * k / len(v), 1) for c, k in collections.Counter(x["cause"] for x in v).most_common()}
               for g, v in last_80.items()}  # where the learners' extra lives end, or are lost (% of each group)
     lacks = r["key"]["config"]["agents"].get("control", "learning")
     return {"in_run_control": dict(out, lacks=lacks, learning_over_control=round(out["learners"]["mean_lifespan"] /
                                                                      out["control"]["mean_lifespan"], 3),
                                    **difference(groups), last_80=dict(difference(last_80), causes=causes),
-                                   by_fifth=by_fifth)}
+                                   by_fifth=[d["difference"] for d in fifths],
+                                   by_fifth_se=[d["standard_error"] for d in fifths])}
 
 
 def frontier(results: dict, path: Path, goal: float) -> None:
@@ -614,6 +615,42 @@ def in_run(results: dict, path: Path) -> None:
 
 def seeds_of(runs: dict) -> list:
     return sorted({seed for _, seed in runs})
+
+
+def in_run_fifths(results: dict, path: Path) -> None:
+    """Each arm with an in-run control, the difference (learners less controls; for agents.control=drives, evolved
+    drives less hand-set ones) in each fifth of the run, by the step a life ended: each seed thin, the seeds' mean
+    thick with a 95% interval (from the seeds' standard errors). Whether a gap grows as selection goes on."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = collections.defaultdict(list)
+    for name, r in results.items():
+        if "in_run_control" in r:
+            arms[name.rsplit("-s", 1)[0]].append(r["in_run_control"])
+    if not arms:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    x = np.arange(1, 6)
+    for i, (arm, seeds) in enumerate(sorted(arms.items())):
+        colour = f"C{i % 10}"
+        for c in seeds:
+            ax.plot(x, c["by_fifth"], color=colour, lw=0.8, alpha=0.45)
+        mean = np.mean([c["by_fifth"] for c in seeds], axis=0)
+        se = np.sqrt(np.sum(np.square([c["by_fifth_se"] for c in seeds]), axis=0)) / len(seeds)
+        ax.errorbar(x, mean, yerr=1.96 * se, color=colour, lw=2.2, capsize=3, marker="o",
+                    label=f"{arm} ({seeds[0]['lacks']}), mean of {len(seeds)} seed{'s' * (len(seeds) > 1)}")
+    ax.axhline(0.0, color="grey", lw=1)
+    ax.set_xticks(x, ["1st", "2nd", "3rd", "4th", "5th"])
+    ax.set_xlabel("fifth of the run (by the step a life ended)")
+    ax.set_ylabel("mean lifespan less the control's (steps)")
+    ax.set_title("the in-run control over the run: each seed thin, their mean with a 95% interval", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def homes(runs: dict, path: Path) -> None:
@@ -722,6 +759,7 @@ def main(argv=None) -> int:
     frontier(results, Path(args.out) / "frontier.png", args.goal)
     homes(runs, Path(args.out) / "homes.png")
     in_run(results, Path(args.out) / "in_run.png")
+    in_run_fifths(results, Path(args.out) / "in_run_fifths.png")
     drive_weights(runs, Path(args.out) / "drives.png")
     for name, r in results.items():
         print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
