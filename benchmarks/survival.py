@@ -505,8 +505,8 @@ def report(r: dict, last: int) -> dict:
 def in_run_control(r: dict, late: list) -> dict:
     """With agents.control_share > 0 (a share of newborns, by a hash of the agent id, learns nothing; with
     agents.control=drives, learns from the hand-set drives, not its inherited ones: `lacks`), the late lives
-    of the learners (with drives: those rewarded by their drive genes) against the control's in the same run (one gene pool, one era, the same worlds): each group's
-    lives, mean lifespan and Crafter score, the difference of mean lifespans with its standard error, and the same
+    of the learners (with drives: those rewarded by their drive genes) against the control's in the same run (one
+    gene pool, one era, the same worlds): each group's lives, mean lifespan and Crafter score, the difference of mean lifespans with its standard error, and the same
     difference over the lives that end in the last 80% of the run (`last_80`: four times the lives, half the error),
     and the difference in each fifth of the run (`by_fifth`, by the step a life ended)."""
     share = r["key"]["config"]["agents"].get("control_share", 0.0)  # the config the run ran with, --set included
@@ -579,6 +579,20 @@ def frontier(results: dict, path: Path, goal: float) -> None:
     plt.close(fig)
 
 
+def in_run_arms(results: dict) -> dict:
+    """{arm: [each of its seeds' `in_run_control`]} for the arms with an in-run control, in the order of `results`."""
+    arms = collections.defaultdict(list)
+    for name, r in results.items():
+        if "in_run_control" in r:
+            arms[name.rsplit("-s", 1)[0]].append(r["in_run_control"])
+    return dict(arms)
+
+
+def seeds_mean_se(standard_errors):
+    """The standard error of a mean over independent seeds, from each seed's ([seeds] or [seeds, k])."""
+    return np.sqrt(np.sum(np.square(standard_errors), axis=0)) / len(standard_errors)
+
+
 def in_run(results: dict, path: Path) -> None:
     """Every arm and seed with an in-run control as a row: its learners' mean lifespan less its controls', over the
     lives ending in the last 80% of the run, with a 95% interval (1.96 standard errors). Right of zero, learning pays.
@@ -592,11 +606,10 @@ def in_run(results: dict, path: Path) -> None:
                   for name, r in results.items() if "in_run_control" in r)
     if not rows:
         return
-    arms = collections.defaultdict(list)  # an arm run on several seeds also gets a row of their mean
-    for d, e, name in rows:
-        arms[name.rsplit("-s", 1)[0]].append((d, e))
-    pooled = [(float(np.mean([d for d, _ in x])), float(np.sqrt(sum(e * e for _, e in x))) / len(x),
-               f"{arm}, mean of {len(x)} seeds") for arm, x in arms.items() if len(x) > 1]
+    # an arm run on several seeds also gets a row of their mean
+    pooled = [(float(np.mean([c["last_80"]["difference"] for c in x])),
+               float(seeds_mean_se([c["last_80"]["standard_error"] for c in x])), f"{arm}, mean of {len(x)} seeds")
+              for arm, x in in_run_arms(results).items() if len(x) > 1]
     rows = sorted(pooled) + rows
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.32 * len(rows)))
     y = np.arange(len(rows))
@@ -626,10 +639,7 @@ def in_run_fifths(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    arms = collections.defaultdict(list)
-    for name, r in results.items():
-        if "in_run_control" in r:
-            arms[name.rsplit("-s", 1)[0]].append(r["in_run_control"])
+    arms = in_run_arms(results)
     if not arms:
         return
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -639,7 +649,7 @@ def in_run_fifths(results: dict, path: Path) -> None:
         for c in seeds:
             ax.plot(x, c["by_fifth"], color=colour, lw=0.8, alpha=0.45)
         mean = np.mean([c["by_fifth"] for c in seeds], axis=0)
-        se = np.sqrt(np.sum(np.square([c["by_fifth_se"] for c in seeds]), axis=0)) / len(seeds)
+        se = seeds_mean_se([c["by_fifth_se"] for c in seeds])
         ax.errorbar(x, mean, yerr=1.96 * se, color=colour, lw=2.2, capsize=3, marker="o",
                     label=f"{arm} ({seeds[0]['lacks']}), mean of {len(seeds)} seed{'s' * (len(seeds) > 1)}")
     ax.axhline(0.0, color="grey", lw=1)
