@@ -18,6 +18,10 @@ spawn point, `SPAWN`):
     offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
     evolved_drives_control, offset_drives_control   the same, each with its in-run control (agents.control=drives,
                                                          control_share=0.5): half the newborns learn from the hand-set drives
+    memory_control  default + agents.control=memory      the in-run control of the memory (control_share=0.5): half the
+                                                         newborns carry no memory between steps (the default's frozen one)
+    learned_memory_control, evolved_memory_control   the same for the write on the observation token (memory_write=
+                                                         input), learned by RTRL with recall 16, or never learned in life
     default_averse  the default until 2026-12-02         surprise hurts, no health drive, learning written back
     default_no_learning   default_averse + agents.lr=1e-9   lifetime learning off (the control of learning)
     default_no_evolution  default + genepool.evolve=false  no selection (the control of evolution)
@@ -456,6 +460,15 @@ LATEST = {
     # in one era and the same worlds (runs of their own differed by +18 / -17 steps, inside what a rerun differs by)
     "evolved_drives_control": ["agents.drives=evolved", "agents.control=drives", "agents.control_share=0.5"],
     "offset_drives_control": ["agents.drives=offset", "agents.control=drives", "agents.control_share=0.5"],
+    # does a memory pay in lifespan (issue #11)? Half the newborns carry none from one step to the next (their memory
+    # is reset to a newborn's at every act), beside those that keep it, in one run: the default's frozen memory (the
+    # layers' running sum), the write on the observation token learned by RTRL with a job (recall 16), and the same
+    # write never learned in life (its probe held as much of the past as the learned one: benchmarks/cognition.py)
+    "memory_control": ["agents.control=memory", "agents.control_share=0.5"],
+    "learned_memory_control": ["agents.memory=learned", "agents.memory_write=input", "agents.recall=16",
+                               "agents.control=memory", "agents.control_share=0.5"],
+    "evolved_memory_control": ["agents.memory=evolved", "agents.memory_write=input", "agents.control=memory",
+                               "agents.control_share=0.5"],
 }
 ARMS.update(LATEST)
 
@@ -504,8 +517,8 @@ def report(r: dict, last: int) -> dict:
 
 def in_run_control(r: dict, late: list) -> dict:
     """With agents.control_share > 0 (a share of newborns, by a hash of the agent id, learns nothing; with
-    agents.control=drives, learns from the hand-set drives, not its inherited ones: `lacks`), the late lives
-    of the learners (with drives: those rewarded by their drive genes) against the control's in the same run (one
+    agents.control=drives, learns from the hand-set drives, not its inherited ones; with memory, carries none between
+    steps: `lacks`), the late lives of the learners (the others) against the control's in the same run (one
     gene pool, one era, the same worlds): each group's lives, mean lifespan and Crafter score, the difference of mean lifespans with its standard error, and the same
     difference over the lives that end in the last 80% of the run (`last_80`: four times the lives, half the error),
     and the difference in each fifth of the run (`by_fifth`, by the step a life ended)."""

@@ -23,8 +23,7 @@ class ConfigError(ValueError):
 
 
 def _f(default, doc: str, check: Callable[[Any], bool] | None = None, need: str = "", static: bool = False):
-    """A config field. Floats of the agents and genepool sections are traced hyperparameters
-    (see `hyperparams`) unless `static` (a float that fixes a shape)."""
+    """A config field. Floats of agents and genepool are traced hyperparameters (`hyperparams`) unless `static`."""
     return field(default=default, metadata={"doc": doc, "check": check, "need": need, "static": static})
 
 
@@ -39,7 +38,7 @@ MEMORY = ("frozen", "evolved", "learned")
 MEMORY_WRITE = ("outputs", "input", "update")
 NESTS = ("spawn", "drink")
 DRIVE_SOURCES = ("config", "evolved", "offset")
-CONTROLS = ("learning", "drives")
+CONTROLS = ("learning", "drives", "memory")
 
 
 @dataclass(frozen=True)
@@ -94,8 +93,8 @@ class AgentsConfig:
     lr: float = _f(1e-3, "Adam step size of the online update", _pos, "> 0")
     control_share: float = _f(0.0, "share of newborns (by a hash of the agent id) that learn nothing in life: an in-run "
                               "control of lifetime learning, in the learners' gene pool, era and worlds", _unit, "in [0, 1]")
-    control: str = _f("learning", "what the in-run control (control_share) lacks: learning (it learns nothing) or drives (it "
-                      "learns from the drive_* values, not its drive gene's weights: drive evolution's control)",
+    control: str = _f("learning", "what the in-run control (control_share) lacks: learning (it learns nothing), drives (it "
+                      "learns from the drive_* values, not its drive gene's weights) or memory (it carries none between steps)",
                       lambda x: x in CONTROLS, f"one of {CONTROLS}")
     max_update: float = _f(0.05, "bound on the L2 norm of one update of an agent's trainable vector", _pos, "> 0")
     grad_clip: float = _f(1.0, "gradient L2 norm clip before Adam", _pos, "> 0")
@@ -334,9 +333,10 @@ def _cross_checks(cfg: Config) -> None:
                           "none (agents.lam=0); set agents.lam > 0 or agents.obgd_step=0")
     if a.init_depth > a.l_max:
         raise ConfigError(f"config key 'agents.init_depth': {a.init_depth} exceeds agents.l_max={a.l_max}")
-    if a.recall and not a.memory_tokens:
-        raise ConfigError(f"config key 'agents.recall': {a.recall} asks the memory tokens to recall, and there are "
-                          "none (agents.memory_tokens=0); set agents.memory_tokens >= 1 or agents.recall=0")
+    for key, on, off in (("recall", a.recall, 0), ("control", a.control == "memory", "learning")):  # memory's jobs
+        if on and not a.memory_tokens:
+            raise ConfigError(f"config key 'agents.{key}': {getattr(a, key)} needs memory tokens, and there are none "
+                              f"(agents.memory_tokens=0); set agents.memory_tokens >= 1 or agents.{key}={off}")
     if a.memory_write == "input" and a.memory == "frozen":
         raise ConfigError(f"config key 'agents.memory_write': {a.memory_write} needs a write (agents.memory=learned or "
                           "evolved; it is frozen); set agents.memory=learned or agents.memory_write=outputs or update")

@@ -55,12 +55,13 @@ class Run:
     scalars: dict  # TensorBoard tag -> (steps, values) for the tags under SCALAR_PREFIXES
     tb_note: str  # why there are no scalars, or ""
     control: np.ndarray  # [n] bool: the life was in the in-run control (agents.control_share)
-    lacks: str = "learning"  # what the control lacks (agents.control): learning, or its own drives (hand-set instead)
+    lacks: str = "learning"  # what the control lacks (agents.control): learning, its own drives, or memory
 
     @property
     def groups(self) -> tuple[str, str]:
         """The names of the two groups of an in-run control: (the others, the control)."""
-        return ("learners", "control") if self.lacks == "learning" else ("evolved drives", "hand-set drives")
+        return {"learning": ("learners", "control"), "drives": ("evolved drives", "hand-set drives"),
+                "memory": ("with memory", "without memory")}[self.lacks]
 
     @property
     def end(self) -> int:

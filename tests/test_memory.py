@@ -143,6 +143,30 @@ def test_evolved_memory_writes_by_the_inherited_write_and_never_learns(sim, stat
     assert after.mem_sens is None and "grad_norm_memory" not in metrics and "grad_norm_heads" in metrics
 
 
+def test_memory_control_carries_no_memory_between_steps(sim, state):
+    """agents.control=memory, the in-run control of the memory: the rows in the control (`Senses.control`) hand the
+    next act a newborn's memory (zeros, and zero sensitivities), the others the recurrence's; with no row in the
+    control none is reset. Refused without memory tokens. One compile of the tiny learner's act."""
+    from evodevo.agents.learner import Learner
+
+    with pytest.raises(config.ConfigError) as e:
+        tiny("agents.control=memory", "agents.memory_tokens=0")
+    assert "agents.control" in str(e.value) and "memory_tokens" in str(e.value) and "\n" not in str(e.value)
+    m, sens = jnp.ones((3, 2, 4)), memory.Sensitivity(w=jnp.ones((3, 2, 4, 4)), nu=jnp.ones((3, 2, 4)))
+    kept, kept_sens = memory.forget(jnp.array([True, False, True]), m, sens)
+    assert np.asarray(kept).sum(axis=(1, 2)).tolist() == [0, 8, 0] and float(kept_sens.w[1].min()) == 1.0
+    assert float(jnp.abs(kept_sens.w[0]).max() + jnp.abs(kept_sens.nu[2]).max()) == 0.0
+    assert memory.forget(None, m, None)[0] is m
+    ag = Learner(tiny("agents.control=memory").agents, sim.world)  # the default's frozen memory: the shared state's
+    n, control, agents = sim.n, jnp.arange(sim.n) % 2 == 0, state.agents
+    senses = Senses(age=jnp.ones(n, jnp.int32), pos=jnp.zeros((n, 2), jnp.int32), prev_action=jnp.zeros(n, jnp.int32),
+                    body=jnp.ones((n, 5)), control=control, **beside_nothing(n))
+    act = jax.jit(lambda agents, senses: ag.act(sim.hp.agents, agents, state.world.obs, senses, jax.random.PRNGKey(0))[1])
+    carried = np.abs(np.asarray(act(agents, senses).mem)).sum(axis=(1, 2))
+    assert (carried[np.asarray(control)] == 0).all() and (carried[~np.asarray(control)] > 0).all()
+    assert (np.abs(np.asarray(act(agents, senses.replace(control=control & False)).mem)).sum(axis=(1, 2)) > 0).all()
+
+
 # --------------------------------------------------------------------------- the learned write
 
 

@@ -42,8 +42,8 @@ class Senses:
 
 
 def in_control(agent_id, share):
-    """Whether each life is in the in-run control (agents.control_share): by agents.control it learns nothing, or
-    learns from the hand-set drives instead of its inherited ones. Chosen by a multiplicative hash of the agent id
+    """Whether each life is in the in-run control (agents.control_share): by agents.control it learns nothing,
+    learns from the hand-set drives instead of its inherited ones, or carries no memory between steps. Chosen by a multiplicative hash of the agent id
     (Knuth's), whose fractions spread evenly over consecutive ids, so the controls are born beside the learners, in
     the same worlds and from the same pool. jax or numpy."""
     xp = jnp if isinstance(agent_id, jax.Array) else np

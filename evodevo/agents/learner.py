@@ -120,9 +120,7 @@ class Learner:
                 "layer": jax.vmap(lambda k: tf.init_delta(k, layer0, self.cfg.rank))(
                     jax.random.split(kl, self.dm.l_max)),
                 "head": tf.init_delta(kh, base["head"], self.cfg.rank, ("w_pi",) if self.cfg.dense_policy else ()),
-            },
-            "gates": gates,
-        }
+            }, "gates": gates}
 
     def unflatten(self, genes: dict) -> dict:
         """Flat genes {kind: [P], "layer": [L, P]} -> named tensors."""
@@ -251,6 +249,7 @@ class Learner:
                    "phi_now": phi_now, "body": senses.body, "danger": danger, "outcome": outcome}
         expected = debrief.expectation(phi_now, out["pred"]) if self.cfg.debrief else None
         past = jax.vmap(memory.remember)(agents.past, phi_now, senses.age) if self.cfg.recall else None
+        mem_out, sens = memory.forget(senses.control if self.cfg.control == "memory" else None, mem_out, sens)
         agents = agents.replace(obs_stats=obs_stats, mem=mem_out, mem_sens=sens, body=senses.body, danger=danger,
                                 place_est=here, place_step=out["pos"], expected=expected, past=past)
         agents = jax.vmap(self.write_cache)(agents, k_new, v_new, senses.age)

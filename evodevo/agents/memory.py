@@ -117,6 +117,14 @@ def next_memory(kind: str, enc: tf.Eff, m, sens, h):
     return step(w, nu, m, sens, jax.lax.stop_gradient(h))
 
 
+def forget(rows, m, sens):
+    """(memory [N, M, D], sensitivities) with `rows` ([N] bool; None: none) set back to a newborn's (zeros): the
+    in-run control of memory (agents.control=memory), whose lives carry nothing from one act to the next."""
+    if rows is None:
+        return m, sens
+    return jax.tree.map(lambda x: jnp.where(rows.reshape((-1,) + (1,) * (x.ndim - 1)), 0.0, x), (m, sens))
+
+
 def read(w, nu, m, sens: Sensitivity):
     """The memory an act reads: the value of m, the derivative with respect to (w, nu) of the
     carried sensitivities (w - stop_gradient(w) is exactly 0 but carries w's tangent)."""
