@@ -190,12 +190,12 @@ def table(run: Run) -> str:
         rows.append(f"{span:<17} {s['lives']:>7,} {s['lifespan']:>9.1f} {s['crafter']:>8.2f}  "
                     f"{top:<17} {_pct(s['asleep']):>6}")
     if run.control.any():  # the in-run control: the last fifth, learners against the control
-        learners, control = (split(run, 5, m)[1][-1] for m in (~run.control, run.control))
+        groups = [split(run, 5, m)[1][-1] for m in (~run.control, run.control)]
+        value = lambda key, form: " against ".join(f"{g[key]:{form}}" if g["lives"] else "–" for g in groups)  # noqa: E731
+        its = {"learning": "lives learning nothing", "drives": "hand-set drives", "memory": "lives carrying no memory"}
         rows.append(f"last fifth, {run.groups[0]} against the in-run control (agents.control_share, its "
-                    f"{run.groups[1] if run.lacks == 'drives' else 'lives learning nothing'}): lifespan "
-                    f"{learners.get('lifespan', np.nan):.1f} against {control.get('lifespan', np.nan):.1f}, Crafter "
-                    f"{learners.get('crafter', np.nan):.2f} against {control.get('crafter', np.nan):.2f} "
-                    f"({learners['lives']:,} and {control['lives']:,} lives)")
+                    f"{its[run.lacks]}): lifespan {value('lifespan', '.1f')}, Crafter {value('crafter', '.2f')} "
+                    f"({groups[0]['lives']:,} and {groups[1]['lives']:,} lives)")
     return "\n".join(rows)
 
 
