@@ -607,8 +607,9 @@ def seeds_mean_se(standard_errors):
 
 
 def in_run(results: dict, path: Path) -> None:
-    """Every arm and seed with an in-run control as a row: its learners' mean lifespan less its controls', over the
-    lives ending in the last 80% of the run, with a 95% interval (1.96 standard errors). Right of zero, learning pays.
+    """Every arm and seed with an in-run control as a row: its learners' (the others') mean lifespan less its controls',
+    over the lives ending in the last 80% of the run, with a 95% interval (1.96 standard errors). Right of zero, what
+    the control lacks (learning, evolved drives, memory: `lacks`) pays.
     An arm run on several seeds also gets a row (red) of the seeds' mean, its standard error from theirs."""
     import matplotlib
 
@@ -631,9 +632,9 @@ def in_run(results: dict, path: Path) -> None:
                     color=colour, capsize=3)
     ax.axvline(0.0, color="grey", lw=1)
     ax.set_yticks(y, [n for _, _, n in rows], fontsize=8)
-    ax.set_xlabel("learners' mean lifespan less their controls' (steps), last 80% of the run, 95% interval")
-    ax.set_title("what lifetime learning adds against its in-run control (*_drives_control: what evolved drives add "
-                 "against hand-set ones)", fontsize=10)
+    ax.set_xlabel("the others' mean lifespan less their controls' (steps), last 80% of the run, 95% interval")
+    ax.set_title("what each part adds against its in-run control: lifetime learning (*_control),\nevolved drives "
+                 "over hand-set (*_drives_control), memory (*_memory_control)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
