@@ -46,6 +46,12 @@ class Lives:
         return Lives(self.death[mask], self.lifespan[mask], self.cause[mask], self.asleep[mask], self.achieved[mask])
 
 
+# per kind of in-run control (agents.control): the others, the control, and what the control's lives are
+CONTROL_GROUPS = {"learning": ("learners", "control", "lives learning nothing"),
+                  "drives": ("evolved drives", "hand-set drives", "hand-set drives"),
+                  "memory": ("with memory", "without memory", "lives carrying no memory")}
+
+
 @dataclass
 class Run:
     path: Path
@@ -60,8 +66,7 @@ class Run:
     @property
     def groups(self) -> tuple[str, str]:
         """The names of the two groups of an in-run control: (the others, the control)."""
-        return {"learning": ("learners", "control"), "drives": ("evolved drives", "hand-set drives"),
-                "memory": ("with memory", "without memory")}[self.lacks]
+        return CONTROL_GROUPS[self.lacks][:2]
 
     @property
     def end(self) -> int:
@@ -192,9 +197,8 @@ def table(run: Run) -> str:
     if run.control.any():  # the in-run control: the last fifth, learners against the control
         groups = [split(run, 5, m)[1][-1] for m in (~run.control, run.control)]
         value = lambda key, form: " against ".join(f"{g[key]:{form}}" if g["lives"] else "–" for g in groups)  # noqa: E731
-        its = {"learning": "lives learning nothing", "drives": "hand-set drives", "memory": "lives carrying no memory"}
         rows.append(f"last fifth, {run.groups[0]} against the in-run control (agents.control_share, its "
-                    f"{its[run.lacks]}): lifespan {value('lifespan', '.1f')}, Crafter {value('crafter', '.2f')} "
+                    f"{CONTROL_GROUPS[run.lacks][2]}): lifespan {value('lifespan', '.1f')}, Crafter {value('crafter', '.2f')} "
                     f"({groups[0]['lives']:,} and {groups[1]['lives']:,} lives)")
     return "\n".join(rows)
 

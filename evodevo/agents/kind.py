@@ -43,9 +43,9 @@ class Senses:
 
 def in_control(agent_id, share):
     """Whether each life is in the in-run control (agents.control_share): by agents.control it learns nothing,
-    learns from the hand-set drives instead of its inherited ones, or carries no memory between steps. Chosen by a multiplicative hash of the agent id
-    (Knuth's), whose fractions spread evenly over consecutive ids, so the controls are born beside the learners, in
-    the same worlds and from the same pool. jax or numpy."""
+    learns from the hand-set drives instead of its inherited ones, or carries no memory between steps. Chosen by a
+    multiplicative hash of the agent id (Knuth's), whose fractions spread evenly over consecutive ids, so the controls
+    are born beside the learners, in the same worlds and from the same pool. jax or numpy."""
     xp = jnp if isinstance(agent_id, jax.Array) else np
     return (xp.asarray(agent_id).astype(xp.uint32) * xp.uint32(2654435761)).astype(xp.float32) / 2.0**32 < share
 
