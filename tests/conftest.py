@@ -21,6 +21,7 @@ Tests that use `Simulation.run_chunk` must remember that it donates its input st
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import jax
@@ -114,6 +116,14 @@ def learner_steps(ag, hp, n, obs_dim, body, danger=None):
     return step, first_carried
 
 
+@functools.cache
+def jitted_forward(ag):
+    """`ag.forward` (one agent, one step) compiled once per learner and shared by the tests that step an agent
+    by hand: op by op, a forward pass compiles each of its several hundred operations (~5 s here). Give it
+    arrays, not Python ints (a weakly typed int is another signature: another compile)."""
+    return jax.jit(ag.forward)
+
+
 def founders(ag, n, key):
     """n newborns of a learner `ag` from fresh random genes, op by op (compiles no program of its own):
     agents of a config whose state differs from the shared tiny state's."""
@@ -184,6 +194,35 @@ def shared_simulations(monkeypatch):
     return shared_simulation
 
 
+# ----------------------------------------------------------------- one uninterrupted run
+
+UNINTERRUPTED_STEPS = 325  # not a multiple of chunk_steps=50 (a masked chunk tail); past max_age (300)
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tiny_cfg, tmp_path_factory):
+    """The tiny preset run uninterrupted for UNINTERRUPTED_STEPS steps (checkpointing only at its end):
+    (its final state on the host, its lifetimes.jsonl). The reference of every test that stops, kills,
+    breaks or resumes a run: they must end with the same lives and state."""
+    import dataclasses
+
+    import numpy as np
+
+    from evodevo.world.runner import LIFETIMES, Runner
+
+    cfg = dataclasses.replace(tiny_cfg, run=dataclasses.replace(tiny_cfg.run, checkpoint_every=10**6))
+    runner = Runner.create(tmp_path_factory.mktemp("uninterrupted") / "run", cfg, sim=shared_simulation(cfg))
+    assert runner.advance(UNINTERRUPTED_STEPS)
+    state = jax.tree.map(np.array, jax.device_get(runner.state))
+    runner.close()
+    return state, (runner.run_dir / LIFETIMES).read_text()
+
+
+def lives_until(text: str, step: int) -> str:
+    """The lines of a lifetimes.jsonl text whose lives ended by `step` (what a run stopped there logged)."""
+    return "".join(line for line in text.splitlines(keepends=True) if json.loads(line)["death_step"] <= step)
+
+
 # ----------------------------------------------------------------- subprocesses
 
 
@@ -226,13 +265,17 @@ BACKGROUND_JOBS = {
     # test_scale.py's births and growth one at a time and in batches: two compiles of born and grow, after
     # bare_agents (by then the main process has written the tiny preset's founders into the session's cache)
     "birth_batches": ([sys.executable, "{job}", str(CONFIGS / "tiny.yaml"), "{out}.npz", "3"], {}, "bare_agents"),  # the viewer's: Craftax's texture cache, written once per install
-    # test_cli.py's run, killed and resumed: three processes of the tiny preset. It starts once bare_agents is done,
-    # by when the main process has compiled the tiny chunk into the session's cache, so it loads it (~70 s less).
-    "cli_chain": ([sys.executable, "{job}", "{out}", *evodevo_argv()], {"PYTHONUNBUFFERED": "1"}, "bare_agents"),
+    # test_cli.py's run, killed and resumed to the uninterrupted run's length: two processes of the tiny preset. It
+    # starts once bare_agents is done, by when the main process has compiled the tiny chunk into the session's
+    # cache, so it loads it (~70 s less).
+    "cli_chain": ([sys.executable, "{job}", "{out}", str(UNINTERRUPTED_STEPS), *evodevo_argv()],
+                  {"PYTHONUNBUFFERED": "1"}, "bare_agents"),
 }
 _JOBS: dict = {}  # name -> (a thread that starts the job and waits for it, its output path)
 _PROCS: dict = {}  # name -> its process, once started
 _STOPPING = threading.Event()  # the session ended: a job still waiting for its turn never starts
+_TIMES: dict = {}  # name -> (start, end) in seconds since the jobs were started: the summary shows the suite's critical path
+_T0 = [0.0]
 
 
 def pytest_configure(config):
@@ -254,15 +297,22 @@ def _run_job(name: str, after: threading.Thread | None) -> None:
         proc = subprocess.Popen(["nice", "-n", "10", *(a.format(out=out, job=job) for a in argv)], env=env,
                                 cwd=ROOT, stdout=o, stderr=e, text=True)
         _PROCS[name] = proc
+        start = time.monotonic() - _T0[0]
         proc.wait()
+        _TIMES[name] = (start, time.monotonic() - _T0[0])
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Start the background job of every collected test that reads one (after the job it follows, where that
-    one runs too), and run those tests last (in their order), so the jobs have the whole suite to finish in."""
+    """Run the tests that read a background job last (in their order), so the jobs have the whole suite to finish in."""
     waits = [item for item in items if item.get_closest_marker("background")]
     items[:] = [item for item in items if not item.get_closest_marker("background")] + waits
-    names = {m.args[0] for item in waits for m in item.iter_markers("background")}
+
+
+def pytest_collection_finish(session):
+    """Start the background job of every selected test that reads one (after the job it follows, where that one
+    runs too): once `-k` and the other selections are done, so a deselected test starts no job."""
+    names = {m.args[0] for item in session.items for m in item.iter_markers("background")}
+    _T0[0] = time.monotonic()
     for name in sorted(names - set(_JOBS), key=lambda n: BACKGROUND_JOBS[n][2] in names):
         after = _JOBS.get(BACKGROUND_JOBS[name][2])
         thread = threading.Thread(target=_run_job, args=(name, after and after[0]), daemon=True)
@@ -277,12 +327,20 @@ def pytest_sessionfinish(session, exitstatus):
             proc.kill()
 
 
+def pytest_terminal_summary(terminalreporter):
+    """When each background job ran, in seconds after collection: the suite's other critical path."""
+    if _TIMES:
+        spans = ", ".join(f"{name} {a:.0f}-{b:.0f}" for name, (a, b) in sorted(_TIMES.items(), key=lambda kv: kv[1]))
+        terminalreporter.write_line(f"background jobs (s after collection): {spans}")
+
+
 @pytest.fixture(scope="session")
 def background():
     """`background(name) -> (subprocess.CompletedProcess, its output path)`, once the job is done."""
     done: dict = {}
 
     def result(name):
+        _TIMES.setdefault("(the main process's own tests)", (0.0, time.monotonic() - _T0[0]))
         if name not in done:
             thread, out = _JOBS[name]
             thread.join(timeout=900)

@@ -12,7 +12,7 @@ import pytest
 from evodevo.agents import transformer as tf
 from evodevo.agents.normalize import RewardScale, Welford, normalize, observe
 
-from conftest import beside_nothing, job_report, shared_simulation, tiny_config as tiny  # noqa: E402
+from conftest import beside_nothing, job_report, jitted_forward, shared_simulation, tiny_config as tiny  # noqa: E402
 
 
 def one_agent(state, i=0):
@@ -30,9 +30,10 @@ def random_inputs(sim, key, steps):
 BODY = jnp.array([1.0, 0.8, 0.6, 1.0, 0.0, 0.0, -0.1, 0.0, 0.0, 0.0])  # an interoception vector
 
 
-def forward_step(sim, agent, theta, obs, act, age, pos, mem, body=BODY):
+def forward_step(sim, agent, theta, obs, act, age, pos, mem, body=BODY, ag=None):
+    """One step of one agent through the learner's forward pass (`ag`, default the shared simulation's), compiled."""
     cache = (agent.cache_k, agent.cache_v, agent.cache_step)
-    return sim.kind.forward(theta, agent, obs, act, age, pos, body, mem, cache)
+    return jitted_forward(ag or sim.kind)(theta, agent, obs, jnp.int32(act), jnp.int32(age), pos, body, mem, cache)
 
 
 # --------------------------------------------------------------------------- gates and slots
@@ -84,8 +85,7 @@ def test_bfloat16_weights_are_held_half_size_and_act_alike(sim, state):
     half = agent.replace(base=tf.hold(agent.base, "bfloat16"))
     obs, act, pos = random_inputs(sim, jax.random.PRNGKey(1), 1)
     x32 = forward_step(sim, agent, agent.theta, obs[0], act[0], 0, pos[0], agent.mem)[0]
-    x16 = ag.forward(agent.theta, half, obs[0], act[0], 0, pos[0], BODY, agent.mem,
-                     (agent.cache_k, agent.cache_v, agent.cache_step))[0]
+    x16 = forward_step(sim, half, agent.theta, obs[0], act[0], 0, pos[0], agent.mem, ag=ag)[0]
     assert x16.dtype == jnp.float32
     err = float(jnp.abs(x16 - x32).max() / jnp.abs(x32).max())
     assert 0 < err < 0.05, err
@@ -104,7 +104,7 @@ def test_alpha_receives_gradient_at_zero(sim, state):
         x, *_, (enc, head, _) = forward_step(sim, agent, theta, obs[0], act[0], 0, pos[0], agent.mem)
         return tf.policy_value(head, tf.read_out(head, x[ag.dm.action_index]))[1]
 
-    g = ag.unravel(jax.grad(value)(theta0))["gates"]
+    g = ag.unravel(jax.jit(jax.grad(value))(theta0))["gates"]
     active = np.asarray(agent.active)
     assert np.all(np.abs(np.asarray(g)[active]) > 0), g
     assert np.all(np.asarray(g)[~active] == 0)
@@ -128,15 +128,20 @@ def test_kv_cache_stepping_equals_full_recomputation(sim, state):
         xs.append(x)
     stepped = jnp.stack(xs)
 
-    # One call over all steps' tokens with an empty cache and a block-causal window.
-    enc, layers, head, gates = ag.weights(agent.theta, agent.base)
-    tokens = jnp.concatenate([
-        tf.step_tokens(enc, tf.encode_obs(enc, obs[t], dm), act[t], t, pos[t], BODY, mems[t], dm)
-        for t in range(steps)
-    ])
-    q_step = jnp.repeat(jnp.arange(steps, dtype=jnp.int32), dm.s)
-    empty = (jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((0,), jnp.int32))
-    full, _, _ = tf.run_layers(tokens, layers, gates, agent.active, *empty, q_step, dm)
+    # One call over all steps' tokens with an empty cache and a block-causal window (compiled: op by op it
+    # compiles every operation again).
+    @jax.jit
+    def recompute(agent, mems):
+        enc, layers, head, gates = ag.weights(agent.theta, agent.base)
+        tokens = jnp.concatenate([
+            tf.step_tokens(enc, tf.encode_obs(enc, obs[t], dm), act[t], t, pos[t], BODY, mems[t], dm)
+            for t in range(steps)
+        ])
+        q_step = jnp.repeat(jnp.arange(steps, dtype=jnp.int32), dm.s)
+        empty = (jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((dm.l_max, 0, dm.d)), jnp.zeros((0,), jnp.int32))
+        return tf.run_layers(tokens, layers, gates, agent.active, *empty, q_step, dm)[0]
+
+    full = recompute(agent, mems)
     np.testing.assert_allclose(np.asarray(stepped).reshape(full.shape), np.asarray(full), rtol=1e-4, atol=1e-5)
 
 

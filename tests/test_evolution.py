@@ -25,7 +25,7 @@ from evodevo.genepool import pool as gp
 from evodevo.genepool.fitness import credit_fitness, lifetime_fitness
 
 
-from conftest import tiny_config as tiny  # noqa: E402
+from conftest import jitted_forward, tiny_config as tiny  # noqa: E402
 
 
 GCFG = tiny().genepool  # n_min 3, split_top 0.25, discard_bottom 0.25, ...
@@ -215,14 +215,16 @@ def test_heritable_assimilates_opened_developmental_layers():
 
 @pytest.fixture(scope="module")
 def forward(sim):
-    """Jitted one step of one agent: (agent, obs, age) -> (tokens out, agent with cache and memory)."""
+    """One step of one agent: (agent, obs, age) -> (tokens out, agent with cache and memory); the forward pass is
+    the one compiled for test_agents.py too."""
     ag, dm = sim.kind, sim.kind.dm
+    forward = jitted_forward(ag)
+    write = jax.jit(ag.write_cache)
 
-    @jax.jit
     def run(a, obs, t):
-        x, k_new, v_new, *_ = ag.forward(a.theta, a, obs, t - 1, t, jnp.array([30, 30]), jnp.zeros(10), a.mem,
-                                         (a.cache_k, a.cache_v, a.cache_step))
-        return x, ag.write_cache(a, k_new, v_new, t).replace(mem=x[1 + dm.k:])
+        x, k_new, v_new, *_ = forward(a.theta, a, obs, jnp.int32(t - 1), jnp.int32(t), jnp.array([30, 30]),
+                                      jnp.zeros(10), a.mem, (a.cache_k, a.cache_v, a.cache_step))
+        return x, write(a, k_new, v_new, jnp.int32(t)).replace(mem=x[1 + dm.k:])
 
     return run
 

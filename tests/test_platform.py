@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import job_report
+from conftest import UNINTERRUPTED_STEPS, job_report
 from evodevo import config
 from evodevo.config import ConfigError
 from evodevo.metrics import RecentLives, crafter_score, unpack_bits
@@ -598,7 +598,7 @@ def test_gpu_preset_runs_a_chunk_on_the_cpu(background):
 
 # --------------------------------------------------------------------------- 7: resume / determinism
 
-A, B = 175, 150  # neither a multiple of chunk_steps=50: masked chunk tails on both legs; past max_age (300)
+A, B = 175, UNINTERRUPTED_STEPS - 175  # neither a multiple of chunk_steps=50: masked chunk tails on both legs
 
 
 def _run_dir_result(runner):
@@ -609,20 +609,16 @@ def _run_dir_result(runner):
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_cfg, simulation, tmp_path_factory):
-    """Uninterrupted A+B steps; A steps + resume + B steps; A+B steps in chunks of 7 steps."""
+def runs(tiny_cfg, simulation, tmp_path_factory, uninterrupted):
+    """Uninterrupted A+B steps (conftest.py); A steps + resume + B steps; A+B steps in chunks of 7 steps."""
     from evodevo.world import runner as runner_mod
 
     base = tmp_path_factory.mktemp("runs")
-    out = {}
+    out = {"full": uninterrupted}
     # checkpoints only where a run stops (saves time; the resumed leg restores its end-of-advance checkpoint)
     tiny_cfg = dataclasses.replace(tiny_cfg, run=dataclasses.replace(tiny_cfg.run, checkpoint_every=10**6))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runner_mod, "Simulation", simulation)
-
-        r = Runner.create(base / "full", tiny_cfg)
-        assert r.advance(A + B)
-        out["full"] = _run_dir_result(r)
 
         r = Runner.create(base / "resumed", tiny_cfg)
         assert r.advance(A)

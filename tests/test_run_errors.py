@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import lives_until
 from evodevo.cli import EX_IOERR, main
 from evodevo.world import checkpoint as checkpoint_mod
 from evodevo.world import memory as memory_mod
 from evodevo.world import runner as runner_mod
-from evodevo.world.runner import CHECKPOINTS, COMPILING, LIFETIMES, LINEAGE, TB, LifetimeLog, Runner
+from evodevo.world.runner import CHECKPOINTS, COMPILING, LIFETIMES, LINEAGE, TB, LifetimeLog
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny.yaml")
@@ -69,13 +70,9 @@ def synthetic_history(step=1000):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, tiny_cfg, simulation):
-    """lifetimes.jsonl of an uninterrupted STEPS-step tiny run."""
-    d = tmp_path_factory.mktemp("reference") / "run"
-    r = Runner.create(d, tiny_cfg, sim=simulation(tiny_cfg))
-    assert r.advance(STEPS)
-    r.close()
-    return (d / LIFETIMES).read_text()
+def reference(uninterrupted):
+    """lifetimes.jsonl of an uninterrupted STEPS-step tiny run: the lives of the suite's longer one that ended by then."""
+    return lives_until(uninterrupted[1], STEPS)
 
 
 def no_space(*_args, **_kwargs):

@@ -160,11 +160,19 @@ def init_delta(key, gene: dict, rank: int, dense: tuple = ()) -> dict:
     return out
 
 
+@jax.tree_util.register_pytree_node_class
 class Eff:
-    """Effective weights of one gene: inherited `base` plus the within-life `delta`."""
+    """Effective weights of one gene: inherited `base` plus the within-life `delta` (a pytree: it crosses jit)."""
 
     def __init__(self, base: dict, delta: dict | None):
         self.base, self.delta = base, delta
+
+    def tree_flatten(self):
+        return (self.base, self.delta), None
+
+    @classmethod
+    def tree_unflatten(cls, _, children):
+        return cls(*children)
 
     def mm(self, x, name):
         w = self.base[name]  # float32, or bfloat16 (agents.weights_dtype): then accumulated in float32

@@ -1,14 +1,14 @@
-"""Background job of tests/test_cli.py: one run directory taken through three `evodevo` processes
+"""Background job of tests/test_cli.py: one run directory taken through two `evodevo` processes
 (configs/tiny.yaml as it is), beside the rest of the suite instead of on its critical path:
 
-    1. `run --steps 300`                      exits 0
-    2. `resume` (checkpoint_every=500)        killed with SIGKILL once lives past a checkpoint were logged
-    3. `resume` to a total past those lives   exits 0
+    1. `run --steps 10**7`                    killed with SIGKILL once lives before and past a checkpoint were logged
+    2. `resume` to TOTAL steps                exits 0
 
-    python cli_chain.py OUT_DIR EVODEVO_ARGV...   (the `evodevo` command: its console script, or python -m evodevo.cli)
+    python cli_chain.py OUT_DIR TOTAL EVODEVO_ARGV...   (the `evodevo` command: its console script, or python -m evodevo.cli)
 
-The run directory is OUT_DIR/run. Prints one JSON line: each process's exit status and output, the
-run's lives and checkpoints after step 1, the checkpoint and lives at the kill, and the total.
+TOTAL is the length of the suite's uninterrupted run (conftest.py), which the resumed run must equal. The run
+directory is OUT_DIR/run. Prints one JSON line: the checkpoints, lives and output of the killed process, and
+the resume's exit status and output.
 """
 
 from __future__ import annotations
@@ -47,41 +47,37 @@ def finished(proc: subprocess.CompletedProcess) -> dict:
     return {"returncode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
 
 
-def main(out: Path, evodevo: list[str]) -> dict:
+def main(out: Path, total: int, evodevo: list[str]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     d = out / "run"
-    res = {"dir": str(d)}
-    run = subprocess.run([*evodevo, "run", "--config", TINY, "--run-dir", str(d), "--steps", "300"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=900)
-    res["run"] = finished(run)
-    if run.returncode != 0:
-        return res
-    res["after_run"] = {"lives_text": (d / LIFETIMES).read_text(), "checkpoints": checkpoint_steps(d)}
-
+    res = {"dir": str(d), "total": total}
     with open(out / "killed.out", "w") as o, open(out / "killed.err", "w") as e:
-        proc = subprocess.Popen([*evodevo, "resume", str(d), "--steps", str(10**7), "--set", "run.checkpoint_every=500"],
+        proc = subprocess.Popen([*evodevo, "run", "--config", TINY, "--run-dir", str(d), "--steps", str(10**7)],
                                 cwd=ROOT, stdout=o, stderr=e)
     t0 = time.monotonic()
-    while True:  # until a checkpoint past 300 and a life logged after it
-        steps = checkpoint_steps(d)
-        if steps and steps[-1] > 300 and any(life["death_step"] > steps[-1] for life in read_lives(d)):
+    while True:  # until a checkpoint with lives logged before it and after it (checkpoint_every 100: before TOTAL)
+        steps, lives = checkpoint_steps(d), read_lives(d)
+        if steps and {life["death_step"] > steps[-1] for life in lives} == {False, True}:
             break
         if proc.poll() is not None or time.monotonic() - t0 > 600:
             proc.kill()
             res["killed"] = {"failed": f"exit {proc.poll()} before a checkpoint and lives after it",
                              "stderr": (out / "killed.err").read_text()[-3000:]}
             return res
-        time.sleep(0.02)
+        time.sleep(0.01)
     proc.kill()
     proc.wait(timeout=30)
-    lives = read_lives(d)
-    res["killed"] = {"returncode": proc.returncode, "checkpoint": checkpoint_steps(d)[-1], "lives": lives}
-    res["total"] = max(life["death_step"] for life in lives) + 100
-    resume = subprocess.run([*evodevo, "resume", str(d), "--steps", str(res["total"] - res["killed"]["checkpoint"])],
+    res["killed"] = {"returncode": proc.returncode, "checkpoints": checkpoint_steps(d), "lives": read_lives(d),
+                     "lives_text": (d / LIFETIMES).read_text(), "stderr": (out / "killed.err").read_text()[-3000:]}
+    checkpoint = res["killed"]["checkpoints"][-1]
+    if checkpoint >= total:
+        res["killed"]["failed"] = f"killed at checkpoint {checkpoint}, not before step {total}"
+        return res
+    resume = subprocess.run([*evodevo, "resume", str(d), "--steps", str(total - checkpoint)],
                             cwd=ROOT, capture_output=True, text=True, timeout=900)
     res["resume"] = finished(resume)
     return res
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(Path(sys.argv[1]), sys.argv[2:])))
+    print(json.dumps(main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:])))
