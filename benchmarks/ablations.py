@@ -177,6 +177,8 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
 # The learner of the defaults until 2026-12-03, Adam alone (TD(0), no fast readout): survival.py, within_life.py and
 # cognition.py pin the arms measured on it, so an arm, a documented command and a saved result keep their meaning
 ADAM = ["agents.lam=0.0", "agents.obgd_step=0.0", "agents.fast_readout=0.0"]
+# The memory token of the defaults until 2026-12-03 (one frozen token, measured not to pay in lifespan: survival.py)
+MEMORY = ["agents.memory_tokens=1"]
 BODY_ONLY = ["agents.drive_curiosity=0", "agents.drive_food=10", "agents.drive_drink=10"]  # a reward over the body alone
 
 # The value each config key had when it was added, where its default has changed since: a result saved

@@ -55,7 +55,7 @@ from tqdm import tqdm  # noqa: E402
 
 from evodevo import config  # noqa: E402
 from evodevo.world.sim import Simulation  # noqa: E402
-from ablations import ADAM  # noqa: E402  the memory was measured on the learner of the defaults until 2026-12-03
+from ablations import ADAM, MEMORY  # noqa: E402  measured on the learner and the memory token of the defaults until 2026-12-03
 
 ARMS = {
     "learned": ["agents.memory=learned", "agents.memory_write=input"],
@@ -294,7 +294,7 @@ def main(argv=None) -> int:
             results[arm] = json.loads(saved.with_suffix(".json").read_text())
         else:
             cfg = config.load(args.config, ["run.progress=false", "run.snapshot=false", f"run.chunk_steps={CHUNK}",
-                                            *ADAM, *args.overrides, *ARMS[arm]])
+                                            *ADAM, *MEMORY, *args.overrides, *ARMS[arm]])
             horizon = cfg.agents.context if args.horizon is None else args.horizon
             rec = record(cfg, args.steps, args.warmup, horizon, arm)
             # the probe's samples, to fit other readouts offline: x, and per target its rows and values (+ agent id)

@@ -7,12 +7,14 @@
 
 Arms (each one `--set` list away from the default config as it was before the striking temperament,
 ecological inheritance and the reflex became the default: `BEFORE`; `default` is the default as it is
-(since 2026-12-03 default_obgd_fast_readout's settings); the arms of `CURRENT` were measured on the default of
+(since 2026-12-03 default_obgd_fast_readout's settings without the memory token); the arms of `WITH_MEMORY` were
+measured on it with the memory token (`MEMORY`, one frozen memory token), the arms of `CURRENT` on the default of
 2026-12-02 (default_hurt_darwinian's settings, learning by Adam alone: `ADAM`), the other arms named default_* on the
 default before that, `default_averse` (`OLD_DEFAULT`), and those below the controls with the birthplace at the
 spawn point, `SPAWN`):
 
-    default       (nothing)                             the default config: everything on by default
+    default       (nothing)                             the default config: everything on by default (no memory token)
+    default_memory_one  default + MEMORY                 the same with the memory token (the default until 2026-12-03)
     evolved_drives  default + agents.drives=evolved      the reward's weights evolved from small random founders
                                                          (the issue's full system on today's default)
     offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
@@ -22,7 +24,6 @@ spawn point, `SPAWN`):
                                                          newborns carry no memory between steps (the default's frozen one)
     learned_memory_control, evolved_memory_control   the same for the write on the observation token (memory_write=
                                                          input), learned by RTRL with recall 16, or never learned in life
-    default_memory_none  default + agents.memory_tokens=0   the default without the memory measured not to pay
     default_averse  the default until 2026-12-02         surprise hurts, no health drive, learning written back
     default_no_learning   default_averse + agents.lr=1e-9   lifetime learning off (the control of learning)
     default_no_evolution  default + genepool.evolve=false  no selection (the control of evolution)
@@ -171,7 +172,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import ablations  # noqa: E402
-from ablations import ADAM, BODY_ONLY, config  # noqa: E402
+from ablations import ADAM, BODY_ONLY, MEMORY, config  # noqa: E402
 
 from evodevo.agents.kind import in_control  # noqa: E402
 
@@ -445,9 +446,10 @@ CURRENT = {
                                                             "agents.fast_lam=0.8", *BODY_ONLY, "agents.control_share=0.5"],
 }
 ARMS.update(CURRENT)
-# Arms relative to the default as it is (since 2026-12-03: default_obgd_fast_readout's settings, ObGD's learner)
-LATEST = {
-    "default": [],
+# Arms measured on the default of 2026-12-03 (default_obgd_fast_readout's settings, ObGD's learner) with its memory token
+# (MEMORY): `default_memory_one` is that default
+WITH_MEMORY = {
+    "default_memory_one": [],
     # the issue's full system on today's default: the reward's weights evolved in the drive gene (founders N(0, 0.1^2),
     # far below the hand-set health drive of 10), beside the instinct and reflex it carries anyway. Its ablation,
     # hand-set drives, is the default
@@ -470,18 +472,22 @@ LATEST = {
                                "agents.control=memory", "agents.control_share=0.5"],
     "evolved_memory_control": ["agents.memory=evolved", "agents.memory_write=input", "agents.control=memory",
                                "agents.control_share=0.5"],
-    # the memory measured not to pay (memory_control: -3.4 +- 2.1 steps over five runs): the default without its memory
-    # token (M = 0, ~2% faster), which by issue #11's rule takes its place if it meets the goal as the default does
-    "default_memory_none": ["agents.memory_tokens=0"],
+}
+ARMS.update(WITH_MEMORY)
+# Arms relative to the default as it is: since 2026-12-03, WITH_MEMORY's default without the memory token, which no
+# memory paid for (memory_control: -3.4 +- 2.1 steps over five runs); as an arm of its own it was default_memory_none
+LATEST = {
+    "default": [],
 }
 ARMS.update(LATEST)
 
 
 def before(arm: str) -> list[str]:
-    """The defaults an arm was measured on, as `--set`s on today's: none for LATEST (`default` among them), ADAM for
-    CURRENT, OLD_DEFAULT on top of it for NOW, and BEFORE on top of that for the arms measured before then."""
-    return ([] if arm in LATEST else ADAM if arm in CURRENT else [*ADAM, *OLD_DEFAULT] if arm in NOW
-            else [*ADAM, *OLD_DEFAULT, *BEFORE])
+    """The defaults an arm was measured on, as `--set`s on today's: none for LATEST (`default` among them), MEMORY for
+    WITH_MEMORY, ADAM on top of it for CURRENT, OLD_DEFAULT on top of that for NOW, and BEFORE on top of that for the
+    arms measured before then."""
+    return ([] if arm in LATEST else MEMORY if arm in WITH_MEMORY else [*MEMORY, *ADAM] if arm in CURRENT
+            else [*MEMORY, *ADAM, *OLD_DEFAULT] if arm in NOW else [*MEMORY, *ADAM, *OLD_DEFAULT, *BEFORE])
 
 
 @functools.cache

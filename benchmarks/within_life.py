@@ -77,7 +77,7 @@ from tqdm import tqdm  # noqa: E402
 from evodevo import config  # noqa: E402
 from evodevo.config import hyperparams  # noqa: E402
 from evodevo.world.sim import Simulation  # noqa: E402
-from ablations import ADAM, BODY_ONLY  # noqa: E402
+from ablations import ADAM, BODY_ONLY, MEMORY  # noqa: E402
 
 ARMS = {"default": [], "fast": ["agents.lr=0.01"], "off": ["agents.lr=0.000000001"],
         "loose": ["agents.max_update=0.2"], "loose_fast": ["agents.lr=0.01", "agents.max_update=0.5"]}
@@ -88,7 +88,7 @@ BARE = [*SILENT, *NO_AUX, "agents.entropy=0"]  # nothing but the critic's TD err
 OBGD = ["agents.obgd_step=1.0"]  # the actor-critic steps by ObGD (with --set agents.lam=0.8)
 # Every arm was measured on the learner that was the default until 2026-12-03, Adam alone: pinned below --set, so an
 # arm and a command mean what they meant (`--set agents.lam=0.8 --set agents.obgd_step=1 --set agents.fast_readout=0.2`:
-# today's default learner): ablations.ADAM
+# today's default learner): ablations.ADAM; and on the memory token of the defaults until then: ablations.MEMORY
 ARMS |= {"fast3": FAST3, "fast3_nohurt": [*FAST3, "agents.drive_health=0"], "fast3_silent": [*FAST3, *SILENT],
          "fast3_silent_noaux": [*FAST3, *SILENT, *NO_AUX], "fast3_bare": [*FAST3, *BARE],
          "noaux": NO_AUX, "silent": SILENT, "obgd": OBGD, "obgd_trace": [*OBGD, "agents.fast_lam=0.8"],
@@ -294,7 +294,7 @@ def main(argv=None) -> int:
         p.error(f"unknown arm in {arms}; choose from {list(ARMS)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    base = ["run.progress=false", "run.snapshot=false", "run.chunk_steps=50", *ADAM, *args.overrides]
+    base = ["run.progress=false", "run.snapshot=false", "run.chunk_steps=50", *ADAM, *MEMORY, *args.overrides]
     sim = Simulation(config.load(args.config, base))  # the arms differ in step sizes only: one compile serves all
     paid = None
     if args.pays is not None:  # (building the Simulation compiled nothing: the patch reaches its chunk)
