@@ -66,8 +66,7 @@ class AgentsConfig:
     think_tokens: int = _f(1, "K learnable thinking tokens per step; the action is read at the last one", _nonneg, ">= 0")
     debrief: bool = _f(False, "the first thinking token's input holds the last step's outcome (forward-model error, the "
                        "body's change, curiosity, the reward), read by the thinking tokens after it (needs think_tokens >= 1)")
-    memory_tokens: int = _f(0, "M memory tokens carried from step to step, read before the action is chosen (0 by default: "
-                            "no memory paid in lifespan, benchmarks/survival.py memory_control)", _nonneg, ">= 0")
+    memory_tokens: int = _f(0, "M memory tokens carried from step to step, read before the action is chosen", _nonneg, ">= 0")
     memory: str = _f("frozen", "how the memory is written: frozen (the memory tokens' outputs, untrained), learned (diagonal "
                      "linear recurrent units, their write learned online by carried sensitivities) or evolved (learned's "
                      "units, their write inherited and evolved, never learned in life: learned's control)",
