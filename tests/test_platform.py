@@ -722,11 +722,13 @@ def test_stop_signal_checkpoints_and_says_how_to_resume(signum, tiny_cfg, shared
     resumed.close()
 
 
-def test_restored_state_has_the_signature_of_a_fresh_one(state, tmp_path):
-    """Same dtypes, weak types and committedness: otherwise the jitted chunk compiles again on resume."""
+@pytest.mark.parametrize("memory", [True, False], ids=["memory", "no_memory"])
+def test_restored_state_has_the_signature_of_a_fresh_one(state, tmp_path, memory):
+    """Same dtypes, weak types and committedness: otherwise the jitted chunk compiles again on resume. Without
+    memory tokens (the default) the agents' memory is a zero-size array, which orbax refuses to save."""
     from evodevo.world.checkpoint import Checkpoints
 
-    fresh = state
+    fresh = state if memory else state.replace(agents=state.agents.replace(mem=state.agents.mem[:, :0]))
     ck = Checkpoints(tmp_path / "ck", 1)
     ck.save(0, fresh, {})
     restored, _, step = ck.restore(fresh)

@@ -53,7 +53,7 @@ class Checkpoints:
         try:
             self.manager.save(
                 step,
-                args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                args=ocp.args.Composite(state=ocp.args.StandardSave(without_empty(state)), meta=ocp.args.JsonSave(meta)),
                 force=True,
             )
             self.manager.wait_until_finished()
@@ -80,7 +80,8 @@ class Checkpoints:
         try:
             restored = self.manager.restore(
                 step,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(without_empty(abstract)),
+                                        meta=ocp.args.JsonRestore()),
             )
         except Exception as e:  # orbax raises many types for corrupt or mismatched trees
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -88,7 +89,9 @@ class Checkpoints:
                 f"checkpoint {self.directory / str(step)} cannot be restored into this configuration "
                 f"({type(e).__name__}: {first[:200]}); it is corrupt or from an incompatible config/version"
             ) from None
-        state = restored.state
+        state = jax.tree.map(lambda want, got: jax.device_put(jnp.zeros(want.shape, want.dtype), want.sharding)
+                             if got is None and want.sharding is not None else
+                             jnp.zeros(want.shape, want.dtype) if got is None else got, abstract, restored.state)
         if shardings is None:  # uncommitted arrays, like a fresh init's: committed ones would compile the chunk again
             state = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), state)
         for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(abstract)):
@@ -101,6 +104,12 @@ class Checkpoints:
 
     def close(self):
         self.manager.close()
+
+
+def without_empty(tree):
+    """`tree` with its zero-size arrays (the memory of agents without memory tokens, say) as None: they hold nothing,
+    orbax refuses to save them, and a restore makes them again from the template's shapes."""
+    return jax.tree.map(lambda x: None if 0 in x.shape else x, tree)
 
 
 def format_bytes(n: float) -> str:
