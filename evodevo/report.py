@@ -123,8 +123,12 @@ def read_scalars(tb_dir: Path) -> tuple[dict, str]:
     note when there are none."""
     if not tb_dir.is_dir() or not any(tb_dir.glob("events.out.tfevents.*")):
         return {}, f"no TensorBoard events in {TB}/"
+    import logging
+
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    # A resumed run's events file purges the steps past its checkpoint, as intended: not a warning for the user.
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
     try:  # the events are a bonus: a damaged file must not cost the lives' panels
         acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0, "images": 1, "histograms": 1,
                                                            "tensors": 1, "audio": 1, "compressedHistograms": 1})
