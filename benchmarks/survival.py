@@ -15,6 +15,7 @@ spawn point, `SPAWN`):
 
     default       (nothing)                             the default config: everything on by default (no memory token)
     default_memory_one  default + MEMORY                 the same with the memory token (the default until 2026-12-03)
+    learning_control  default + agents.control_share=0.5   the in-run control of lifetime learning on the default
     evolved_drives  default + agents.drives=evolved      the reward's weights evolved from small random founders
                                                          (the issue's full system on today's default)
     offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
@@ -478,6 +479,9 @@ ARMS.update(WITH_MEMORY)
 # memory paid for (memory_control: -3.4 +- 2.1 steps over five runs); as an arm of its own it was default_memory_none
 LATEST = {
     "default": [],
+    # lifetime learning against its ablation in one run, on this default: half the newborns (the agent-id hash) learn
+    # nothing (agents.control=learning); measured with the memory token as default_obgd_fast_readout_control
+    "learning_control": ["agents.control_share=0.5"],
 }
 ARMS.update(LATEST)
 
