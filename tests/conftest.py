@@ -206,13 +206,20 @@ def uninterrupted(tiny_cfg, tmp_path_factory):
     breaks or resumes a run: they must end with the same lives and state."""
     import dataclasses
 
-    import numpy as np
-
-    from evodevo.world.runner import LIFETIMES, Runner
+    from evodevo.world.runner import Runner
 
     cfg = dataclasses.replace(tiny_cfg, run=dataclasses.replace(tiny_cfg.run, checkpoint_every=10**6))
     runner = Runner.create(tmp_path_factory.mktemp("uninterrupted") / "run", cfg, sim=shared_simulation(cfg))
     assert runner.advance(UNINTERRUPTED_STEPS)
+    return finished_run(runner)
+
+
+def finished_run(runner):
+    """Close `runner`: (its state, a numpy copy safe from buffer donation, and its lifetimes.jsonl)."""
+    import numpy as np
+
+    from evodevo.world.runner import LIFETIMES
+
     state = jax.tree.map(np.array, jax.device_get(runner.state))
     runner.close()
     return state, (runner.run_dir / LIFETIMES).read_text()

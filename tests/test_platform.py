@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import UNINTERRUPTED_STEPS, job_report
+from conftest import UNINTERRUPTED_STEPS, finished_run, job_report
 from evodevo import config
 from evodevo.config import ConfigError
 from evodevo.metrics import RecentLives, crafter_score, unpack_bits
@@ -601,13 +601,6 @@ def test_gpu_preset_runs_a_chunk_on_the_cpu(background):
 A, B = 175, UNINTERRUPTED_STEPS - 175  # neither a multiple of chunk_steps=50: masked chunk tails on both legs
 
 
-def _run_dir_result(runner):
-    state = host(runner.state)
-    lives_text = (runner.run_dir / LIFETIMES).read_text()
-    runner.close()
-    return state, lives_text
-
-
 @pytest.fixture(scope="module")
 def runs(tiny_cfg, simulation, tmp_path_factory, uninterrupted):
     """Uninterrupted A+B steps (conftest.py); A steps + resume + B steps; A+B steps in chunks of 7 steps."""
@@ -630,7 +623,7 @@ def runs(tiny_cfg, simulation, tmp_path_factory, uninterrupted):
         r = Runner.load(base / "resumed")
         assert r.step == A
         assert r.advance(B)
-        out["resumed"] = _run_dir_result(r)
+        out["resumed"] = finished_run(r)
 
         # Chunk boundaries at other steps: the same compiled 50-step chunk, run 7, 29 and 43 steps at a time
         # (masked tails), so the host's work between chunks (lives, births, snapshots, the bar) comes at
@@ -640,7 +633,7 @@ def runs(tiny_cfg, simulation, tmp_path_factory, uninterrupted):
         sizes = itertools.cycle((7, 29, 43))
         while r.step < A + B:
             assert r.advance(min(next(sizes), A + B - r.step))
-        out["chunk7"] = _run_dir_result(r)
+        out["chunk7"] = finished_run(r)
     return out
 
 

@@ -90,8 +90,7 @@ class Checkpoints:
                 f"({type(e).__name__}: {first[:200]}); it is corrupt or from an incompatible config/version"
             ) from None
         state = jax.tree.map(lambda want, got: jax.device_put(jnp.zeros(want.shape, want.dtype), want.sharding)
-                             if got is None and want.sharding is not None else
-                             jnp.zeros(want.shape, want.dtype) if got is None else got, abstract, restored.state)
+                             if got is None else got, abstract, restored.state)  # the zero-size arrays left out
         if shardings is None:  # uncommitted arrays, like a fresh init's: committed ones would compile the chunk again
             state = jax.tree.map(lambda x: jnp.asarray(np.asarray(x)), state)
         for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(abstract)):
