@@ -111,11 +111,16 @@ def heritable(g: Genome, gates_now, lamarckian: bool, assimilate_at: float) -> G
 
 def crossover(key, g1: Genome, g2: Genome) -> Genome:
     """One-point crossover of layer lists: g1's layers before a cut, then g2's from a cut on
-    (truncated to L). Each unit gene (encoder, head, drive) comes from either parent at random."""
+    (truncated to L). Each unit gene (encoder, head, drive) comes from either parent at random.
+    A child keeps at least one layer when a parent has one (as `mutate` never deletes the last):
+    cuts that take none (before all of g1's, after all of g2's) keep g1's first layer, or g2's last."""
     k1, k2, k3 = jax.random.split(key, 3)
     n1, n2 = g1.length, g2.length
     c1 = jax.random.randint(k1, (), 0, n1 + 1)
     c2 = jax.random.randint(k2, (), 0, n2 + 1)
+    empty = (c1 == 0) & (c2 == n2)
+    c1 = jnp.where(empty & (n1 > 0), 1, c1)
+    c2 = jnp.where(empty & (n1 == 0), jnp.maximum(n2 - 1, 0), c2)
     l_max = g1.active.shape[0]
     j = jnp.arange(l_max)
     src2 = jnp.clip(c2 + j - c1, 0, l_max - 1)
