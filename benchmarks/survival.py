@@ -16,6 +16,8 @@ spawn point, `SPAWN`):
     default       (nothing)                             the default config: everything on by default (no memory token)
     default_memory_one  default + MEMORY                 the same with the memory token (the default until 2026-12-03)
     learning_control  default + agents.control_share=0.5   the in-run control of lifetime learning on the default
+    inherit_control  learning_control + agents.fast_inherit=1  the same, newborns starting with their first parent's
+                                                         fast readout (what it learned, passed on outside the genes)
     evolved_drives  default + agents.drives=evolved      the reward's weights evolved from small random founders
                                                          (the issue's full system on today's default)
     offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
@@ -482,6 +484,9 @@ LATEST = {
     # lifetime learning against its ablation in one run, on this default: half the newborns (the agent-id hash) learn
     # nothing (agents.control=learning); measured with the memory token as default_obgd_fast_readout_control
     "learning_control": ["agents.control_share=0.5"],
+    # the same with what a parent learned passed on: a newborn starts with its first parent's fast readout where a slot
+    # holds that parent (agents.fast_inherit); the controls' readouts stay zero, so the difference is both channels
+    "inherit_control": ["agents.control_share=0.5", "agents.fast_inherit=1.0"],
 }
 ARMS.update(LATEST)
 

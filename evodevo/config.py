@@ -81,8 +81,8 @@ class AgentsConfig:
     cell_embed: int = _f(8, "per-map-cell embedding width of the factorised observation encoder", _pos, "> 0")
     time_scales: int = _f(6, "sinusoid periods of the sense of time (age), 4**k steps", _pos, "> 0")
     place_scales: int = _f(4, "grid-cell scales of the sense of place (x 3 orientations)", _pos, "> 0")
-    place_input: bool = _f(True, "the sense of place encodes the true position (true) or the agent's own estimate (false): "
-                           "its spawn position plus its place head's predicted displacements (dead reckoning)")
+    place_input: bool = _f(True, "the sense of place encodes the true position (true) or the agent's own estimate "
+                           "(false: its spawn position plus its place head's predicted displacements, dead reckoning)")
     learn: str = _f("lowrank", "what learns during life: lowrank deltas on the genes, or full weights",
                     lambda x: x in ("lowrank", "full"), "lowrank or full")
     rank: int = _f(4, "rank of the within-life weight deltas (learn=lowrank)", _pos, "> 0")
@@ -153,8 +153,9 @@ class AgentsConfig:
     fast_readout: float = _f(0.2, "step of the fast readout (agents/fast.py): per-life linear policy and value weights "
                              "on the action token, born at zero, learned by TD(fast_lam); 0: none", _nonneg, ">= 0", static=True)
     fast_center: bool = _f(False, "the fast readout reads the token less its life's mean, with biases", static=True)
-    fast_lam: float = _f(0.0, "lambda of the fast readout's eligibility trace (a TD error credits the last few acts at "
-                         "once); 0: TD(0)", _unit, "in [0, 1]")
+    fast_lam: float = _f(0.0, "lambda of the fast readout's eligibility trace; 0: TD(0)", _unit, "in [0, 1]")
+    fast_inherit: float = _f(0.0, "share of its first parent's fast readout a newborn starts with (the parent in a slot, "
+                             "in the newborn's half of the in-run control): learning passed on outside the genes", _unit, "in [0, 1]")
     develop: str = _f("plateau", "when a layer grows in during life: plateau (forward loss stalls), age, or none",
                       lambda x: x in DEVELOP, f"one of {DEVELOP}")
     develop_age: int = _f(100, "develop=age: insert a layer every this many steps of age", _pos, "> 0")
@@ -320,8 +321,7 @@ def _cross_checks(cfg: Config) -> None:
     if a.d_model % a.n_heads:
         raise ConfigError(f"config key 'agents.n_heads': {a.n_heads} does not divide agents.d_model={a.d_model}")
     if a.debrief and a.think_tokens < 1:
-        raise ConfigError("config key 'agents.debrief': true needs a thinking token to hold it "
-                          "(agents.think_tokens >= 1)")
+        raise ConfigError("config key 'agents.debrief': true needs a thinking token to hold it (agents.think_tokens >= 1)")
     if a.instinct_do and not a.instinct:
         raise ConfigError(f"config key 'agents.instinct_do': {a.instinct_do} leans an instinct that is off "
                           "(set agents.instinct=true, or agents.instinct_do=0 with agents.instinct=false)")

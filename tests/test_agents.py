@@ -680,6 +680,42 @@ def test_centred_fast_readout_hand_computed():
 
 
 @pytest.mark.parametrize("center", [False, True])
+def test_a_newborn_inherits_a_share_of_its_parents_readout(center):
+    """agents.fast_inherit: newborn s takes `share[s]` of the readout of row src[s] (weights and, centred, biases);
+    a row with share 0 keeps its own; traces and the running mean start afresh."""
+    from evodevo.agents.fast import Readout, inherit
+
+    def readouts(scale):
+        r = jax.tree.map(lambda x: jnp.stack([x, x, x]), Readout.zeros(2, 2, center))
+        return jax.tree.map(lambda x: scale * (1.0 + jnp.arange(x.size, dtype=x.dtype).reshape(x.shape)), r)
+
+    parents, born = readouts(1.0), readouts(-1.0)
+    out = inherit(born, parents, jnp.array([2, 0, 1]), jnp.array([1.0, 0.0, 0.5]))
+    for name in ("w_pi", "w_v") + (("b_pi", "b_v") if center else ()):
+        got, theirs, mine = (np.asarray(getattr(r, name)) for r in (out, parents, born))
+        np.testing.assert_allclose(got, np.stack([theirs[2], mine[1], 0.5 * theirs[1]]), err_msg=name)
+    np.testing.assert_array_equal(np.asarray(out.trace["w_v"]), np.asarray(born.trace["w_v"]))
+    assert inherit(None, None, jnp.array([0]), jnp.array([1.0])) is None  # no readout: nothing to pass on
+
+
+def test_teachers_are_first_parents_in_a_slot_within_their_half_of_the_control():
+    """A newborn's first parent passes on what it learned when a slot holds it (living, or dying this step;
+    not an archived life, not an immigrant's -1) and it lies in the newborn's half of the in-run control."""
+    from evodevo.agents.kind import in_control, teachers
+
+    slots = jnp.array([10, 11, 12, 13])  # the slots' lives this step
+    first = jnp.array([12, -1, 7, 10])  # parents: in slot 2; none (an immigrant); archived; in slot 0
+    src, found = teachers(first, slots, jnp.array([20, 21, 22, 23]), 0.0)
+    assert np.asarray(found).tolist() == [True, False, False, True]
+    assert int(src[0]) == 2 and int(src[3]) == 0
+    ids = np.arange(10, 400)
+    halves = in_control(ids, 0.5)
+    a, b = ids[halves][:2], ids[~halves][:1]  # two controls and a learner
+    _, found = teachers(jnp.array([a[0], b[0]]), jnp.array([a[0], b[0]]), jnp.array([a[1], a[1]]), 0.5)
+    assert np.asarray(found).tolist() == [True, False]  # a control's child learns from a control, not a learner
+
+
+@pytest.mark.parametrize("center", [False, True])
 def test_fast_readout_learns_in_the_learner(sim, center):
     """A newborn's readout is zero (it acts as its genes say); it moves only with a transition, by
     `Readout.learn` on the carried action token, and its value joins the network's. Centred, the first

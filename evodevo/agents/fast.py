@@ -87,6 +87,21 @@ class Readout:
         return new if self.mean is None else new.replace(mean=self.mean.update(h))
 
 
+def inherit(born: Readout | None, parents: Readout | None, src, share):
+    """Newborns' readouts ([N] leading axis) where `share` [N] > 0: that share of the readout of row src[s] of
+    `parents` (agents.fast_inherit: a parent passes on what it learned in life, outside its genes; the token it
+    was learned on comes from genes the child mostly shares). Its trace and running mean start afresh."""
+    if born is None:
+        return None
+
+    def take(mine, theirs):
+        s = share.reshape(share.shape + (1,) * (mine.ndim - 1))
+        return jnp.where(s > 0, s * theirs[src], mine)
+
+    return born.replace(**{k: take(getattr(born, k), getattr(parents, k))
+                           for k in ("w_pi", "w_v", "b_pi", "b_v") if getattr(born, k) is not None})
+
+
 def learn_readouts(readout: Readout | None, step: float, carried: dict, delta, decay=0.0):
     """Every slot's readout [N, ...] after its transition (`Readout.learn`; carried: the act on s_t; decay: the
     trace's, gamma * agents.fast_lam), kept as it was where the TD error is not finite (no transition); None (no

@@ -50,6 +50,15 @@ def in_control(agent_id, share):
     return (xp.asarray(agent_id).astype(xp.uint32) * xp.uint32(2654435761)).astype(xp.float32) / 2.0**32 < share
 
 
+def teachers(first_parent, agent_id, new_id, share):
+    """(src [N], found [N] bool): the slot holding each newborn's first parent (agent ids `first_parent` [N], -1: none;
+    `agent_id` [N]: the slots' lives this step, living or dying), found where there is one in the newborn's (`new_id`)
+    half of the in-run control: what a parent learned passes on within a half (agents.fast_inherit)."""
+    match = first_parent[:, None] == agent_id[None, :]
+    src = jnp.argmax(match, axis=1)
+    return src, match.any(1) & (in_control(new_id, share) == in_control(agent_id, share)[src])
+
+
 BODY = ("health", "food", "drink", "energy", "asleep")
 NEEDS = 4  # the first NEEDS body variables are the needs the drives keep at their setpoint (1: full)
 # The weights of an agent's reward (a drive gene): curiosity, one drive per need, the reward at death,
@@ -95,6 +104,10 @@ class AgentKind(Protocol):
         s_t (`carry` of the last step), `pending` the act on s_{t+1} (its value is the bootstrap, so
         no second forward pass is needed), `terminal` [N] whether the life ended on the transition,
         `valid` [N] whether the slot has one. Returns (agents, broken [N] bool, metrics {name: [N]})."""
+
+    def inherit_learning(self, hp: AgentsConfig, born, parents, src, take) -> Any:
+        """`born` (the agents with this step's newborns in place) where `take` [N]: newborn s starts with part of
+        what the agent in row src[s] of `parents` (the agents before the births) learned in life (agents.fast_inherit)."""
 
     def life_end(self, agents) -> LifeEnd:
         """What each slot's life so far hands to the gene pool."""

@@ -27,7 +27,7 @@ from jax.flatten_util import ravel_pytree
 
 from evodevo import treeutil
 from evodevo.agents import debrief, development, drives, inverse, memory, place
-from evodevo.agents.fast import Readout, learn_readouts
+from evodevo.agents.fast import Readout, inherit, learn_readouts
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import BODY, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, observe
@@ -106,8 +106,8 @@ class Learner:
             genes["encoder"] = memory.encoder_with_recall(genes["encoder"], self.dm)
         return dict(genes, drive=lambda key: drives.init_drive(key, *self.drive_init))
 
-    def learned_kinds(self) -> tuple[str, ...]:
-        return tuple(tf.GENE_INIT)  # every gene but the drive: what the agent wants is not learned
+    def learned_kinds(self) -> tuple[str, ...]:  # every gene but the drive: what the agent wants is not learned
+        return tuple(tf.GENE_INIT)
 
     def _trainable_init(self, key, base, gates):
         if self.cfg.learn == "full":  # every weight but the drives (what the agent wants is not learned)
@@ -117,8 +117,7 @@ class Learner:
         return {
             "delta": {
                 "encoder": tf.init_delta(ke, base["encoder"], self.cfg.rank),
-                "layer": jax.vmap(lambda k: tf.init_delta(k, layer0, self.cfg.rank))(
-                    jax.random.split(kl, self.dm.l_max)),
+                "layer": jax.vmap(lambda k: tf.init_delta(k, layer0, self.cfg.rank))(jax.random.split(kl, self.dm.l_max)),
                 "head": tf.init_delta(kh, base["head"], self.cfg.rank, ("w_pi",) if self.cfg.dense_policy else ()),
             }, "gates": gates}
 
@@ -180,8 +179,7 @@ class Learner:
         x, k_new, v_new = tf.run_layers(x_in, layers, gates, agent.active, *cache, q_step, self.dm)
         mem = slice(1 + self.dm.k, None)  # the memory tokens
         written = {"outputs": x[mem], "update": x[mem] - x_in[mem], "input": jnp.broadcast_to(x_in[0], x[mem].shape)}
-        written = written[self.cfg.memory_write]
-        return x, k_new, v_new, phi, (enc, head, written)
+        return x, k_new, v_new, phi, (enc, head, written[self.cfg.memory_write])
 
     def write_cache(self, agent: AgentState, k_new, v_new, age):
         """Store this step's keys/values in the ring buffer slot of step `age`."""
@@ -403,6 +401,9 @@ class Learner:
             return self.flatten(dict(jax.tree.map(jnp.subtract, tr["params"], base), **drive))
         return self.flatten(dict(jax.tree.map(lambda d: d[0] @ d[1] if isinstance(d, tuple) else d, tr["delta"],
                                               is_leaf=lambda x: isinstance(x, tuple)), **drive))
+
+    def inherit_learning(self, hp: AgentsConfig, born: AgentState, parents: AgentState, src, take) -> AgentState:
+        return born.replace(fast=inherit(born.fast, parents.fast, src, jnp.where(take, hp.fast_inherit, 0.0)))
 
     def life_end(self, agents: AgentState) -> LifeEnd:
         progress = jnp.clip((agents.loss_first - agents.loss_ema) / (agents.loss_first + 1e-8), -1.0, 1.0)

@@ -44,6 +44,9 @@ class RandomAgents:
     def learned_change(self, agent) -> dict:
         return {}
 
+    def inherit_learning(self, hp, born, parents, src, take):
+        return born
+
     def learned_kinds(self) -> tuple[str, ...]:
         return ()
 

@@ -8,7 +8,7 @@
                                                                   the act's value is its bootstrap)
     tell     strategy.tell(pool, lives that ended)             -> pool'  (credit, ES, archive, updates)
     ask      strategy.ask(pool, candidates)                    -> genomes and parents of newborns
-    born     kind.newborn(strategy.gather(pool, genome))       -> fresh agents in the freed slots
+    born     kind.newborn(strategy.gather(pool, genome))       -> fresh agents in the freed slots (inherit_learning)
     grow     kind.wants_layer, strategy.offer_layer, kind.insert_layer  -> a gated layer inserted
     respawn  world.respawn(world, died)
 
@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from evodevo.agents.kind import DRIVES, REFLEXES, AgentKind, Senses, in_control
+from evodevo.agents.kind import DRIVES, REFLEXES, AgentKind, Senses, in_control, teachers
 from evodevo.agents.learner import AgentState, Learner
 from evodevo.agents.random_agent import RandomAgents, RandomState
 from evodevo.config import Config, Hyper, hyperparams
@@ -131,8 +131,7 @@ class Simulation:
                 agent_id=jnp.arange(n, dtype=jnp.int32), birth_step=jnp.zeros(n, jnp.int32),
                 parents=jnp.full((n, 2), -1, jnp.int32),
             ),
-            next_agent_id=jnp.int32(n), births=jnp.int32(0),
-            deaths=jnp.zeros(len(Cause), jnp.int32),
+            next_agent_id=jnp.int32(n), births=jnp.int32(0), deaths=jnp.zeros(len(Cause), jnp.int32),
         )
 
     def shardings(self, state: SimState):
@@ -209,14 +208,14 @@ class Simulation:
                   "parents": state.slots.parents, "achievements": pack_bits(achieved),
                   "asleep": self.world.sleeping(state.world)}  # at the start of the fatal step
         pool, genomes, parents = state.pool, state.genomes, jnp.full((self.n, 2), -1, jnp.int32)
-        grown = jnp.zeros(self.n, bool)
+        grown, new_ids = jnp.zeros(self.n, bool), state.next_agent_id + jnp.cumsum(died, dtype=jnp.int32) - 1
         if self.strategy is not None:
             lives = self.lives(hp, agents, pool, genomes, died, broken, age, achieved, state.slots.agent_id)
             record.update(self.genome_record(genomes, lives.gates, lives.fitness))
-            agents, pool, genomes, parents, grown = self.lifecycle(hp, agents, pool, lives, step, k_life)
+            agents, pool, genomes, parents, grown = self.lifecycle(hp, agents, pool, lives, step, k_life, new_ids)
         world = self.world.respawn(world, died)
         state = state.replace(action=jnp.where(died, -1, actions), fresh=died | grown, carry=self.kind.carry(pending))
-        return self.next_state(state, key, step, world, agents, pool, genomes, died, parents, cause), {
+        return self.next_state(state, key, step, world, agents, pool, genomes, died, parents, cause, new_ids), {
             "cause": cause.astype(jnp.int8), "action": executed.astype(jnp.int8),
             # what each agent faced when it chose its next action (bit k: the world's neighbour_kinds[k]), and
             # that action: how often it strikes a zombie, drinks water, eats a cow or a plant in front of it
@@ -230,15 +229,17 @@ class Simulation:
         return Lives(ended=died & ~broken, living=~died, genome=genomes, gates=end.gates, fitness=fitness,
                      lifespan=age, agent_id=agent_id, change=lambda s: self.kind.learned_change(row(agents, s)))
 
-    def lifecycle(self, hp: Hyper, agents, pool: GenePool, lives: Lives, step, key):
-        """tell -> ask -> born -> grow. A broken life is not told: it never writes into the pool.
-        Returns (agents, pool, genomes, parents, grown [N] bool)."""
+    def lifecycle(self, hp: Hyper, agents, pool: GenePool, lives: Lives, step, key, new_ids):
+        """tell -> ask -> born (with what a parent learned, agents.fast_inherit) -> grow. A broken life is not
+        told: it never writes into the pool. Returns (agents, pool, genomes, parents, grown [N] bool)."""
         k_tell, k_ask, k_grow = jax.random.split(key, 3)
         died = ~lives.living
         pool = self.strategy.tell(hp.genepool, pool, lives, step, k_tell)
         pool, newborn, parents = self.strategy.ask(hp.genepool, pool, lives, died, k_ask, hp.agents.init_gate)
         genomes = select(died, newborn, lives.genome)
-        agents = self.born(pool, agents, genomes, died, k_ask)
+        src, found = teachers(parents[:, 0], lives.agent_id, new_ids, hp.agents.control_share)
+        agents = self.kind.inherit_learning(hp.agents, self.born(pool, agents, genomes, died, k_ask), agents, src,
+                                            died & found & (hp.agents.fast_inherit > 0))
         agents, genomes, grown = self.grow(hp, pool, agents, genomes, jnp.where(died, 0, lives.lifespan), k_grow)
         return agents, pool, genomes, parents, grown
 
@@ -285,9 +286,8 @@ class Simulation:
 
         return jax.lax.fori_loop(0, (mask.sum() + b - 1) // b, batch, tree)
 
-    def next_state(self, state: SimState, key, step, world, agents, pool, genomes, died, parents, cause):
-        """The bookkeeping of slots: ids, birth steps and parents of the newborns, counters."""
-        new_ids = state.next_agent_id + jnp.cumsum(died, dtype=jnp.int32) - 1
+    def next_state(self, state: SimState, key, step, world, agents, pool, genomes, died, parents, cause, new_ids):
+        """The bookkeeping of slots: ids (`new_ids` where `died`), birth steps and parents of the newborns, counters."""
         n_died = died.sum(dtype=jnp.int32)
         slots = state.slots.replace(
             agent_id=jnp.where(died, new_ids, state.slots.agent_id),
@@ -335,9 +335,7 @@ class Simulation:
         on = np.asarray(rec["layer_id"]) >= 0
         born = np.asarray(rec["layer_id_birth"]) >= 0
         return {"genome": {
-            "encoder": int(rec["encoder_id"]),
-            "head": int(rec["head_id"]),
-            "drive": int(rec["drive_id"]),
+            "encoder": int(rec["encoder_id"]), "head": int(rec["head_id"]), "drive": int(rec["drive_id"]),
             "layers_birth": np.asarray(rec["layer_id_birth"])[born].tolist(),
             "gates_birth": np.round(np.asarray(rec["gates_birth"], np.float64)[born], 4).tolist(),
             "layers": np.asarray(rec["layer_id"])[on].tolist(),
