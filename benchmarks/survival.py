@@ -17,7 +17,8 @@ spawn point, `SPAWN`):
     default_memory_one  default + MEMORY                 the same with the memory token (the default until 2026-12-03)
     learning_control  default + agents.control_share=0.5   the in-run control of lifetime learning on the default
     inherit_control  learning_control + agents.fast_inherit=1  the same, newborns starting with their first parent's
-                                                         fast readout (what it learned, passed on outside the genes)
+                                                         fast readout (what it learned, passed on outside the genes);
+                                                         inherit_half_control: half of it (agents.fast_inherit=0.5)
     evolved_drives  default + agents.drives=evolved      the reward's weights evolved from small random founders
                                                          (the issue's full system on today's default)
     offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
@@ -487,6 +488,8 @@ LATEST = {
     # the same with what a parent learned passed on: a newborn starts with its first parent's fast readout where a slot
     # holds that parent (agents.fast_inherit); the controls' readouts stay zero, so the difference is both channels
     "inherit_control": ["agents.control_share=0.5", "agents.fast_inherit=1.0"],
+    # half of it passed on: a lineage's readout a geometric sum, at most twice one life's learning
+    "inherit_half_control": ["agents.control_share=0.5", "agents.fast_inherit=0.5"],
 }
 ARMS.update(LATEST)
 
