@@ -239,7 +239,7 @@ class Simulation:
         genomes = select(died, newborn, lives.genome)
         src, found = teachers(parents[:, 0], lives.agent_id, new_ids, hp.agents.control_share)
         agents = self.kind.inherit_learning(hp.agents, self.born(pool, agents, genomes, died, k_ask), agents, src,
-                                            died & found & (hp.agents.fast_inherit > 0))
+                                            died & found)
         agents, genomes, grown = self.grow(hp, pool, agents, genomes, jnp.where(died, 0, lives.lifespan), k_grow)
         return agents, pool, genomes, parents, grown
 
