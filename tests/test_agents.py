@@ -708,6 +708,9 @@ def test_teachers_are_first_parents_in_a_slot_within_their_half_of_the_control()
     src, found = teachers(first, slots, jnp.array([20, 21, 22, 23]), 0.0)
     assert np.asarray(found).tolist() == [True, False, False, True]
     assert int(src[0]) == 2 and int(src[3]) == 0
+    src, found = teachers(first, slots[::-1], jnp.array([20, 21, 22, 23]), 0.0)  # slots in any order of ids
+    assert np.asarray(found).tolist() == [True, False, False, True]
+    assert int(src[0]) == 1 and int(src[3]) == 3
     ids = np.arange(10, 400)
     halves = in_control(ids, 0.5)
     a, b = ids[halves][:2], ids[~halves][:1]  # two controls and a learner

@@ -53,10 +53,12 @@ def in_control(agent_id, share):
 def teachers(first_parent, agent_id, new_id, share):
     """(src [N], found [N] bool): the slot holding each newborn's first parent (agent ids `first_parent` [N], -1: none;
     `agent_id` [N]: the slots' lives this step, living or dying), found where there is one in the newborn's (`new_id`)
-    half of the in-run control: what a parent learned passes on within a half (agents.fast_inherit)."""
-    match = first_parent[:, None] == agent_id[None, :]
-    src = jnp.argmax(match, axis=1)
-    return src, match.any(1) & (in_control(new_id, share) == in_control(agent_id, share)[src])
+    half of the in-run control: what a parent learned passes on within a half (agents.fast_inherit). The slots' ids
+    are distinct, so a search in their sorted order finds each: N log N, not an [N, N] match every step."""
+    order = jnp.argsort(agent_id)
+    src = order[jnp.clip(jnp.searchsorted(agent_id[order], first_parent), 0, agent_id.shape[0] - 1)]
+    found = (first_parent >= 0) & (agent_id[src] == first_parent)
+    return src, found & (in_control(new_id, share) == in_control(agent_id, share)[src])
 
 
 BODY = ("health", "food", "drink", "energy", "asleep")
