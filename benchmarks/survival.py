@@ -19,6 +19,8 @@ spawn point, `SPAWN`):
     inherit_control  learning_control + agents.fast_inherit=1  the same, newborns starting with their first parent's
                                                          fast readout (what it learned, passed on outside the genes);
                                                          inherit_half_control: half of it (agents.fast_inherit=0.5)
+    senses_control  learning_control + agents.fast_input=senses, fast_readout=1  the readout reading what lies beside
+                                                         the agent (a reflex tuned in life) instead of the token
     evolved_drives  default + agents.drives=evolved      the reward's weights evolved from small random founders
                                                          (the issue's full system on today's default)
     offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
@@ -490,6 +492,9 @@ LATEST = {
     "inherit_control": ["agents.control_share=0.5", "agents.fast_inherit=1.0"],
     # half of it passed on: a lineage's readout a geometric sum, at most twice one life's learning
     "inherit_half_control": ["agents.control_share=0.5", "agents.fast_inherit=0.5"],
+    # the readout on the senses instead of the token (agents.fast_input=senses): a reflex tuned in life, each step
+    # moving only the states that share what lies beside the agent, so it can take a full NLMS step
+    "senses_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0"],
 }
 ARMS.update(LATEST)
 

@@ -36,9 +36,8 @@ FITNESS = ("survival", "progress", "achievements")
 INVERSE_INPUTS = ("encoder", "layers")
 MEMORY = ("frozen", "evolved", "learned")
 MEMORY_WRITE = ("outputs", "input", "update")
-NESTS = ("spawn", "drink")
-DRIVE_SOURCES = ("config", "evolved", "offset")
-CONTROLS = ("learning", "drives", "memory")
+NESTS, DRIVE_SOURCES = ("spawn", "drink"), ("config", "evolved", "offset")
+CONTROLS, FAST_INPUTS = ("learning", "drives", "memory"), ("token", "senses")
 
 
 @dataclass(frozen=True)
@@ -152,10 +151,11 @@ class AgentsConfig:
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
     fast_readout: float = _f(0.2, "step of the fast readout (agents/fast.py): per-life linear policy and value weights "
                              "on the action token, born at zero, learned by TD(fast_lam); 0: none", _nonneg, ">= 0", static=True)
+    fast_input: str = _f("token", "what the fast readout reads: token (the action token) or senses (the kind of tile on each "
+                         "side and the one faced: few features, near-orthogonal)", lambda x: x in FAST_INPUTS, f"one of {FAST_INPUTS}")
     fast_center: bool = _f(False, "the fast readout reads the token less its life's mean, with biases", static=True)
     fast_lam: float = _f(0.0, "lambda of the fast readout's eligibility trace; 0: TD(0)", _unit, "in [0, 1]")
-    fast_inherit: float = _f(0.0, "share of its first parent's fast readout a newborn starts with (the parent in a slot, "
-                             "in the newborn's half of the in-run control): learning passed on outside the genes", _unit, "in [0, 1]")
+    fast_inherit: float = _f(0.0, "share of its first parent's fast readout a newborn starts with (fast.inherit)", _unit, "in [0, 1]")
     develop: str = _f("plateau", "when a layer grows in during life: plateau (forward loss stalls), age, or none",
                       lambda x: x in DEVELOP, f"one of {DEVELOP}")
     develop_age: int = _f(100, "develop=age: insert a layer every this many steps of age", _pos, "> 0")

@@ -718,6 +718,26 @@ def test_teachers_are_first_parents_in_a_slot_within_their_half_of_the_control()
     assert np.asarray(found).tolist() == [True, False]  # a control's child learns from a control, not a learner
 
 
+def test_a_readout_on_the_senses_moves_only_the_states_that_share_what_lies_beside():
+    """agents.fast_input=senses: the readout reads the kinds beside the agent on each side and the kind it faces;
+    one step where a zombie is on its right, faced, moves that state (hand-computed) and not one with nothing beside."""
+    from evodevo.agents.fast import Readout, senses
+
+    near = np.zeros((4, 4), bool)
+    near[1, 3] = True  # kind 3 on its right (side 1), which it faces
+    x = senses(jnp.asarray(near), jnp.array(1))
+    assert np.asarray(x).tolist() == [0.0] * 7 + [1.0] + [0.0] * 11 + [1.0]
+    readout = Readout.zeros(3, 20).learn(1.0, x, jnp.zeros(3), 2, 1.0)  # |x|^2 = 2: steps of 1 / 3
+    logits, value = readout.read(x)
+    np.testing.assert_allclose(np.asarray(logits), [-2 / 9, -2 / 9, 4 / 9], rtol=1e-6)  # (1{a} - 1/3) * 2/3
+    np.testing.assert_allclose(float(value), 2 / 3, rtol=1e-6)
+    nothing = readout.read(senses(jnp.zeros((4, 4), bool), jnp.array(0)))
+    assert not np.asarray(nothing[0]).any() and float(nothing[1]) == 0.0
+    logits, value = Readout.zeros(3, 20).learn(3.0, x, jnp.zeros(3), 2, 1.0).read(x)  # past 1: the policy alone
+    np.testing.assert_allclose(np.asarray(logits), [-2 / 3, -2 / 3, 4 / 3], rtol=1e-6)
+    np.testing.assert_allclose(float(value), 2 / 3, rtol=1e-6)
+
+
 @pytest.mark.parametrize("center", [False, True])
 def test_fast_readout_learns_in_the_learner(sim, center):
     """A newborn's readout is zero (it acts as its genes say); it moves only with a transition, by

@@ -23,6 +23,11 @@ that exceeds 1, so V(s_t) moves at most step * delta, as far as TD(0)'s step wou
 target (ObGD's bound, exact here as the readout is linear) was measured unstable: the tokens of a life are ~80%
 collinear, so e_v . x_t reaches ~0.8 / (1 - gamma lambda) ~ 4, the value moved ~0.9 delta a step and oscillated
 (|TD error| 2-3 against 0.03-0.09 at TD(0), docs/experiments.md). At lambda 0 it is the TD(0) step.
+
+What it reads (agents.fast_input): the action token, or the senses the reflex reads (`senses`: which kind of tile
+lies on each side and which kind it faces, 5K zeros and ones). A step on the token moves every state's logits ~80% as
+far; a step on the senses moves only the states that share what lies beside the agent, and none where nothing does:
+a reflex the life tunes (DO when facing a zombie) around the one it inherited, in a handful of events.
 """
 
 from __future__ import annotations
@@ -68,8 +73,8 @@ class Readout:
         return self.w_pi @ x + self.b_pi, self.w_v @ x + self.b_v
 
     def act(self, h, out: dict):
-        """At the action token h [D]: the act's outputs with what `learn_readouts` needs noted (the token,
-        `fast_h`, and where centred the features read, `fast_x`), and the (logits, value) the readout adds."""
+        """At what it reads, h [D] (the action token or `senses`): the act's outputs with what `learn_readouts`
+        needs noted (h, `fast_h`, and where centred the features read, `fast_x`), and the (logits, value) it adds."""
         x = self.features(h)
         return out | {"fast_h": h} | ({} if self.mean is None else {"fast_x": x}), self.read(x)
 
@@ -77,14 +82,23 @@ class Readout:
         """One actor-critic step from transition t: x [D], the features read at s_t (and h [D] the token, which
         the centred readout's mean takes in), the policy's logits [A] and the action taken, and its (scaled) TD
         error, along the trace decayed by `decay` (gamma * agents.fast_lam; 0: TD(0)) and this transition's
-        gradient normalised by |x|^2 + 1, so the step's size does not depend on the width."""
+        gradient normalised by |x|^2 + 1, so the step's size does not depend on the width. A step above 1 moves the
+        policy alone further: the value's stays at 1 (NLMS diverges past 2: measured, docs/experiments.md)."""
         ascent = jax.nn.one_hot(action, logits.shape[-1]) - jax.nn.softmax(logits)  # d log pi(a) / d logits
         grad = dict(w_pi=jnp.outer(ascent, x), w_v=x) | ({} if self.mean is None else dict(b_pi=ascent, b_v=1.0))
         trace = {k: decay * self.trace[k] + g / (x @ x + 1.0) for k, g in grad.items()}
         moves_v = trace["w_v"] @ x + trace.get("b_v", 0.0)  # d V(s_t) per unit of step * delta
-        k = step * delta / jnp.maximum(jnp.abs(moves_v), 1.0)  # V(s_t) moves at most step * delta
-        new = self.replace(trace=trace, **{name: getattr(self, name) + k * e for name, e in trace.items()})
+        k = delta / jnp.maximum(jnp.abs(moves_v), 1.0)  # V(s_t) moves at most step * delta
+        k = {"v": jnp.minimum(step, 1.0) * k, "pi": step * k}  # the value's step capped where NLMS stays stable
+        new = self.replace(trace=trace, **{name: getattr(self, name) + k[name[2:]] * e for name, e in trace.items()})
         return new if self.mean is None else new.replace(mean=self.mean.update(h))
+
+
+def senses(near, facing):
+    """The readout's features under agents.fast_input=senses [5K]: near [4, K] (the kinds beside the agent on each side,
+    flattened) and near[facing] [K] (the kind it faces)."""
+    near = near.astype(jnp.float32)
+    return jnp.concatenate([near.reshape(-1), near[facing]])
 
 
 def inherit(born: Readout | None, parents: Readout | None, src, share):

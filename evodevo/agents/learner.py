@@ -27,7 +27,7 @@ from jax.flatten_util import ravel_pytree
 
 from evodevo import treeutil
 from evodevo.agents import debrief, development, drives, inverse, memory, place
-from evodevo.agents.fast import Readout, inherit, learn_readouts
+from evodevo.agents.fast import Readout, inherit, learn_readouts, senses as sense_features
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import BODY, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, observe
@@ -74,6 +74,7 @@ class Learner:
         self.drive_init = (self.num_actions if cfg.instinct else 0, cfg.instinct_do, self.do_action, cfg.reflex,
                            len(world.neighbour_kinds), cfg.seek)
         self.dm = tf.Dims.make(cfg, world)
+        self.fast_dim = self.dm.d if cfg.fast_input == "token" else 5 * len(world.neighbour_kinds)  # what it reads
         self.memory_kind = cfg.memory if self.dm.m > 0 else "frozen"  # `memory.next_memory` (M = 0: nothing to write)
         self.written_memory, self.learned_memory = self.memory_kind != "frozen", self.memory_kind == "learned"
         key, genes = jax.random.PRNGKey(0), self.genes()
@@ -147,9 +148,8 @@ class Learner:
             past=jnp.zeros((self.cfg.recall, dm.d)) if self.cfg.recall else None,
             place_est=jnp.zeros(2), place_step=jnp.zeros(2),  # the first act senses where it was born
             body=jnp.ones(len(BODY)).at[NEEDS:].set(0.0), danger=jnp.zeros(()),  # born full, awake, unthreatened
-            expected=jnp.zeros(dm.d) if self.cfg.debrief else None,
-            trace=jnp.zeros_like(theta) if self.cfg.lam > 0.0 else None,
-            fast=Readout.zeros(self.num_actions, dm.d, self.cfg.fast_center) if self.cfg.fast_readout else None,
+            expected=jnp.zeros(dm.d) if self.cfg.debrief else None, trace=jnp.zeros_like(theta) if self.cfg.lam > 0.0 else None,
+            fast=Readout.zeros(self.num_actions, self.fast_dim, self.cfg.fast_center) if self.cfg.fast_readout else None,
             loss_first=jnp.zeros(()), loss_ema=jnp.zeros(()), loss_ref=jnp.full((), jnp.inf, jnp.float32),
         )
 
@@ -205,7 +205,8 @@ class Learner:
         logits, value = tf.policy_value(head, h)
         out = {}
         if agent.fast is not None:  # (the network's own gradient does not pass through it)
-            out, added = agent.fast.act(jax.lax.stop_gradient(h), out)
+            reads = jax.lax.stop_gradient(h) if self.cfg.fast_input == "token" else sense_features(*beside[:2])
+            out, added = agent.fast.act(reads, out)
             logits, value = jax.tree.map(jnp.add, (logits, value), added)
         if self.cfg.instinct or self.cfg.reflex > 0:  # an inherited leaning: a constant that learning acts around
             out["innate"] = jax.lax.stop_gradient(drives.innate_logits(
@@ -275,8 +276,7 @@ class Learner:
         policy = -jax.lax.stop_gradient(delta) * logp[action]
         value = 0.5 * (jax.lax.stop_gradient(target_v) - out["value"]) ** 2
         fwd = jnp.mean((out["pred"] - d_phi) ** 2)
-        rew = (out["reward"] - r_s) ** 2
-        pos = jnp.sum((out["pos"] - disp) ** 2)
+        rew, pos = (out["reward"] - r_s) ** 2, jnp.sum((out["pos"] - disp) ** 2)
         total = -hp.entropy * spread + hp.w_forward * fwd + hp.w_reward * rew + hp.w_position * pos
         if self.cfg.lam == 0.0:
             total = total + policy + hp.w_value * value
