@@ -217,9 +217,10 @@ def record(sim: Simulation, pair, hp, steps: int, warmup: int, label: str, paid:
 def mean_share(tokens, ids, least: int = 20) -> dict:
     """Per life recorded at least `least` times: |mean token|^2 / mean |token|^2, the share of the action token's
     squared norm that is the same in every state of the life (the fast readout's step in one state moves another
-    state's logits by about this share of what it moves its own). Quartiles over lives."""
+    state's logits by about this share of what it moves its own). Quartiles over lives (with agents.fast_input=senses,
+    of what the readout reads, over the lives that met something beside them)."""
     lives = [tokens[ids == i] for i in np.unique(ids)]
-    share = [(t.mean(0) ** 2).sum() / (t ** 2).sum(-1).mean() for t in lives if len(t) >= least]
+    share = [(t.mean(0) ** 2).sum() / (t ** 2).sum(-1).mean() for t in lives if len(t) >= least and (t ** 2).sum() > 0]
     quartiles = np.percentile(share or [np.nan], [25, 50, 75])
     return {"lives": len(share), "quartiles": [round(float(q), 3) for q in quartiles]}
 
