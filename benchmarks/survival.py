@@ -21,6 +21,7 @@ spawn point, `SPAWN`):
                                                          inherit_half_control: half of it (agents.fast_inherit=0.5)
     senses_control  learning_control + agents.fast_input=senses, fast_readout=1  the readout reading what lies beside
                                                          the agent (a reflex tuned in life) instead of the token
+    view_control    the same reading also the way to each kind in view and danger (agents.fast_input=view)
     evolved_drives  default + agents.drives=evolved      the reward's weights evolved from small random founders
                                                          (the issue's full system on today's default)
     offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
@@ -495,6 +496,8 @@ LATEST = {
     # the readout on the senses instead of the token (agents.fast_input=senses): a reflex tuned in life, each step
     # moving only the states that share what lies beside the agent, so it can take a full NLMS step
     "senses_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0"],
+    # its learners lost by 19 steps, fleeing a zombie's side (its value saw nothing a step off): the readout on the view
+    "view_control": ["agents.control_share=0.5", "agents.fast_input=view", "agents.fast_readout=1.0"],
 }
 ARMS.update(LATEST)
 

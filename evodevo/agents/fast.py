@@ -24,10 +24,12 @@ target (ObGD's bound, exact here as the readout is linear) was measured unstable
 collinear, so e_v . x_t reaches ~0.8 / (1 - gamma lambda) ~ 4, the value moved ~0.9 delta a step and oscillated
 (|TD error| 2-3 against 0.03-0.09 at TD(0), docs/experiments.md). At lambda 0 it is the TD(0) step.
 
-What it reads (agents.fast_input): the action token, or the senses the reflex reads (`senses`: which kind of tile
-lies on each side and which kind it faces, 5K zeros and ones). A step on the token moves every state's logits ~80% as
-far; a step on the senses moves only the states that share what lies beside the agent, and none where nothing does:
-a reflex the life tunes (DO when facing a zombie) around the one it inherited, in a handful of events.
+What it reads (agents.fast_input, `reads`): the action token, or the senses the reflex reads (`senses`: which kind of
+tile lies on each side and which kind it faces, 5K zeros and ones), or those and what lies further off (`view`). A step
+on the token moves every state's logits ~80% as far; a step on the senses moves only the states that share what lies
+beside the agent, and none where nothing does: a reflex the life tunes around the one it inherited. Its value sees
+only that: on `senses` leaving a zombie's side looks like escaping it (the readout's value of "a zombie beside" falls to
+nothing a step away) and the learners lost to their controls by 19 steps, dying more by zombies (docs/experiments.md).
 """
 
 from __future__ import annotations
@@ -94,11 +96,16 @@ class Readout:
         return new if self.mean is None else new.replace(mean=self.mean.update(h))
 
 
-def senses(near, facing):
-    """The readout's features under agents.fast_input=senses [5K]: near [4, K] (the kinds beside the agent on each side,
-    flattened) and near[facing] [K] (the kind it faces)."""
+def reads(kind: str, h, near, facing, seen=None, need=None, danger=None):
+    """What the readout reads at an act, by agents.fast_input (`kind`): the action token h [D]; senses [5K]: near
+    [4, K] (the kinds beside the agent on each side, flattened) and near[facing] [K] (the kind it faces); view [9K + 1]:
+    those, seen [4, K] (the moves toward the nearest of each kind in view) and danger [] (the hostile health beside it,
+    in zombies), so that its value can tell a zombie one step off from none, and a struck zombie from a fresh one."""
+    if kind == "token":
+        return h
     near = near.astype(jnp.float32)
-    return jnp.concatenate([near.reshape(-1), near[facing]])
+    parts = [near.reshape(-1), near[facing]]
+    return jnp.concatenate(parts if kind == "senses" else [*parts, seen.astype(jnp.float32).reshape(-1), danger[None]])
 
 
 def inherit(born: Readout | None, parents: Readout | None, src, share):

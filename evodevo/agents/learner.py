@@ -27,7 +27,7 @@ from jax.flatten_util import ravel_pytree
 
 from evodevo import treeutil
 from evodevo.agents import debrief, development, drives, inverse, memory, place
-from evodevo.agents.fast import Readout, inherit, learn_readouts, senses as sense_features
+from evodevo.agents.fast import Readout, inherit, learn_readouts, reads
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import BODY, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, observe
@@ -74,7 +74,8 @@ class Learner:
         self.drive_init = (self.num_actions if cfg.instinct else 0, cfg.instinct_do, self.do_action, cfg.reflex,
                            len(world.neighbour_kinds), cfg.seek)
         self.dm = tf.Dims.make(cfg, world)
-        self.fast_dim = self.dm.d if cfg.fast_input == "token" else 5 * len(world.neighbour_kinds)  # what it reads
+        self.fast_dim = {"token": self.dm.d, "senses": 5 * len(world.neighbour_kinds),  # what it reads (`fast.reads`)
+                         "view": 9 * len(world.neighbour_kinds) + 1}[cfg.fast_input]
         self.memory_kind = cfg.memory if self.dm.m > 0 else "frozen"  # `memory.next_memory` (M = 0: nothing to write)
         self.written_memory, self.learned_memory = self.memory_kind != "frozen", self.memory_kind == "learned"
         key, genes = jax.random.PRNGKey(0), self.genes()
@@ -205,12 +206,11 @@ class Learner:
         logits, value = tf.policy_value(head, h)
         out = {}
         if agent.fast is not None:  # (the network's own gradient does not pass through it)
-            reads = jax.lax.stop_gradient(h) if self.cfg.fast_input == "token" else sense_features(*beside[:2])
-            out, added = agent.fast.act(reads, out)
+            out, added = agent.fast.act(reads(self.cfg.fast_input, jax.lax.stop_gradient(h), *beside), out)
             logits, value = jax.tree.map(jnp.add, (logits, value), added)
         if self.cfg.instinct or self.cfg.reflex > 0:  # an inherited leaning: a constant that learning acts around
             out["innate"] = jax.lax.stop_gradient(drives.innate_logits(
-                agent.base["drive"], self.move_actions, self.do_action, self.num_actions, *beside))
+                agent.base["drive"], self.move_actions, self.do_action, self.num_actions, *beside[:4]))
             logits = logits + out["innate"]
         action = jax.random.categorical(key, jax.lax.stop_gradient(logits)).astype(jnp.int32)
         out = {"logits": logits, "value": value, **out, **tf.predictions(head, h, action, phi_now)}
@@ -237,7 +237,7 @@ class Learner:
         def batched(theta):
             return jax.vmap(self._act_one)(theta, agents, obs_n, senses.prev_action, senses.age, here,
                                            senses.body, keys, phi_now, outcome,
-                                           (senses.near, senses.facing, senses.seen, senses.need))
+                                           (senses.near, senses.facing, senses.seen, senses.need, danger))
 
         out, vjp_fn, (action, k_new, v_new, mem_out, sens) = jax.vjp(batched, agents.theta, has_aux=True)
         # Which of the VJP's residuals are the agents' inherited weights themselves: those are read
