@@ -545,13 +545,17 @@ def report(r: dict, last: int) -> dict:
             "lifespan_by_fifth": ablations.by_fifth(r), **ablations.late_world(r, last), **in_run_control(r, late)}
 
 
+IN_RUN_ACHIEVEMENTS = ("defeat_zombie", "collect_drink", "eat_cow", "eat_plant")
+
+
 def in_run_control(r: dict, late: list) -> dict:
     """With agents.control_share > 0 (a share of newborns, by a hash of the agent id, learns nothing; with
     agents.control=drives, learns from the hand-set drives, not its inherited ones; with memory, carries none between
     steps: `lacks`), the late lives of the learners (the others) against the control's in the same run (one
     gene pool, one era, the same worlds): each group's lives, mean lifespan and Crafter score, the difference of mean lifespans with its standard error, and the same
     difference over the lives that end in the last 80% of the run (`last_80`: four times the lives, half the error),
-    and the difference in each fifth of the run (`by_fifth`, by the step a life ended)."""
+    and the difference in each fifth of the run (`by_fifth`, by the step a life ended); over the last 80%, each group's
+    causes of death and the share of its lives that reached each of `IN_RUN_ACHIEVEMENTS`."""
     share = r["key"]["config"]["agents"].get("control_share", 0.0)  # the config the run ran with, --set included
     if not share:
         return {}
@@ -574,10 +578,14 @@ def in_run_control(r: dict, late: list) -> dict:
     fifths = [difference(split([x for x in r["lives"] if fifth(x) == f])) for f in range(5)]
     causes = {g: {c: round(100 * k / len(v), 1) for c, k in collections.Counter(x["cause"] for x in v).most_common()}
               for g, v in last_80.items()}  # where the learners' extra lives end, or are lost (% of each group)
+    # what each group did with its lives (% of lives): a learner that learns to flee fights less
+    did = {g: {a: ablations.summarise(v, r["names"])["rates"].get(a, 0.0) for a in IN_RUN_ACHIEVEMENTS}
+           for g, v in last_80.items()}
     lacks = r["key"]["config"]["agents"].get("control", "learning")
     return {"in_run_control": dict(out, lacks=lacks, learning_over_control=round(out["learners"]["mean_lifespan"] /
                                                                      out["control"]["mean_lifespan"], 3),
-                                   **difference(groups), last_80=dict(difference(last_80), causes=causes),
+                                   **difference(groups), last_80=dict(difference(last_80), causes=causes,
+                                                                      achievements=did),
                                    by_fifth=[d["difference"] for d in fifths],
                                    by_fifth_se=[d["standard_error"] for d in fifths])}
 
