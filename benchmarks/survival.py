@@ -22,6 +22,7 @@ spawn point, `SPAWN`):
     senses_control  learning_control + agents.fast_input=senses, fast_readout=1  the readout reading what lies beside
                                                          the agent (a reflex tuned in life) instead of the token
     view_control    the same reading also the way to each kind in view and danger (agents.fast_input=view)
+    senses_inherit_control  senses_control + agents.fast_inherit=1: the readout on the senses passed on whole
     evolved_drives  default + agents.drives=evolved      the reward's weights evolved from small random founders
                                                          (the issue's full system on today's default)
     offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
@@ -498,6 +499,11 @@ LATEST = {
     "senses_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0"],
     # its learners lost by 19 steps, fleeing a zombie's side (its value saw nothing a step off): the readout on the view
     "view_control": ["agents.control_share=0.5", "agents.fast_input=view", "agents.fast_readout=1.0"],
+    # ...and the view's learners lost too (a life meets a zombie ~9 times: too few for its critic, born at zero, to learn
+    # more than the next step): the readout on the senses passed on whole, a lineage one learner over its lives (the
+    # senses mean to a child what they meant to its parent, where the token, read by a mutated network, did not)
+    "senses_inherit_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
+                               "agents.fast_inherit=1.0"],
 }
 ARMS.update(LATEST)
 
