@@ -150,7 +150,7 @@ class AgentsConfig:
                         "clipped to +-obs_clip (false: Craftax's own values, in [0, 1], the same in every life)", static=True)
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
     fast_readout: float = _f(0.2, "step of the fast readout (agents/fast.py): per-life linear policy and value weights "
-                             "on the action token, born at zero, learned by TD(fast_lam); 0: none", _nonneg, ">= 0", static=True)
+                             "on what fast_input reads, born at zero, learned by TD(fast_lam); 0: none", _nonneg, ">= 0", static=True)
     fast_input: str = _f("token", "what the fast readout reads: token (the action token), senses (the kind of tile on each side, "
                          "the one faced) or view (those, the way to each kind in view, danger)", lambda x: x in FAST_INPUTS, f"one of {FAST_INPUTS}")
     fast_center: bool = _f(False, "the fast readout reads the token less its life's mean, with biases", static=True)

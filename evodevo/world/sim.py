@@ -173,8 +173,9 @@ class Simulation:
 
     def senses(self, state: SimState, world: WorldState, step, prev_action) -> Senses:
         """What an agent senses besides the observation: its age (0 without a `state`), place, last action, body,
-        what lies beside it, what a taxis or the readout sees further off (agents.seek, fast_input=view), its need of each kind (agents.reflex_need),
-        whether a hostile mob is in view (agents.drive_fear) and the health left in those beside it (drive_danger)."""
+        what lies beside it, what a taxis or the readout sees further off (agents.seek, fast_input=view), its need of
+        each kind (agents.reflex_need), whether a hostile mob is in view (agents.drive_fear) and the health left in
+        those beside it (drive_danger)."""
         near, facing = self.world.neighbours(world)
         seen = self.world.in_view(world) if self.cfg.agents.seek or self.cfg.agents.fast_input == "view" else None
         need = self.world.need_of_kinds(world) if self.cfg.agents.reflex_need else None
