@@ -98,7 +98,7 @@ class Readout:
         return new if self.mean is None else new.replace(mean=self.mean.update(h))
 
 
-def reads(kind: str, h, near, facing, seen=None, need=None, danger=None):
+def reads(kind: str, h, near, facing, seen=None, danger=None):
     """What the readout reads at an act, by agents.fast_input (`kind`): the action token h [D]; senses [5K]: near
     [4, K] (the kinds beside the agent on each side, flattened) and near[facing] [K] (the kind it faces); view [9K + 1]:
     those, seen [4, K] (the moves toward the nearest of each kind in view) and danger [] (`Senses.danger`: the hostile
@@ -109,6 +109,13 @@ def reads(kind: str, h, near, facing, seen=None, need=None, danger=None):
     near = near.astype(jnp.float32)
     parts = [near.reshape(-1), near[facing]]
     return jnp.concatenate(parts if kind == "senses" else [*parts, seen.astype(jnp.float32).reshape(-1), danger[None]])
+
+
+def width(kind: str, d: int, k: int) -> int:
+    """The length of what `reads` returns for agents.fast_input `kind`, a token of width d and k neighbour kinds."""
+    four = jax.ShapeDtypeStruct((4, k), jnp.float32)
+    return jax.eval_shape(lambda *a: reads(kind, *a), jax.ShapeDtypeStruct((d,), jnp.float32), four,
+                          jax.ShapeDtypeStruct((), jnp.int32), four, jax.ShapeDtypeStruct((), jnp.float32)).shape[0]
 
 
 def inherit(born: Readout | None, parents: Readout | None, src, share):

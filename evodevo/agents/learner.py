@@ -27,7 +27,7 @@ from jax.flatten_util import ravel_pytree
 
 from evodevo import treeutil
 from evodevo.agents import debrief, development, drives, inverse, memory, place
-from evodevo.agents.fast import Readout, inherit, learn_readouts, reads
+from evodevo.agents.fast import Readout, inherit, learn_readouts, reads, width
 from evodevo.agents import transformer as tf
 from evodevo.agents.kind import BODY, NEEDS, LifeEnd, Senses
 from evodevo.agents.normalize import RewardScale, Welford, observe
@@ -74,8 +74,7 @@ class Learner:
         self.drive_init = (self.num_actions if cfg.instinct else 0, cfg.instinct_do, self.do_action, cfg.reflex,
                            len(world.neighbour_kinds), cfg.seek)
         self.dm = tf.Dims.make(cfg, world)
-        self.fast_dim = {"token": self.dm.d, "senses": 5 * len(world.neighbour_kinds),  # what it reads (`fast.reads`)
-                         "view": 9 * len(world.neighbour_kinds) + 1}[cfg.fast_input]
+        self.fast_dim = width(cfg.fast_input, self.dm.d, len(world.neighbour_kinds))  # what the readout reads
         self.memory_kind = cfg.memory if self.dm.m > 0 else "frozen"  # `memory.next_memory` (M = 0: nothing to write)
         self.written_memory, self.learned_memory = self.memory_kind != "frozen", self.memory_kind == "learned"
         key, genes = jax.random.PRNGKey(0), self.genes()
@@ -206,7 +205,7 @@ class Learner:
         logits, value = tf.policy_value(head, h)
         out = {}
         if agent.fast is not None:  # (the network's own gradient does not pass through it)
-            out, added = agent.fast.act(reads(self.cfg.fast_input, jax.lax.stop_gradient(h), *beside), out)
+            out, added = agent.fast.act(reads(self.cfg.fast_input, jax.lax.stop_gradient(h), *beside[:3], beside[4]), out)
             logits, value = jax.tree.map(jnp.add, (logits, value), added)
         if self.cfg.instinct or self.cfg.reflex > 0:  # an inherited leaning: a constant that learning acts around
             out["innate"] = jax.lax.stop_gradient(drives.innate_logits(
