@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from evodevo import config  # noqa: E402
+from evodevo.agents.kind import in_control  # noqa: E402
 from evodevo.metrics import crafter_score  # noqa: E402
 from evodevo.world.runner import lives_from_chunk  # noqa: E402
 from evodevo.world.sim import Simulation  # noqa: E402
@@ -81,21 +82,30 @@ def pool_point(sim, state) -> dict:
     }
 
 
-def world_point(sim, state, out, names) -> dict:
+def world_point(sim, state, out, names, control=None) -> dict:
     """What the population does and what it has made of its worlds at this step: the world history's
     means (`ContinuousWorld.history`: plants, shelter, ...), the share of each action taken over
     the chunk (`out`: a chunk's outputs, [steps, N] each) and `reactions`: per kind of tile faced
     (a zombie, a cow, water, a ripe plant: `ContinuousWorld.neighbours`), how often the agent chose
-    DO in front of it (strike, eat, drink) and on how many agent-steps it faced one."""
+    DO in front of it (strike, eat, drink) and on how many agent-steps it faced one. With `control`
+    ([steps, N] bool: the in-run control's agent-steps, agents.control_share), `reactions_by_half`: the
+    same for the learners and the control apart (what learning changed in how an agent meets each kind)."""
     actions = np.asarray(out["action"]).reshape(-1)
     share = np.bincount(actions, minlength=len(names)) / max(1, actions.size)
     faced, do = np.asarray(out["faced"]).astype(np.int64), np.asarray(out["chosen"]) == names.index("do")
-    reactions = {}
-    for k, kind in enumerate(sim.world.neighbour_kinds):
-        there = (faced >> k) & 1 == 1
-        reactions[kind] = {"do": round(float(do[there].mean()), 4) if there.any() else None, "n": int(there.sum())}
-    return {"world": {k: round(m, 3) for k, (m, _) in sim.world_history(state).items()},
-            "actions": {n: round(float(v), 4) for n, v in zip(names, share)}, "reactions": reactions}
+
+    def reactions(where):
+        found = {}
+        for k, kind in enumerate(sim.world.neighbour_kinds):
+            there = ((faced >> k) & 1 == 1) & where
+            found[kind] = {"do": round(float(do[there].mean()), 4) if there.any() else None, "n": int(there.sum())}
+        return found
+
+    point = {"world": {k: round(m, 3) for k, (m, _) in sim.world_history(state).items()},
+             "actions": {n: round(float(v), 4) for n, v in zip(names, share)}, "reactions": reactions(True)}
+    if control is not None:
+        point["reactions_by_half"] = {"learners": reactions(~control), "control": reactions(control)}
+    return point
 
 
 def by_fifth(r: dict) -> list:
@@ -110,8 +120,8 @@ def by_fifth(r: dict) -> list:
 def late_world(r: dict, last: int) -> dict:
     """`world_point`'s figures averaged over the chunks of the last `last` agent-steps of run `r`:
     {"shelter": ..., "room": ..., "water_in_reach": ..., "actions": {the five commonest: share},
-    "do_when_facing": {kind: P(DO)}} (empty
-    for runs saved before them; no "do_when_facing" for runs saved before it)."""
+    "do_when_facing": {kind: P(DO)}, and with an in-run control "do_when_facing_by_half": {"learners": ...,
+    "control": ...}} (empty for runs saved before them; none of the last two for runs saved before each)."""
     points = [p for p in r["series"] if "world" in p and p["step"] > r["steps"] - last // r["n_slots"]]
     if not points:
         return {}
@@ -119,12 +129,16 @@ def late_world(r: dict, last: int) -> dict:
     late = {k: round(float(np.mean([p["world"][k] for p in points])), 2)
             for k in ("shelter", "room", "water_in_reach") if k in points[0]["world"]}  # room: runs since 2026-12-01
     late["actions"] = {a: round(v, 3) for a, v in sorted(actions.items(), key=lambda x: -x[1])[:5]}
-    if "reactions" in points[0]:  # pooled over the window's agent-steps
-        late["do_when_facing"] = {}
-        for kind in points[0]["reactions"]:
-            n = sum(p["reactions"][kind]["n"] for p in points)
-            do = sum(p["reactions"][kind]["n"] * (p["reactions"][kind]["do"] or 0.0) for p in points)
-            late["do_when_facing"][kind] = round(do / n, 3) if n else None
+    def pooled(reactions):  # over the window's agent-steps
+        n = {kind: sum(r[kind]["n"] for r in reactions) for kind in reactions[0]}
+        return {kind: round(sum(r[kind]["n"] * (r[kind]["do"] or 0.0) for r in reactions) / n[kind], 3) if n[kind]
+                else None for kind in n}
+
+    if "reactions" in points[0]:
+        late["do_when_facing"] = pooled([p["reactions"] for p in points])
+    if "reactions_by_half" in points[0]:
+        late["do_when_facing_by_half"] = {g: pooled([p["reactions_by_half"][g] for p in points])
+                                          for g in ("learners", "control")}
     return late
 
 
@@ -162,8 +176,10 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
             point = {"step": done, "lives": len(new),
                      "lifespan_mean": float(np.mean([x["lifespan"] for x in new])) if new else None}
             point.update(pool_point(sim, state))
+            share = cfg.agents.control_share  # the in-run control's agent-steps, by the life each belongs to
+            control = in_control(out["record"]["agent_id"][:n], share) if share else None
             point.update(world_point(sim, state, {k: out[k][:n] for k in ("action", "faced", "chosen")},
-                                     names=sim.world.action_names))  # a short last chunk is padded
+                                     names=sim.world.action_names, control=control))  # a short last chunk is padded
             series.append(point)
             if on_chunk is not None:
                 on_chunk(point)
