@@ -153,7 +153,7 @@ class AgentsConfig:
                              "on what fast_input reads, born at zero, learned by TD(fast_lam); 0: none", _nonneg, ">= 0", static=True)
     fast_input: str = _f("token", "what the fast readout reads: token (the action token), senses (the kind of tile on each side, "
                          "the one faced) or view (those, the way to each kind in view, danger)", lambda x: x in FAST_INPUTS, f"one of {FAST_INPUTS}")
-    fast_center: bool = _f(False, "the fast readout reads the token less its life's mean, with biases", static=True)
+    fast_center: bool = _f(False, "the fast readout reads what fast_input reads less its life's mean, with biases", static=True)
     fast_lam: float = _f(0.0, "lambda of the fast readout's eligibility trace; 0: TD(0)", _unit, "in [0, 1]")
     fast_inherit: float = _f(0.0, "share of its first parent's fast readout a newborn starts with (fast.inherit)", _unit, "in [0, 1]")
     develop: str = _f("plateau", "when a layer grows in during life: plateau (forward loss stalls), age, or none",

@@ -120,8 +120,9 @@ def width(kind: str, d: int, k: int) -> int:
 
 def inherit(born: Readout | None, parents: Readout | None, src, share):
     """Newborns' readouts ([N] leading axis) where `share` [N] > 0: that share of the readout of row src[s] of
-    `parents` (agents.fast_inherit: a parent passes on what it learned in life, outside its genes; the token it
-    was learned on comes from genes the child mostly shares). Its trace and running mean start afresh."""
+    `parents` (agents.fast_inherit: a parent passes on what it learned in life, outside its genes; a token it
+    learned on comes from genes the child mostly shares, senses mean to the child what they meant to the parent).
+    Its trace and running mean start afresh."""
     if born is None:
         return None
 
