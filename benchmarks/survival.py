@@ -507,7 +507,8 @@ LATEST = {
     # the senses readout learns what pays within the step (within_life.py) and its learners unlearned the strike, which
     # the default's reward pays only at the kill: a reward that pays at once for each act that keeps a life going, a
     # strike at a zombie in view (drive_danger, danger_range=view: fleeing pays only once it is out of sight), a bite
-    # and a sip (food and drink drives weighed as health's; late lives die of starvation 23-52%, thirst 8-17%)
+    # and a sip (food and drink drives weighed as health's; late lives die of starvation 23-52%, thirst 8-17%).
+    # Measured s0 / s1: -4.4 ± 4.1 / -2.2 ± 3.7; its learners chose DO less facing every kind, water and plants too
     "senses_body_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
                             "agents.drive_food=10", "agents.drive_drink=10", "agents.drive_danger=2.5",
                             "agents.danger_range=view"],
