@@ -162,6 +162,7 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
     chunk = cfg.run.chunk_steps
     names = sim.world.achievement_names
     lives, series, done, t_run = [], [], 0, 0.0
+    share = cfg.agents.control_share  # the in-run control's agent-steps (world_point), by the life each belongs to
     with tqdm(total=steps, unit="step", desc=label, dynamic_ncols=True) as bar:
         while done < steps:
             n = min(chunk, steps - done)
@@ -176,7 +177,6 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
             point = {"step": done, "lives": len(new),
                      "lifespan_mean": float(np.mean([x["lifespan"] for x in new])) if new else None}
             point.update(pool_point(sim, state))
-            share = cfg.agents.control_share  # the in-run control's agent-steps, by the life each belongs to
             control = in_control(out["record"]["agent_id"][:n], share) if share else None
             point.update(world_point(sim, state, {k: out[k][:n] for k in ("action", "faced", "chosen")},
                                      names=sim.world.action_names, control=control))  # a short last chunk is padded
