@@ -23,6 +23,10 @@ spawn point, `SPAWN`):
                                                          the agent (a reflex tuned in life) instead of the token
     view_control    the same reading also the way to each kind in view and danger (agents.fast_input=view)
     senses_inherit_control  senses_control + agents.fast_inherit=1: the readout on the senses passed on whole
+    senses_body_control  senses_control + a reward that pays at once a strike at a zombie in view, a bite and a sip
+                                                         (drive_danger=2.5, danger_range=view, drive_food=drive_drink=10)
+    senses_silent_control  senses_control with a reward of zero: the learners moved by all but the reward
+    senses_body_uncentred_control  senses_body_control + agents.center_reward=false
     evolved_drives  default + agents.drives=evolved      the reward's weights evolved from small random founders
                                                          (the issue's full system on today's default)
     offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
@@ -512,6 +516,15 @@ LATEST = {
     "senses_body_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
                             "agents.drive_food=10", "agents.drive_drink=10", "agents.drive_danger=2.5",
                             "agents.danger_range=view"],
+    # which of its parts lowers DO: senses_body_control with a reward of zero (no drive, no curiosity), so that only the
+    # critic's own error and the other objectives move the learners (a control the reward's content must beat), and
+    # with the reward not centred (agents.center_reward=false: a DO that pays less than the life's average pays less
+    # than zero when centred)
+    "senses_silent_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
+                              "agents.drive_health=0", "agents.drive_curiosity=0"],
+    "senses_body_uncentred_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
+                                      "agents.drive_food=10", "agents.drive_drink=10", "agents.drive_danger=2.5",
+                                      "agents.danger_range=view", "agents.center_reward=false"],
 }
 ARMS.update(LATEST)
 
