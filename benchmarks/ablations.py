@@ -89,7 +89,9 @@ def world_point(sim, state, out, names, control=None) -> dict:
     (a zombie, a cow, water, a ripe plant: `ContinuousWorld.neighbours`), how often the agent chose
     DO in front of it (strike, eat, drink) and on how many agent-steps it faced one. With `control`
     ([steps, N] bool: the in-run control's agent-steps, agents.control_share), `reactions_by_half`: the
-    same for the learners and the control apart (what learning changed in how an agent meets each kind)."""
+    same for the learners and the control apart (what learning changed in how an agent meets each kind).
+    With the chunk's TD errors and scaled rewards (`out`'s "td_error" and "reward_scaled", the metrics of
+    the transitions learned), `td_when_facing` (`td_by_act`) and the learners' |TD error| quantiles."""
     actions = np.asarray(out["action"]).reshape(-1)
     share = np.bincount(actions, minlength=len(names)) / max(1, actions.size)
     faced, do = np.asarray(out["faced"]).astype(np.int64), np.asarray(out["chosen"]) == names.index("do")
@@ -105,7 +107,31 @@ def world_point(sim, state, out, names, control=None) -> dict:
              "actions": {n: round(float(v), 4) for n, v in zip(names, share)}, "reactions": reactions(True)}
     if control is not None:
         point["reactions_by_half"] = {"learners": reactions(~control), "control": reactions(control)}
+    if "td_error" in out:
+        td = np.asarray(out["td_error"], np.float64)
+        point["td_when_facing"] = td_by_act(sim.world.neighbour_kinds, np.asarray(out["faced"]).astype(np.int64), do,
+                                            td, np.asarray(out["reward_scaled"], np.float64))
+        learned = np.abs(td[np.isfinite(td)])
+        point["td_abs_quantiles"] = ([round(float(q), 3) for q in np.percentile(learned, [50, 90, 99, 100])]
+                                     if learned.size else None)
     return point
+
+
+def td_by_act(kinds, faced, do, td, reward):
+    """What the actor-critic's step says about DO in front of each kind: per kind faced, over the transitions
+    learned (finite TD error: the learners') whose act was DO and whose act was another, [count, sum of TD
+    errors, sum of scaled rewards] (sums, so that chunks pool). td[t] and reward[t] ([steps, N]) belong to the
+    transition of the act chosen at t - 1 (the chunk's first row, whose act fell in the last chunk, is left out).
+    The policy step moves DO's logit there by p (1 - p) (mean TD | DO - mean TD | other) in expectation, p = P(DO):
+    a TD error that is lower after DO than after the others teaches the life to strike, eat or drink less."""
+    faced, do, td, reward = faced[:-1], do[:-1], td[1:], reward[1:]
+    learned = np.isfinite(td)
+    found = {}
+    for k, kind in enumerate(kinds):
+        there = ((faced >> k) & 1 == 1) & learned
+        found[kind] = {name: [int(w.sum()), round(float(td[w].sum()), 3), round(float(reward[w].sum()), 3)]
+                       for name, w in (("do", there & do), ("other", there & ~do))}
+    return found
 
 
 def by_fifth(r: dict) -> list:
@@ -139,7 +165,29 @@ def late_world(r: dict, last: int) -> dict:
     if "reactions_by_half" in points[0]:
         late["do_when_facing_by_half"] = {g: pooled([p["reactions_by_half"][g] for p in points])
                                           for g in ("learners", "control")}
+    if "td_when_facing" in points[0]:  # runs since 2026-12-04's sixteenth session
+        late["td_when_facing"] = td_pooled([p["td_when_facing"] for p in points])
+        late["td_abs_quantiles"] = [round(float(np.mean(q)), 3) for q in
+                                    zip(*[p["td_abs_quantiles"] for p in points if p["td_abs_quantiles"]])]
     return late
+
+
+def td_pooled(chunks: list) -> dict:
+    """`td_by_act`'s sums pooled over chunks, per kind faced: how many learned transitions (n), the share whose act
+    was DO (p_do), the mean TD error after DO and after the others (td_do, td_other) and the same of the scaled reward
+    (reward_do, reward_other), and the expected move of DO's logit per transition, p (1 - p) (td_do - td_other)."""
+    found = {}
+    for kind in chunks[0]:
+        (n_do, td_do, r_do), (n_other, td_other, r_other) = (np.sum([c[kind][a] for c in chunks], 0)
+                                                             for a in ("do", "other"))
+        if not (n_do and n_other):
+            found[kind] = {"n": int(n_do + n_other)}
+            continue
+        p, gap = n_do / (n_do + n_other), td_do / n_do - td_other / n_other
+        found[kind] = {"n": int(n_do + n_other), "p_do": round(p, 3), "td_do": round(td_do / n_do, 3),
+                       "td_other": round(td_other / n_other, 3), "reward_do": round(r_do / n_do, 3),
+                       "reward_other": round(r_other / n_other, 3), "do_logit_drift": round(p * (1 - p) * gap, 4)}
+    return found
 
 
 def drive_genes(sim, bank: dict, params) -> list[dict]:
@@ -178,8 +226,10 @@ def run_arm(cfg, agent_steps: int, label: str, on_chunk=None, sim=None) -> dict:
                      "lifespan_mean": float(np.mean([x["lifespan"] for x in new])) if new else None}
             point.update(pool_point(sim, state))
             control = in_control(out["record"]["agent_id"][:n], share) if share else None
-            point.update(world_point(sim, state, {k: out[k][:n] for k in ("action", "faced", "chosen")},
-                                     names=sim.world.action_names, control=control))  # a short last chunk is padded
+            taken = {k: out[k][:n] for k in ("action", "faced", "chosen")} | {
+                k: out["metrics"][k][:n] for k in ("td_error", "reward_scaled") if k in out["metrics"]}
+            point.update(world_point(sim, state, taken, names=sim.world.action_names,
+                                     control=control))  # a short last chunk is padded
             series.append(point)
             if on_chunk is not None:
                 on_chunk(point)

@@ -333,8 +333,8 @@ class Learner:
             g_out = g_out + g_actor_critic
             loss = jnp.where(jnp.isfinite(trace).all(-1) & jnp.isfinite(delta), loss, jnp.nan)
         grad = g_out + g_aux
-        metrics = {"td_error": delta, "loss_inverse": inv_ce, "value": out["value"], "curiosity": curiosity,
-                   "drive_reward": r_drive, **parts,
+        metrics = {"td_error": delta, "reward_scaled": r_s, "loss_inverse": inv_ce, "value": out["value"],
+                   "curiosity": curiosity, "drive_reward": r_drive, **parts,
                    # which objective the gradient clip sees: the heads' losses vs inverse dynamics (+ RND)
                    "grad_norm_heads": jnp.linalg.norm(g_out, axis=-1),
                    "grad_norm_inverse": jnp.linalg.norm(g_aux, axis=-1),
