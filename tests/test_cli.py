@@ -186,14 +186,38 @@ def test_bad_input_exit_status_of_the_console_script(tmp_path, evodevo_cmd, cli_
     assert not (tmp_path / "r").exists()
 
 
-def test_benchmark_cache_key_tolerates_new_switches_at_default():
-    """A saved benchmark result stays valid when a config key was added since at the value it was added with,
-    and not when the new key is set otherwise, an old key changed, or a key the config no longer has was saved."""
+def _ablations():
+    """benchmarks/ablations.py as a module (benchmarks/ is not a package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("ablations", ROOT / "benchmarks" / "ablations.py")
     ablations = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablations)
+    return ablations
+
+
+def test_td_when_facing_pairs_each_transition_with_the_act_it_learned_from():
+    """td[t] belongs to the act chosen at t - 1: its sums land on the kind faced and the act (DO or not) of that
+    step; a transition not learned (NaN) counts nowhere; pooled, the drift is p (1 - p) (mean TD | DO - | other)."""
+    ablations = _ablations()
+    nan = float("nan")
+    faced = np.array([[1, 2], [1, 0], [0, 0]])  # bit 0: hostile, bit 1: water
+    do = np.array([[True, False], [False, False], [False, False]])
+    td = np.array([[9.0, 9.0], [1.0, -2.0], [-0.5, nan]])  # row 0: the last chunk's act, left out
+    reward = np.array([[9.0, 9.0], [0.5, -1.0], [0.0, nan]])
+    found = ablations.td_by_act(("hostile", "water"), faced, do, td, reward)
+    assert found == {"hostile": {"do": [1, 1.0, 0.5], "other": [1, -0.5, 0.0]},
+                     "water": {"do": [0, 0.0, 0.0], "other": [1, -2.0, -1.0]}}
+    pooled = ablations.td_pooled([found, found])
+    assert pooled["hostile"] == {"n": 4, "p_do": 0.5, "td_do": 1.0, "td_other": -0.5, "reward_do": 0.5,
+                                 "reward_other": 0.0, "do_logit_drift": 0.375}
+    assert pooled["water"] == {"n": 2}  # no DO there: no gap to measure
+
+
+def test_benchmark_cache_key_tolerates_new_switches_at_default():
+    """A saved benchmark result stays valid when a config key was added since at the value it was added with,
+    and not when the new key is set otherwise, an old key changed, or a key the config no longer has was saved."""
+    ablations = _ablations()
     key = {"config": config.to_dict(config.Config()), "agent_steps": 1000}
     saved = json.loads(json.dumps(key))
     del saved["config"]["agents"]["reflex_need"]  # saved before the switch existed
