@@ -27,6 +27,8 @@ spawn point, `SPAWN`):
                                                          (drive_danger=2.5, danger_range=view, drive_food=drive_drink=10)
     senses_silent_control  senses_control with a reward of zero: the learners moved by all but the reward
     senses_body_uncentred_control  senses_body_control + agents.center_reward=false
+    senses_body_readout_control  senses_body_control with only the readout learning (agents.learn_network=false)
+    body_network_control  senses_body_control's reward with only the network learning (no readout)
     evolved_drives  default + agents.drives=evolved      the reward's weights evolved from small random founders
                                                          (the issue's full system on today's default)
     offset_drives   default + agents.drives=offset       the same selection started from the hand-set drives
@@ -525,6 +527,14 @@ LATEST = {
     "senses_body_uncentred_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
                                       "agents.drive_food=10", "agents.drive_drink=10", "agents.drive_danger=2.5",
                                       "agents.danger_range=view", "agents.center_reward=false"],
+    # the silent learners lost too, and in senses_body_control the policy step where a kind is faced teaches DO up at
+    # every kind: so which learner lowers DO, the readout or the network? Each alone under that reward: the readout
+    # with the network's weights held as inherited (agents.learn_network=false), and the network with no readout
+    "senses_body_readout_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
+                                    "agents.drive_food=10", "agents.drive_drink=10", "agents.drive_danger=2.5",
+                                    "agents.danger_range=view", "agents.learn_network=false"],
+    "body_network_control": ["agents.control_share=0.5", "agents.fast_readout=0", "agents.drive_food=10",
+                             "agents.drive_drink=10", "agents.drive_danger=2.5", "agents.danger_range=view"],
 }
 ARMS.update(LATEST)
 

@@ -84,6 +84,7 @@ class AgentsConfig:
                            "(false: its spawn position plus its place head's predicted displacements, dead reckoning)")
     learn: str = _f("lowrank", "what learns during life: lowrank deltas on the genes, or full weights",
                     lambda x: x in ("lowrank", "full"), "lowrank or full")
+    learn_network: bool = _f(True, "the network's weights learn in life (false: only the fast readout learns)")
     rank: int = _f(4, "rank of the within-life weight deltas (learn=lowrank)", _pos, "> 0")
     weights_dtype: str = _f("float32", "learn=lowrank: the dtype an agent holds its inherited weights in during life, "
                             "float32 or bfloat16 (half the bytes; products accumulate in float32)",
@@ -315,8 +316,7 @@ def _build(cls, data: dict, prefix: str):
     return cls(**kwargs)
 
 
-def _cross_checks(cfg: Config) -> None:
-    """Constraints that involve more than one key."""
+def _cross_checks(cfg: Config) -> None:  # constraints that involve more than one key
     a = cfg.agents
     if a.d_model % a.n_heads:
         raise ConfigError(f"config key 'agents.n_heads': {a.n_heads} does not divide agents.d_model={a.d_model}")

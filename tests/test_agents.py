@@ -747,24 +747,28 @@ def test_a_readout_on_the_senses_moves_only_the_states_that_share_what_lies_besi
     np.testing.assert_allclose(float(value), 2 / 3, rtol=1e-6)
 
 
-@pytest.mark.parametrize("center", [False, True])
-def test_fast_readout_learns_in_the_learner(sim, center):
+@pytest.mark.parametrize("center,network", [(False, True), (True, False)])
+def test_fast_readout_learns_in_the_learner(sim, center, network):
     """A newborn's readout is zero (it acts as its genes say); it moves only with a transition, by
     `Readout.learn` on the carried action token, and its value joins the network's. Centred, the first
-    transition has nothing to centre on: it moves the biases alone and the mean becomes its token."""
+    transition has nothing to centre on: it moves the biases alone and the mean becomes its token. With
+    agents.learn_network=false the network's weights stay as inherited while the readout learns."""
     from evodevo.agents.learner import Learner
 
     from conftest import founders, learner_steps
 
-    ag = Learner(tiny("agents.fast_readout=1.0", f"agents.fast_center={str(center).lower()}").agents, sim.world)
+    ag = Learner(tiny("agents.fast_readout=1.0", f"agents.fast_center={str(center).lower()}",
+                      f"agents.learn_network={str(network).lower()}").agents, sim.world)
     n, hp = sim.n, sim.hp.agents
     step, first_carried = learner_steps(ag, hp, n, sim.world.obs_dim, lambda t: jnp.full((n, 5), 0.5, jnp.float32))
     agents = founders(ag, n, jax.random.PRNGKey(4))
     carried, prev = first_carried(agents), jnp.full(n, -1, jnp.int32)
     agents, carried, prev, *_ = step(agents, carried, prev, 0)
     assert not np.asarray(agents.fast.w_pi).any() and not np.asarray(agents.fast.w_v).any()  # no transition yet
-    h0 = np.asarray(carried["out"]["fast_h"])
+    h0, theta0 = np.asarray(carried["out"]["fast_h"]), np.asarray(agents.theta)
     agents, _, _, broken, metrics, pending = step(agents, carried, prev, 1)
+    assert (np.abs(np.asarray(agents.theta) - theta0).sum(-1) > 0).all() == network
+    assert np.array_equal(np.asarray(agents.theta), theta0) != network
     delta = np.asarray(metrics["td_error"])
     assert np.isfinite(delta).all() and not np.asarray(broken).any()
     if center:

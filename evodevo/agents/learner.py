@@ -366,6 +366,7 @@ class Learner:
 
         theta, opt = jax.vmap(update)(agents.theta, agents.opt, grad, agents.developmental)
         theta = theta if ascent is None else theta + ascent  # (zero unless agents.obgd_step > 0)
+        theta, opt = (theta, opt) if self.cfg.learn_network else (agents.theta, agents.opt)
         fast = learn_readouts(agents.fast, self.cfg.fast_readout, carried, metrics["td_error"], hp.gamma * hp.fast_lam)
         learned = dict(theta=theta, opt=opt, reward_scale=scale, reward=reward, trace=trace, fast=fast,
                        **development.track_loss(self.cfg.plateau_window, agents, metrics["loss_forward"], senses.age))
