@@ -37,7 +37,7 @@ INVERSE_INPUTS = ("encoder", "layers")
 MEMORY = ("frozen", "evolved", "learned")
 MEMORY_WRITE = ("outputs", "input", "update")
 NESTS, DRIVE_SOURCES = ("spawn", "drink"), ("config", "evolved", "offset")
-CONTROLS, FAST_INPUTS = ("learning", "drives", "memory"), ("token", "senses", "view")
+CONTROLS, FAST_INPUTS = ("learning", "drives", "memory"), ("token", "facing", "senses", "view")
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,8 @@ class AgentsConfig:
     obs_clip: float = _f(5.0, "normalised observations are clipped to +-obs_clip", _pos, "> 0")
     fast_readout: float = _f(0.2, "step of the fast readout (agents/fast.py): per-life linear policy and value weights "
                              "on what fast_input reads, born at zero, learned by TD(fast_lam); 0: none", _nonneg, ">= 0", static=True)
-    fast_input: str = _f("token", "what the fast readout reads: token (the action token), senses (the kind of tile on each side, "
-                         "the one faced) or view (those, the way to each kind in view, danger)", lambda x: x in FAST_INPUTS, f"one of {FAST_INPUTS}")
+    fast_input: str = _f("token", "what the fast readout reads: token (the action token), facing (the kind it faces), senses (the "
+                         "kind on each side, the one faced) or view (those, the way to each kind in view, danger)", lambda x: x in FAST_INPUTS, f"one of {FAST_INPUTS}")
     fast_center: bool = _f(False, "the fast readout reads what fast_input reads less its life's mean, with biases", static=True)
     fast_lam: float = _f(0.0, "lambda of the fast readout's eligibility trace; 0: TD(0)", _unit, "in [0, 1]")
     fast_inherit: float = _f(0.0, "share of its first parent's fast readout a newborn starts with (fast.inherit)", _unit, "in [0, 1]")

@@ -720,7 +720,7 @@ def test_teachers_are_first_parents_in_a_slot_within_their_half_of_the_control()
 
 def test_a_readout_on_the_senses_moves_only_the_states_that_share_what_lies_beside():
     """agents.fast_input=senses: the readout reads the kinds beside the agent on each side and the kind it faces
-    (view: and the way to each kind in view, and danger); one step where a zombie is on its right, faced, moves that
+    (view: and the way to each kind in view, and danger; facing: the kind it faces alone); one step where a zombie is on its right, faced, moves that
     state (hand-computed) and not one with nothing beside."""
     from evodevo.agents.fast import Readout, reads, width
 
@@ -736,6 +736,9 @@ def test_a_readout_on_the_senses_moves_only_the_states_that_share_what_lies_besi
     view = reads("view", None, jnp.asarray(near), jnp.array(1), jnp.asarray(seen), jnp.array(0.6))
     np.testing.assert_allclose(np.asarray(view), np.asarray(x).tolist() + [0.0] * 8 + [1.0] + [0.0] * 7 + [0.6])
     assert (width("token", 8, 4), width("senses", 8, 4), width("view", 8, 4)) == (8, len(x), len(view))
+    # facing: the kind faced alone, so a zombie on its right that it does not face reads nothing
+    assert np.asarray(reads("facing", None, jnp.asarray(near), jnp.array(1))).tolist() == [0.0, 0.0, 0.0, 1.0]
+    assert not np.asarray(reads("facing", None, jnp.asarray(near), jnp.array(0))).any() and width("facing", 8, 4) == 4
     readout = Readout.zeros(3, 20).learn(1.0, x, jnp.zeros(3), 2, 1.0)  # |x|^2 = 2: steps of 1 / 3
     logits, value = readout.read(x)
     np.testing.assert_allclose(np.asarray(logits), [-2 / 9, -2 / 9, 4 / 9], rtol=1e-6)  # (1{a} - 1/3) * 2/3

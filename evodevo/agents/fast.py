@@ -25,7 +25,9 @@ collinear, so e_v . x_t reaches ~0.8 / (1 - gamma lambda) ~ 4, the value moved ~
 (|TD error| 2-3 against 0.03-0.09 at TD(0), docs/experiments.md). At lambda 0 it is the TD(0) step.
 
 What it reads (agents.fast_input, `reads`): the action token, or the senses the reflex reads (`senses`: which kind of
-tile lies on each side and which kind it faces, 5K zeros and ones), or those and what lies further off (`view`). A step
+tile lies on each side and which kind it faces, 5K zeros and ones), or those and what lies further off (`view`), or
+only the kind it faces (`facing`: the senses' sides share their weights between states that face the kind and states
+that do not, and the readout on them lowered DO where a kind is faced while its step there taught DO up). A step
 on the token moves every state's logits ~80% as far; a step on the senses moves only the states that share what lies
 beside the agent, and none where nothing does: a reflex the life tunes around the one it inherited. It learns a
 contingency paid at once that the token readout does not; under the default's reward (a blow hurts) its learners, on
@@ -99,7 +101,8 @@ class Readout:
 
 
 def reads(kind: str, h, near, facing, seen=None, danger=None):
-    """What the readout reads at an act, by agents.fast_input (`kind`): the action token h [D]; senses [5K]: near
+    """What the readout reads at an act, by agents.fast_input (`kind`): the action token h [D]; facing [K]: the kind
+    it faces, near[facing], so that only a step facing a kind moves what it does facing that kind; senses [5K]: near
     [4, K] (the kinds beside the agent on each side, flattened) and near[facing] [K] (the kind it faces); view [9K + 1]:
     those, seen [4, K] (the moves toward the nearest of each kind in view) and danger [] (`Senses.danger`: the hostile
     health beside it, in zombies, by agents.danger_range), so that its value can tell a zombie one step off from none,
@@ -107,6 +110,8 @@ def reads(kind: str, h, near, facing, seen=None, danger=None):
     if kind == "token":
         return h
     near = near.astype(jnp.float32)
+    if kind == "facing":
+        return near[facing]
     parts = [near.reshape(-1), near[facing]]
     return jnp.concatenate(parts if kind == "senses" else [*parts, seen.astype(jnp.float32).reshape(-1), danger[None]])
 
