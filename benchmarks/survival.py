@@ -168,7 +168,9 @@ shelter and the commonest actions there, the mean lifespan by the fifth of the r
 OUT/frontier.png (each arm's lifespan and Crafter score over random's: the trade-off between them),
 OUT/homes.png (lifespan, room and water in reach over the run), OUT/in_run.png (the arms with an in-run control:
 learners less controls over the last 80%, with a 95% interval), OUT/drives.png (the arms whose drive weights evolve:
-the population's mean weight of each drive over the run), ends with one JSON line (every arm's lifespan over random's, per seed), and exits 1 when the
+the population's mean weight of each drive over the run), OUT/do_gap.png (the arms with an in-run control of learning:
+P(DO) in front of each kind faced, learners less controls, beside the drift of DO's logit their step there makes),
+ends with one JSON line (every arm's lifespan over random's, per seed), and exits 1 when the
 --goal-arm's (the default config's) mean lifespan is below --goal (1.5) times random's on any seed
 run here.
 """
@@ -834,6 +836,40 @@ def drive_weights(runs: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def do_gap(results: dict, path: Path) -> None:
+    """Per arm and seed with an in-run control of learning: left, P(DO) in front of each kind faced, learners less
+    controls (last 20%); right, the drift of DO's logit that the learners' policy step makes where that kind is
+    faced (`td_when_facing`). Where the two disagree in sign, what moves DO is not the step at that state."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = {name: r for name, r in results.items() if "td_when_facing" in r and "do_when_facing_by_half" in r}
+    if not rows:
+        return
+    kinds = list(next(iter(rows.values()))["do_when_facing_by_half"]["learners"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 1.5 + 0.55 * len(rows)), sharey=True)
+    y, width = np.arange(len(rows)), 0.8 / len(kinds)
+    for i, kind in enumerate(kinds):
+        half = [r["do_when_facing_by_half"] for r in rows.values()]
+        gap = [h["learners"].get(kind, np.nan) - h["control"].get(kind, np.nan) for h in half]
+        drift = [r["td_when_facing"].get(kind, {}).get("do_logit_drift", np.nan) for r in rows.values()]
+        for ax, values in zip(axes, (gap, drift)):
+            ax.barh(y + (i - (len(kinds) - 1) / 2) * width, values, height=width, color=f"C{i}", label=kind)
+    for ax, label in zip(axes, ("P(DO | facing the kind), learners less controls",
+                                "DO's logit drift per learned step there, p(1-p)(td_do - td_other)")):
+        ax.axvline(0.0, color="grey", lw=1)
+        ax.set_xlabel(label, fontsize=9)
+    axes[0].set_yticks(y, list(rows), fontsize=8)
+    axes[0].legend(fontsize=8, title="kind faced", title_fontsize=8)
+    fig.suptitle("what the learners do where a kind is faced (left) and what their step there teaches (right), "
+                 "last 20% of the run", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default=str(HERE.parent / "configs" / "default.yaml"))
@@ -869,6 +905,7 @@ def main(argv=None) -> int:
     in_run(results, Path(args.out) / "in_run.png")
     in_run_fifths(results, Path(args.out) / "in_run_fifths.png")
     drive_weights(runs, Path(args.out) / "drives.png")
+    do_gap(results, Path(args.out) / "do_gap.png")
     for name, r in results.items():
         print(f"{name:>16}: {r['lives']:>6} lives, mean lifespan {r['mean_lifespan']:>7.1f}, "
               f"Crafter score {r['crafter_score']:.3f} {r['achievements']}, causes {r['causes']}, by fifth of birth {r['lifespan_by_fifth']}, quartiles {r['lifespan_quartiles']}"
