@@ -534,8 +534,8 @@ LATEST = {
     # the silent learners lost too, and in senses_body_control the policy step where a kind is faced teaches DO up at
     # every kind: so which learner lowers DO, the readout or the network? Each alone under that reward: the readout
     # with the network's weights held as inherited (agents.learn_network=false), and the network with no readout.
-    # Measured s0: the readout alone -3.2 ± 4.0, DO lower at every kind (0.03-0.16); the network alone -0.6 ± 4.2,
-    # DO moved both ways within 0.08
+    # Measured s0 / s1: the readout alone -3.2 ± 4.0 / -5.1 ± 4.2, DO lower at 4 / 3 kinds; the network alone
+    # -0.6 ± 4.2 / +4.9 ± 4.3, DO moved both ways within 0.08
     "senses_body_readout_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
                                     "agents.drive_food=10", "agents.drive_drink=10", "agents.drive_danger=2.5",
                                     "agents.danger_range=view", "agents.learn_network=false"],
