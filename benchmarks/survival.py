@@ -494,6 +494,9 @@ WITH_MEMORY = {
 ARMS.update(WITH_MEMORY)
 # Arms relative to the default as it is: since 2026-12-03, WITH_MEMORY's default without the memory token, which no
 # memory paid for (memory_control: -3.4 +- 2.1 steps over five runs); as an arm of its own it was default_memory_none
+# a reward that pays at once for each act that keeps a life going (senses_body_control and the arms after it)
+AT_ONCE = ["agents.drive_food=10", "agents.drive_drink=10", "agents.drive_danger=2.5", "agents.danger_range=view"]
+SENSES = ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0"]  # senses_control
 LATEST = {
     "default": [],
     # lifetime learning against its ablation in one run, on this default: half the newborns (the agent-id hash) learn
@@ -506,49 +509,39 @@ LATEST = {
     "inherit_half_control": ["agents.control_share=0.5", "agents.fast_inherit=0.5"],
     # the readout on the senses instead of the token (agents.fast_input=senses): a reflex tuned in life, each step
     # moving only the states that share what lies beside the agent, so it can take a full NLMS step
-    "senses_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0"],
+    "senses_control": SENSES,
     # its learners lost by 19 steps, fleeing a zombie's side (its value saw nothing a step off): the readout on the view
     "view_control": ["agents.control_share=0.5", "agents.fast_input=view", "agents.fast_readout=1.0"],
     # ...and the view's learners lost too (a life meets a zombie ~9 times: too few for its critic, born at zero, to learn
     # more than the next step): the readout on the senses passed on whole, a lineage one learner over its lives (the
     # senses mean to a child what they meant to its parent, where the token, read by a mutated network, did not)
-    "senses_inherit_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
-                               "agents.fast_inherit=1.0"],
+    "senses_inherit_control": [*SENSES, "agents.fast_inherit=1.0"],
     # the senses readout learns what pays within the step (within_life.py) and its learners unlearned the strike, which
     # the default's reward pays only at the kill: a reward that pays at once for each act that keeps a life going, a
     # strike at a zombie in view (drive_danger, danger_range=view: fleeing pays only once it is out of sight), a bite
     # and a sip (food and drink drives weighed as health's; late lives die of starvation 23-52%, thirst 8-17%).
     # Measured s0 / s1: -4.4 ± 4.1 / -2.2 ± 3.7; its learners chose DO less facing every kind, water and plants too
-    "senses_body_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
-                            "agents.drive_food=10", "agents.drive_drink=10", "agents.drive_danger=2.5",
-                            "agents.danger_range=view"],
+    "senses_body_control": [*SENSES, *AT_ONCE],
     # which of its parts lowers DO: senses_body_control with a reward of zero (no drive, no curiosity), so that only the
     # critic's own error and the other objectives move the learners (a control the reward's content must beat), and
     # with the reward not centred (agents.center_reward=false: a DO that pays less than the life's average pays less
     # than zero when centred). Measured silent s0: -6.1 ± 4.6, DO a little lower (0.03-0.06); uncentred: not run
-    "senses_silent_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
-                              "agents.drive_health=0", "agents.drive_curiosity=0"],
-    "senses_body_uncentred_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
-                                      "agents.drive_food=10", "agents.drive_drink=10", "agents.drive_danger=2.5",
-                                      "agents.danger_range=view", "agents.center_reward=false"],
+    "senses_silent_control": [*SENSES, "agents.drive_health=0", "agents.drive_curiosity=0"],
+    "senses_body_uncentred_control": [*SENSES, *AT_ONCE, "agents.center_reward=false"],
     # the silent learners lost too, and in senses_body_control the policy step where a kind is faced teaches DO up at
     # every kind: so which learner lowers DO, the readout or the network? Each alone under that reward: the readout
     # with the network's weights held as inherited (agents.learn_network=false), and the network with no readout.
     # Measured s0 / s1: the readout alone -3.2 ± 4.0 / -5.1 ± 4.2, DO lower at 4 / 3 kinds; the network alone
     # -0.6 ± 4.2 / +4.9 ± 4.3, DO moved both ways within 0.08
-    "senses_body_readout_control": ["agents.control_share=0.5", "agents.fast_input=senses", "agents.fast_readout=1.0",
-                                    "agents.drive_food=10", "agents.drive_drink=10", "agents.drive_danger=2.5",
-                                    "agents.danger_range=view", "agents.learn_network=false"],
-    "body_network_control": ["agents.control_share=0.5", "agents.fast_readout=0", "agents.drive_food=10",
-                             "agents.drive_drink=10", "agents.drive_danger=2.5", "agents.danger_range=view"],
+    "senses_body_readout_control": [*SENSES, *AT_ONCE, "agents.learn_network=false"],
+    "body_network_control": ["agents.control_share=0.5", "agents.fast_readout=0", *AT_ONCE],
     # the readout alone lowered DO and the network alone did not: the senses' side weights are shared by the states
     # that face a kind and those that only have it beside. The readout on the kind faced alone (agents.fast_input=
     # facing), so that only a step facing a kind moves what is done facing it: under the body reward and the default's.
     # Measured s0 / s1: body -5.3 ± 4.5 / -4.4 ± 3.9, a faced zombie struck as often as the controls do; the default's
     # reward -8.6 ± 4.3 / -1.5 ± 4.4, its step where a zombie is faced teaching DO down on s0
     "facing_body_control": ["agents.control_share=0.5", "agents.fast_input=facing", "agents.fast_readout=1.0",
-                            "agents.drive_food=10", "agents.drive_drink=10", "agents.drive_danger=2.5",
-                            "agents.danger_range=view"],
+                            *AT_ONCE],
     "facing_control": ["agents.control_share=0.5", "agents.fast_input=facing", "agents.fast_readout=1.0"],
 }
 ARMS.update(LATEST)
@@ -855,8 +848,8 @@ def do_gap(results: dict, path: Path) -> None:
     kinds = list(next(iter(rows.values()))["do_when_facing_by_half"]["learners"])
     fig, axes = plt.subplots(1, 2, figsize=(11, 1.5 + 0.55 * len(rows)), sharey=True)
     y, width = np.arange(len(rows)), 0.8 / len(kinds)
+    half = [r["do_when_facing_by_half"] for r in rows.values()]
     for i, kind in enumerate(kinds):
-        half = [r["do_when_facing_by_half"] for r in rows.values()]
         gap = [h["learners"].get(kind, np.nan) - h["control"].get(kind, np.nan) for h in half]
         drift = [r["td_when_facing"].get(kind, {}).get("do_logit_drift", np.nan) for r in rows.values()]
         for ax, values in zip(axes, (gap, drift)):
